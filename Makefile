@@ -1,0 +1,45 @@
+# Two commands on a fresh machine: `make reproduce` (the main job) and `make test`.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+BACKBONE := $(VENV)/bin/backbone
+
+SYNTH_DIR ?= data/synthetic
+SEED      ?= 0
+
+.PHONY: setup test test-fast reproduce data clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	# torch first and pinned, so no later requirement can pull another build.
+	$(PY) -m pip install torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -e '.[dev]'
+	# facenet-pytorch 2.6.0 declares torch<2.3 in its metadata, which would downgrade torch;
+	# it works with torch 2.14, so it goes in without its declared dependencies (its real
+	# needs, numpy/pillow/requests/torchvision/tqdm, are in pyproject.toml).
+	$(PY) -m pip install --no-deps facenet-pytorch==2.6.0
+	touch $(STAMP)
+
+test: setup
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
+
+# The main job. Today: the embedded synthetic twins data set, validated, with its pair files.
+reproduce: setup data
+
+data: setup
+	$(BACKBONE) data synth --out $(SYNTH_DIR) --seed $(SEED)
+	$(BACKBONE) data validate $(SYNTH_DIR)
+	$(BACKBONE) data analyze $(SYNTH_DIR) --json $(SYNTH_DIR)/analysis.json
+	$(BACKBONE) data pairs $(SYNTH_DIR) --split train --n-pairs 6000 --seed $(SEED) --out files/synthetic_train_pairs.tsv --triplets files/synthetic_train_triplets.tsv
+	$(BACKBONE) data pairs $(SYNTH_DIR) --split val --n-pairs 1000 --seed $(SEED) --out files/synthetic_val_pairs.tsv
+	$(BACKBONE) data pairs $(SYNTH_DIR) --split test --n-pairs 2000 --seed $(SEED) --out files/synthetic_test_pairs.tsv
+	$(BACKBONE) data validate $(SYNTH_DIR) --pairs files/synthetic_train_pairs.tsv --pairs files/synthetic_val_pairs.tsv --pairs files/synthetic_test_pairs.tsv
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,124 @@
+"""``backbone data``: synthesise, validate, analyse data sets and write pair files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from backbone.atomic import atomic_write_json
+from backbone.data.analyze import analyze_dataset, format_report
+from backbone.data.load import KINDS, load_index
+from backbone.data.pairs import write_pairs
+from backbone.data.sampling import DEFAULT_TWIN_SHARE, generate_pairs, generate_triplets
+from backbone.data.splits import DEFAULT_FRACTIONS, split_identities
+from backbone.data.synth import SynthConfig, generate
+from backbone.data.triplets import write_triplets
+from backbone.data.validate import validate_dataset
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    group = commands.add_parser("data", help="data sets: synth, validate, analyze, pairs", description=__doc__)
+    sub = group.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
+
+    p = sub.add_parser("synth", help="generate the synthetic twins data set", description=cmd_synth.__doc__)
+    defaults = SynthConfig()
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--seed", type=int, default=defaults.seed)
+    p.add_argument("--twin-pairs", type=int, default=defaults.twin_pairs)
+    p.add_argument("--singletons", type=int, default=defaults.singletons)
+    p.add_argument("--images", type=int, default=defaults.images_per_identity, help="images per identity")
+    p.add_argument("--size", type=int, default=defaults.size, help="image side in pixels")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--force", action="store_true", help="replace an existing data set made with other settings")
+    p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("validate", help="find unreadable images and bad pair files", description=cmd_validate.__doc__)
+    p.add_argument("root", type=Path)
+    p.add_argument("--pairs", action="append", default=[], type=Path, metavar="FILE", help="pair or triplet file (repeatable)")
+    p.add_argument("--kind", choices=KINDS, default="auto")
+    p.add_argument("--strict", action="store_true", help="fail on warnings too (single-image identities, repeated pairs)")
+    p.add_argument("--no-decode", action="store_true", help="skip decoding every image")
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(func=cmd_validate)
+
+    p = sub.add_parser("analyze", help="counts, images per identity, sizes, modes", description=cmd_analyze.__doc__)
+    p.add_argument("root", type=Path)
+    p.add_argument("--kind", choices=KINDS, default="auto")
+    p.add_argument("--json", type=Path, metavar="FILE", help="also save the report as JSON")
+    p.add_argument("--no-baseline", action="store_true", help="skip the twin pixel baseline")
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("pairs", help="write balanced pair (and triplet) files", description=cmd_pairs.__doc__)
+    p.add_argument("root", type=Path)
+    p.add_argument("--out", required=True, type=Path, help="pair file: .tsv, or .txt for the LFW format")
+    p.add_argument("--n-pairs", type=int, default=6000)
+    p.add_argument("--twin-share", type=float, default=DEFAULT_TWIN_SHARE, help="share of negatives drawn from twin siblings")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--folds", type=int, help="identity-disjoint folds, LFW View 2 style")
+    p.add_argument("--format", choices=("tsv", "lfw"), help="default: by the extension of --out")
+    p.add_argument("--kind", choices=KINDS, default="auto")
+    p.add_argument("--split", help="draw from one identity-disjoint split only (e.g. train, val, test)")
+    p.add_argument("--split-fractions", default=",".join(f"{k}={v}" for k, v in DEFAULT_FRACTIONS.items()))
+    p.add_argument("--split-seed", type=int, default=0, help="keep it the same for every split of one data set")
+    p.add_argument("--triplets", type=Path, metavar="FILE", help="also write triplets here")
+    p.add_argument("--n-triplets", type=int, help="default: as many as --n-pairs")
+    p.set_defaults(func=cmd_pairs)
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    """Generate the procedural twins data set (identity folders plus pairs.json)."""
+    config = SynthConfig(args.twin_pairs, args.singletons, args.images, args.size, args.seed)
+    out = generate(config, args.out, workers=args.workers, force=args.force)
+    print(f"synthetic twins data set in {out}: {load_index(out).summary()}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Check every image and pair file; exit 1 when an error is found."""
+    report = validate_dataset(args.root, args.pairs, kind=args.kind, decode=not args.no_decode, workers=args.workers)
+    for findings, shown in ((report.errors, 50), (report.warnings, 10)):
+        for finding in findings[:shown]:
+            print(finding, file=sys.stderr)
+        if len(findings) > shown:
+            print(f"... and {len(findings) - shown} more {findings[0].severity}s", file=sys.stderr)
+    print(f"{args.root}: {report.images} images, {report.identities} identities")
+    for path, n in report.pair_files.items():
+        print(f"{path}: {n} entries")
+    print(f"{len(report.errors)} errors, {len(report.warnings)} warnings {report.counts() or ''}".rstrip())
+    return 0 if report.ok(strict=args.strict) else 1
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    """Print counts, the images-per-identity distribution, image sizes and modes."""
+    report = analyze_dataset(load_index(args.root, args.kind), baseline=not args.no_baseline)
+    print(format_report(report))
+    if args.json:
+        atomic_write_json(args.json, report)
+    return 0
+
+
+def _fractions(text: str) -> dict[str, float]:
+    try:
+        return {k.strip(): float(v) for k, v in (item.split("=") for item in text.split(","))}
+    except ValueError:
+        raise ValueError(f"--split-fractions must look like train=0.7,val=0.1,test=0.2, got {text!r}") from None
+
+
+def cmd_pairs(args: argparse.Namespace) -> int:
+    """Generate balanced matched/mismatched pairs (same seed, same file) and optional triplets."""
+    index = load_index(args.root, args.kind)
+    if args.split:
+        parts = split_identities(index, _fractions(args.split_fractions), seed=args.split_seed)
+        if args.split not in parts:
+            raise ValueError(f"--split {args.split!r} is not one of {sorted(parts)}")
+        index = parts[args.split]
+    pairs = generate_pairs(index, args.n_pairs, seed=args.seed, twin_share=args.twin_share, folds=args.folds)
+    write_pairs(pairs, args.out, fmt=args.format)
+    twins = sum(p.twins for p in pairs)
+    print(f"{args.out}: {len(pairs)} pairs from {index.summary()} ({twins} twin negatives)")
+    if args.triplets:
+        triplets = generate_triplets(index, args.n_triplets or args.n_pairs, seed=args.seed, twin_share=args.twin_share)
+        write_triplets(triplets, args.triplets)
+        print(f"{args.triplets}: {len(triplets)} triplets ({sum(t.twins for t in triplets)} with a twin negative)")
+    return 0
