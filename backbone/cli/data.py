@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 
 from backbone.atomic import atomic_write_json
+from backbone.data.align import DETECTORS, POLICIES, AlignConfig
 from backbone.data.analyze import analyze_dataset, format_report
+from backbone.data.cache import FaceCache, align_index, alignment_status, default_cache_root
 from backbone.data.load import KINDS, load_index
 from backbone.data.pairs import write_pairs
 from backbone.data.sampling import DEFAULT_TWIN_SHARE, generate_pairs, generate_triplets
@@ -42,11 +44,26 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--workers", type=int, default=2)
     p.set_defaults(func=cmd_validate)
 
+    p = sub.add_parser("align", help="detect, align and cache every face", description=cmd_align.__doc__)
+    defaults = AlignConfig()
+    p.add_argument("root", type=Path)
+    p.add_argument("--kind", choices=KINDS, default="auto")
+    p.add_argument("--cache", type=Path, help=f"cache folder (default: {default_cache_root()})")
+    p.add_argument("--size", type=int, default=defaults.size, help="output side in pixels (160 facenet, 112 small models)")
+    p.add_argument("--margin", type=int, default=defaults.margin, help="margin around the face box, in output pixels")
+    p.add_argument("--detector", choices=DETECTORS, default=defaults.detector, help="'none': centre-crop already-aligned images")
+    p.add_argument("--crop", type=float, default=defaults.crop, help="centre crop: fraction of the shorter side kept")
+    p.add_argument("--policy", choices=POLICIES, default="fallback", help="no face found: centre crop (fallback) or report")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--workers", type=int, default=2)
+    p.set_defaults(func=cmd_align)
+
     p = sub.add_parser("analyze", help="counts, images per identity, sizes, modes", description=cmd_analyze.__doc__)
     p.add_argument("root", type=Path)
     p.add_argument("--kind", choices=KINDS, default="auto")
     p.add_argument("--json", type=Path, metavar="FILE", help="also save the report as JSON")
     p.add_argument("--no-baseline", action="store_true", help="skip the twin pixel baseline")
+    p.add_argument("--cache", type=Path, help="also report alignment results (faces, fallbacks) from this cache")
     p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("pairs", help="write balanced pair (and triplet) files", description=cmd_pairs.__doc__)
@@ -89,9 +106,28 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if report.ok(strict=args.strict) else 1
 
 
+def cmd_align(args: argparse.Namespace) -> int:
+    """Align every image into the face cache; resumes where an interrupted run stopped.
+
+    Exits 1 when images are unreadable or, under --policy report, have no face (listed)."""
+    index = load_index(args.root, args.kind)
+    config = AlignConfig(size=args.size, margin=args.margin, detector=args.detector, crop=args.crop)
+    cache = FaceCache(args.cache, config, policy=args.policy)
+    summary = align_index(index, cache, workers=args.workers, batch_size=args.batch_size)
+    for problem in summary.unreadable[:50]:
+        print(f"unreadable: {problem}", file=sys.stderr)
+    for path in summary.no_face[:50]:
+        print(f"no face: {path}", file=sys.stderr)
+    print(f"{cache.dir}: {summary.text()}")
+    return 1 if summary.unreadable or summary.no_face else 0
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Print counts, the images-per-identity distribution, image sizes and modes."""
-    report = analyze_dataset(load_index(args.root, args.kind), baseline=not args.no_baseline)
+    index = load_index(args.root, args.kind)
+    report = analyze_dataset(index, baseline=not args.no_baseline)
+    if args.cache:
+        report["alignment"] = alignment_status(index, args.cache)
     print(format_report(report))
     if args.json:
         atomic_write_json(args.json, report)

@@ -132,4 +132,7 @@ def format_report(report: dict) -> str:
             f"pixel baseline ({b['features']}, {b['pairs']} pairs): ROC AUC twin negatives "
             f"{b['auc_twin_negatives']}, random negatives {b['auc_random_negatives']}"
         )
+    for key, entry in report.get("alignment", {}).items():
+        counts = ", ".join(f"{v} {k}" for k, v in sorted(entry["counts"].items()))
+        lines.append(f"alignment {key}: {counts}")
     return "\n".join(lines)

@@ -1,0 +1,150 @@
+"""Losses for the four training regimes, on pytorch-metric-learning (PML) where it fits.
+
+Pair inputs use the project's one label convention: ``same == SAME (1)`` for the same person.
+PML's margins and reducers are set explicitly (their defaults changed across versions).
+Embeddings are L2-normalised inside every metric loss.
+
+* :class:`ContrastiveLoss` on pairs: ``mean_same(d) + mean_different(max(0, margin - d))``,
+  ``d`` the euclidean distance of normalised embeddings.
+* :class:`TripletLoss` with online mining over a labelled batch (batch-hard, semi-hard or
+  batch-all), or on explicit triplets: ``max(0, d(a, p) - d(a, n) + margin)``.
+* :class:`PairBCELoss` for the pair-classification head.
+* :class:`ArcFaceLoss`: identity classification with an additive angular margin.
+* :func:`branch_loss` combines a loss over the local-global network's fused, global and local
+  embeddings with the attention-entropy regulariser.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from pytorch_metric_learning import losses as pml_losses
+from pytorch_metric_learning import miners as pml_miners
+from pytorch_metric_learning.distances import LpDistance
+from pytorch_metric_learning.reducers import AvgNonZeroReducer, MeanReducer
+from torch import nn
+
+from backbone.labels import DIFFERENT, SAME
+from backbone.models.attention import attention_entropy
+from backbone.models.local_global import LocalGlobalOutput
+
+MINING = ("batch-hard", "semi-hard", "batch-all")
+
+
+def _distance() -> LpDistance:
+    return LpDistance(normalize_embeddings=True, p=2, power=1)
+
+
+def _pair_indices(same: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """PML's (a1, p, a2, n) for pairs stacked as [emb_a; emb_b]: row i pairs with row i + B."""
+    same = same.flatten().long()
+    bad = ~((same == SAME) | (same == DIFFERENT))
+    if bad.any():
+        raise ValueError(f"pair labels must be SAME={SAME} or DIFFERENT={DIFFERENT}, got {same[bad][:5].tolist()}")
+    idx = torch.arange(len(same), device=same.device)
+    pos, neg = idx[same == SAME], idx[same == DIFFERENT]
+    return pos, pos + len(same), neg, neg + len(same)
+
+
+class ContrastiveLoss(nn.Module):
+    """Contrastive loss on pairs: pulls SAME pairs together, pushes others beyond ``margin``."""
+
+    def __init__(self, margin: float = 1.0):
+        super().__init__()
+        self.margin = margin
+        self.loss = pml_losses.ContrastiveLoss(pos_margin=0.0, neg_margin=margin, distance=_distance(), reducer=MeanReducer())
+
+    def forward(self, emb_a: torch.Tensor, emb_b: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
+        return self.loss(torch.cat([emb_a, emb_b]), indices_tuple=_pair_indices(same))
+
+
+class TripletLoss(nn.Module):
+    """Triplet margin loss with online mining (``forward``) or on given triplets (``forward_triplets``).
+
+    ``batch-hard``: for each anchor the farthest positive and nearest negative (mean over anchors);
+    ``semi-hard``: negatives farther than the positive but within the margin (mean);
+    ``batch-all``: every valid triplet, averaged over those with a non-zero loss.
+    Mining needs several images per identity in a batch: use :func:`balanced_sampler`.
+    """
+
+    def __init__(self, margin: float = 0.2, mining: str = "batch-hard"):
+        super().__init__()
+        if mining not in MINING:
+            raise ValueError(f"unknown mining {mining!r}; choose from {MINING}")
+        self.margin, self.mining = margin, mining
+        reducer = AvgNonZeroReducer() if mining == "batch-all" else MeanReducer()
+        self.loss = pml_losses.TripletMarginLoss(
+            margin=margin, swap=False, smooth_loss=False, triplets_per_anchor="all", distance=_distance(), reducer=reducer
+        )
+        self.miner = {
+            "batch-hard": pml_miners.BatchHardMiner(distance=_distance()),
+            "semi-hard": pml_miners.TripletMarginMiner(margin=margin, type_of_triplets="semihard", distance=_distance()),
+            "batch-all": None,
+        }[mining]
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        triplets = self.miner(embeddings, labels) if self.miner is not None else None
+        return self.loss(embeddings, labels, indices_tuple=triplets)
+
+    def forward_triplets(self, anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor) -> torch.Tensor:
+        b = len(anchor)
+        idx = torch.arange(b, device=anchor.device)
+        return self.loss(torch.cat([anchor, positive, negative]), indices_tuple=(idx, idx + b, idx + 2 * b))
+
+
+class PairBCELoss(nn.Module):
+    """Binary cross-entropy of the pair head's logit against ``same`` (1 = same person)."""
+
+    def forward(self, logit: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(logit, same.to(logit.dtype))
+
+
+class ArcFaceLoss(nn.Module):
+    """ArcFace (Deng et al., 2019): softmax over identities with an additive angular margin.
+
+    ``margin`` is in radians (PML takes degrees); ``scale`` is the logit scale ``s``. The class
+    centres are parameters of this module: give them to the optimiser too.
+    """
+
+    def __init__(self, num_classes: int, embedding_dim: int, margin: float = 0.5, scale: float = 64.0):
+        super().__init__()
+        self.margin, self.scale = margin, scale
+        self.loss = pml_losses.ArcFaceLoss(num_classes, embedding_dim, margin=math.degrees(margin), scale=scale)
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.loss(embeddings, labels)
+
+
+@dataclass
+class BranchWeights:
+    """How the local-global network's losses add up (defaults from twin-verification work)."""
+
+    fused: float = 1.0
+    global_: float = 0.6
+    local: float = 0.4
+    attention: float = 0.01  # entropy regulariser: favours focused attention maps
+
+
+def branch_loss(
+    loss_fn: Callable[..., torch.Tensor],
+    outputs: Sequence[LocalGlobalOutput],
+    *targets: torch.Tensor,
+    weights: BranchWeights | None = None,
+) -> torch.Tensor:
+    """``fused * L(fused) + global_ * L(global) + local * L(local) + attention * entropy``.
+
+    ``loss_fn(*embeddings, *targets)`` takes one embedding batch per output (two for pairs, one
+    for a mined batch), e.g. ``branch_loss(contrastive, [out_a, out_b], same)``.
+    """
+    w = weights or BranchWeights()
+    total = torch.zeros((), device=outputs[0].embedding.device)
+    for attr, weight in (("embedding", w.fused), ("global_embedding", w.global_), ("local_embedding", w.local)):
+        if weight:
+            total = total + weight * loss_fn(*[getattr(o, attr) for o in outputs], *targets)
+    if w.attention:
+        total = total + w.attention * torch.stack([attention_entropy(o.attention) for o in outputs]).mean()
+    return total

@@ -1,0 +1,100 @@
+"""Attention over a feature map, for the local branch of the local-global network.
+
+Every module maps a feature map ``(B, C, h, w)`` to ``(local_vector (B, C), attention (B, 1, h, w))``.
+The returned attention is a distribution over positions: non-negative, summing to 1 per image,
+so maps of different modules compare directly and the entropy regulariser is well defined.
+
+* ``cbam``: CBAM (Woo et al., 2018): channel attention, then spatial attention; the spatially
+  re-weighted map is average-pooled.
+* ``spatial``: spatial attention alone: a small conv scores every position, softmax over
+  positions, attention-weighted pooling.
+* ``transformer``: one pre-norm transformer block (multi-head self-attention) over the feature
+  map's tokens with a class token; the class token's attention over the tokens is the map.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+ATTENTIONS = ("cbam", "spatial", "transformer")
+
+
+def _as_distribution(weights: torch.Tensor) -> torch.Tensor:
+    flat = weights.flatten(1)
+    return (flat / flat.sum(1, keepdim=True).clamp_min(1e-12)).view_as(weights)
+
+
+class CBAM(nn.Module):
+    def __init__(self, channels: int, reduction: int = 16, kernel_size: int = 7):
+        super().__init__()
+        hidden = max(channels // reduction, 8)
+        self.mlp = nn.Sequential(nn.Linear(channels, hidden), nn.ReLU(inplace=True), nn.Linear(hidden, channels))
+        self.spatial = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2)
+
+    def forward(self, fmap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        channel = torch.sigmoid(self.mlp(fmap.mean((2, 3))) + self.mlp(fmap.amax((2, 3))))
+        fmap = fmap * channel[:, :, None, None]
+        pooled = torch.cat([fmap.mean(1, keepdim=True), fmap.amax(1, keepdim=True)], 1)
+        spatial = torch.sigmoid(self.spatial(pooled))
+        return (fmap * spatial).mean((2, 3)), _as_distribution(spatial)
+
+
+class SpatialAttention(nn.Module):
+    def __init__(self, channels: int, hidden: int = 64):
+        super().__init__()
+        self.score = nn.Sequential(nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, 1, 3, padding=1))
+
+    def forward(self, fmap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, _, h, w = fmap.shape
+        attn = torch.softmax(self.score(fmap).flatten(1), dim=1).view(b, 1, h, w)
+        return (fmap * attn).sum((2, 3)), attn
+
+
+class TransformerAttention(nn.Module):
+    def __init__(self, channels: int, heads: int = 4, mlp_ratio: float = 2.0, dropout: float = 0.0):
+        super().__init__()
+        while channels % heads:
+            heads -= 1
+        self.cls = nn.Parameter(torch.zeros(1, 1, channels))
+        self.position = nn.Conv2d(channels, channels, 3, padding=1, groups=channels)  # size-free positions
+        self.norm1 = nn.LayerNorm(channels)
+        self.attn = nn.MultiheadAttention(channels, heads, dropout=dropout, batch_first=True)
+        self.norm2 = nn.LayerNorm(channels)
+        hidden = int(channels * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(channels, hidden), nn.GELU(), nn.Linear(hidden, channels))
+        nn.init.trunc_normal_(self.cls, std=0.02)
+
+    def forward(self, fmap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b, c, h, w = fmap.shape
+        tokens = (fmap + self.position(fmap)).flatten(2).transpose(1, 2)
+        x = torch.cat([self.cls.expand(b, -1, -1), tokens], 1)
+        y = self.norm1(x)
+        out, weights = self.attn(y, y, y, need_weights=True, average_attn_weights=True)
+        x = x + out
+        x = x + self.mlp(self.norm2(x))
+        attn = _as_distribution(weights[:, 0, 1:].reshape(b, 1, h, w))  # class token -> tokens
+        return x[:, 0], attn
+
+
+def create_attention(kind: str, channels: int) -> nn.Module:
+    if kind == "cbam":
+        return CBAM(channels)
+    if kind == "spatial":
+        return SpatialAttention(channels)
+    if kind == "transformer":
+        return TransformerAttention(channels)
+    raise ValueError(f"unknown attention {kind!r}; choose from {ATTENTIONS}")
+
+
+def upsample_attention(attn: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear upsampling to ``size`` (e.g. the input's), renormalised to sum to 1."""
+    return _as_distribution(F.interpolate(attn, size=size, mode="bilinear", align_corners=False).clamp_min(0))
+
+
+def attention_entropy(attn: torch.Tensor) -> torch.Tensor:
+    """Mean entropy of the attention distributions, divided by log(positions): 0 (one spot) .. 1 (uniform)."""
+    flat = attn.flatten(1)
+    entropy = -(flat * flat.clamp_min(1e-12).log()).sum(1)
+    return entropy.mean() / torch.log(torch.tensor(float(flat.shape[1]))).clamp_min(1e-12)

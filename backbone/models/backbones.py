@@ -1,0 +1,152 @@
+"""Backbones: an image trunk (images -> feature map) plus an embedding head (-> vector).
+
+``create_backbone`` knows three families:
+
+* ``"small"``: :class:`~backbone.models.small.SmallResNet`, fit for CPU training (the default);
+* any timm model name (``"resnet18"``, ``"efficientnet_b0"``, ...); ``pretrained=True`` uses
+  timm's own download, which needs the internet;
+* ``"inception_resnet_v1"``: facenet-pytorch's InceptionResnetV1, with weights from a state-dict
+  file (``weights="pretrained/20180402-114759-vggface2.pt"``); ``pretrained="vggface2"`` or
+  ``"casia-webface"`` uses facenet-pytorch's download instead (online only).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from backbone.models.small import SmallResNet
+
+DEFAULT_INPUT_SIZE = {"small": 112, "inception_resnet_v1": 160}
+FACENET_PRETRAINED = ("vggface2", "casia-webface")
+
+
+class EmbeddingHead(nn.Module):
+    """Global average pool -> dropout -> linear -> batch norm (the facenet head)."""
+
+    def __init__(self, in_channels: int, embedding_dim: int, dropout: float = 0.0):
+        super().__init__()
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.dropout = nn.Dropout(dropout)
+        self.linear = nn.Linear(in_channels, embedding_dim, bias=False)
+        self.bn = nn.BatchNorm1d(embedding_dim)
+
+    def forward(self, fmap: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.linear(self.dropout(self.pool(fmap).flatten(1))))
+
+
+class Backbone(nn.Module):
+    """``features(x)``: the trunk's feature map; ``forward(x)``: the (un-normalised) embedding."""
+
+    def __init__(self, trunk: nn.Module, out_channels: int, head: nn.Module, name: str = ""):
+        super().__init__()
+        self.trunk, self.head = trunk, head
+        self.out_channels, self.name = out_channels, name
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.trunk(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.trunk(x))
+
+
+class _TimmTrunk(nn.Module):
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fmap = self.model.forward_features(x)
+        if fmap.ndim != 4:
+            raise ValueError(f"timm model {type(self.model).__name__} gives {fmap.ndim}-d features; a CNN feature map is needed")
+        return fmap
+
+
+def _timm_backbone(name: str, embedding_dim: int, pretrained: bool, dropout: float) -> Backbone:
+    import timm
+
+    if name not in timm.list_models() and name not in timm.list_models(pretrained=True):
+        raise ValueError(f"unknown backbone {name!r}: use 'small', 'inception_resnet_v1' or a timm model name")
+    try:
+        model = timm.create_model(name, pretrained=pretrained, num_classes=0)
+    except Exception as exc:  # timm raises many kinds of errors when it cannot download
+        raise RuntimeError(
+            f"could not load timm's pretrained weights for {name!r} ({type(exc).__name__}: {exc}). "
+            "Downloading needs the internet; offline, use pretrained=False"
+        ) from exc
+    return Backbone(_TimmTrunk(model), model.num_features, EmbeddingHead(model.num_features, embedding_dim, dropout), name)
+
+
+def load_state_dict_file(model: nn.Module, path: str | Path, ignore: tuple[str, ...] = ()) -> None:
+    """Load a state dict from ``path`` into ``model``, with errors that say what does not fit."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file {path} does not exist (put downloaded weights in pretrained/)")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"cannot read weights file {path}: {exc}") from exc
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    state = {k: v for k, v in state.items() if not k.startswith(ignore)}
+    own = model.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        raise ValueError(
+            f"weights file {path} does not fit {type(model).__name__}: "
+            f"{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}), "
+            f"{len(wrong)} of the wrong shape (e.g. {wrong[:3]})"
+        )
+    model.load_state_dict(state)
+
+
+def _inception_backbone(embedding_dim: int, pretrained: bool | str, weights: str | Path | None, dropout: float) -> Backbone:
+    from facenet_pytorch import InceptionResnetV1
+
+    if pretrained and pretrained not in FACENET_PRETRAINED:
+        raise ValueError(f"inception_resnet_v1: pretrained must be one of {FACENET_PRETRAINED} (or pass weights=FILE)")
+    if pretrained:
+        try:
+            net = InceptionResnetV1(pretrained=pretrained, dropout_prob=dropout)
+        except Exception as exc:
+            raise RuntimeError(
+                f"could not download facenet-pytorch's {pretrained} weights ({type(exc).__name__}: {exc}). "
+                "Offline, download the .pt file elsewhere, put it in pretrained/ and pass weights=FILE"
+            ) from exc
+    else:
+        net = InceptionResnetV1(dropout_prob=dropout)
+        if weights is not None:
+            load_state_dict_file(net, weights, ignore=("logits.",))  # the classifier of the training set
+    names = ["conv2d_1a", "conv2d_2a", "conv2d_2b", "maxpool_3a", "conv2d_3b", "conv2d_4a", "conv2d_4b",
+             "repeat_1", "mixed_6a", "repeat_2", "mixed_7a", "repeat_3", "block8"]  # fmt: skip
+    trunk = nn.Sequential(*[getattr(net, n) for n in names])
+    head = [net.avgpool_1a, nn.Flatten(), net.dropout, net.last_linear, net.last_bn]
+    if embedding_dim != 512:  # keep the pretrained 512-d embedding and project it
+        head += [nn.Linear(512, embedding_dim, bias=False), nn.BatchNorm1d(embedding_dim)]
+    return Backbone(trunk, 1792, nn.Sequential(*head), "inception_resnet_v1")
+
+
+def create_backbone(
+    name: str = "small",
+    embedding_dim: int = 128,
+    pretrained: bool | str = False,
+    weights: str | Path | None = None,
+    dropout: float = 0.0,
+) -> Backbone:
+    """Build a backbone by name (see the module docstring for the names)."""
+    if name == "small":
+        if pretrained or weights:
+            raise ValueError("the 'small' backbone has no pretrained weights")
+        trunk = SmallResNet()
+        return Backbone(trunk, trunk.out_channels, EmbeddingHead(trunk.out_channels, embedding_dim, dropout), name)
+    if name == "inception_resnet_v1":
+        return _inception_backbone(embedding_dim, pretrained, weights, dropout)
+    if weights is not None:
+        backbone = _timm_backbone(name, embedding_dim, False, dropout)
+        load_state_dict_file(backbone.trunk.model, weights, ignore=("fc.", "classifier.", "head."))
+        return backbone
+    return _timm_backbone(name, embedding_dim, bool(pretrained), dropout)

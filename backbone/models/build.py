@@ -1,0 +1,78 @@
+"""Model configuration, construction, and checkpoints that rebuild themselves."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from backbone.atomic import atomic_path
+from backbone.models.backbones import DEFAULT_INPUT_SIZE, create_backbone
+from backbone.models.local_global import LocalGlobalNet
+from backbone.models.siamese import SiameseNet
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a model: saved in every checkpoint."""
+
+    backbone: str = "small"
+    embedding_dim: int = 128
+    pretrained: bool | str = False
+    weights: str | None = None  # a state-dict file, e.g. in pretrained/
+    attention: str | None = None  # None: global only; "cbam" | "spatial" | "transformer": local-global
+    branch_dim: int = 256  # local-global: size of each branch's embedding
+    distance: str = "cosine"
+    pair_head: bool = False
+    dropout: float = 0.0
+    input_size: int | None = None  # None: the backbone's default (112 small, 160 inception, 224 timm)
+
+    @property
+    def image_size(self) -> int:
+        return self.input_size or DEFAULT_INPUT_SIZE.get(self.backbone, 224)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model settings {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**d)
+
+
+def build_model(config: ModelConfig, load_pretrained: bool = True) -> SiameseNet:
+    """The SiameseNet a config describes. ``load_pretrained=False`` skips weight downloads/files
+    (used when a checkpoint's own weights are loaded next)."""
+    pretrained = config.pretrained if load_pretrained else False
+    weights = config.weights if load_pretrained else None
+    if config.attention is None:
+        net = create_backbone(config.backbone, config.embedding_dim, pretrained, weights, config.dropout)
+    else:
+        trunk = create_backbone(config.backbone, config.embedding_dim, pretrained, weights, config.dropout)
+        net = LocalGlobalNet(trunk, config.attention, config.embedding_dim, config.branch_dim)
+    return SiameseNet(net, config.embedding_dim, config.distance, config.pair_head)
+
+
+def save_model(model: SiameseNet, config: ModelConfig, path: str | Path, extra: dict[str, Any] | None = None) -> None:
+    """Write ``{"model_config", "model", **extra}`` atomically."""
+    with atomic_path(path) as tmp:
+        torch.save({"model_config": asdict(config), "model": model.state_dict(), **(extra or {})}, tmp)
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[SiameseNet, ModelConfig, dict]:
+    """Rebuild a model from a checkpoint; returns (model in eval mode, config, the whole checkpoint)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as exc:
+        raise ValueError(f"cannot read checkpoint {path}: {exc}") from exc
+    if not isinstance(ckpt, dict) or "model_config" not in ckpt or "model" not in ckpt:
+        raise ValueError(f"{path} is not a backbone checkpoint (no model_config/model entries)")
+    config = ModelConfig.from_dict(ckpt["model_config"])
+    model = build_model(config, load_pretrained=False)
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), config, ckpt

@@ -1,0 +1,85 @@
+"""The Siamese wrapper: one shared embedding network, L2-normalised embeddings, a distance, and an
+optional pair-classification head (|e1 - e2| and e1 * e2 -> MLP -> logit).
+
+Scores follow one rule everywhere: **higher means more alike** (cosine similarity, or minus a
+distance), so a pair is predicted ``SAME`` when its score is at or above the threshold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+DISTANCES = ("cosine", "euclidean", "sqeuclidean", "l1")
+
+
+def pair_distance(a: torch.Tensor, b: torch.Tensor, kind: str = "cosine") -> torch.Tensor:
+    """Row-wise distance between two batches of embeddings (cosine distance is 1 - cos)."""
+    if kind == "cosine":
+        return 1.0 - F.cosine_similarity(a, b, dim=1)
+    if kind == "euclidean":
+        return (a - b).norm(dim=1)
+    if kind == "sqeuclidean":
+        return (a - b).pow(2).sum(1)
+    if kind == "l1":
+        return (a - b).abs().sum(1)
+    raise ValueError(f"unknown distance {kind!r}; choose from {DISTANCES}")
+
+
+def pair_score(a: torch.Tensor, b: torch.Tensor, kind: str = "cosine") -> torch.Tensor:
+    """Similarity score, higher = more alike: cosine similarity, or minus the distance."""
+    if kind == "cosine":
+        return F.cosine_similarity(a, b, dim=1)
+    return -pair_distance(a, b, kind)
+
+
+class PairHead(nn.Module):
+    """Symmetric pair classifier: [|e1 - e2|, e1 * e2] -> MLP -> one logit (SAME when > 0)."""
+
+    def __init__(self, embedding_dim: int, hidden: int = 256, dropout: float = 0.1):
+        super().__init__()
+        self.mlp = nn.Sequential(
+            nn.Linear(2 * embedding_dim, hidden), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(hidden, 1)
+        )
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return self.mlp(torch.cat([(a - b).abs(), a * b], 1)).squeeze(1)
+
+
+@dataclass
+class SiameseOutput:
+    emb_a: torch.Tensor
+    emb_b: torch.Tensor
+    score: torch.Tensor  # higher = more alike
+    logit: torch.Tensor | None = None  # pair-head logit, when the model has a head
+
+
+class SiameseNet(nn.Module):
+    """Shared-weight verification model around any embedding network (``net(x) -> (B, D)``)."""
+
+    def __init__(self, net: nn.Module, embedding_dim: int, distance: str = "cosine", pair_head: bool = False):
+        super().__init__()
+        if distance not in DISTANCES:
+            raise ValueError(f"unknown distance {distance!r}; choose from {DISTANCES}")
+        self.net, self.distance = net, distance
+        self.embedding_dim = embedding_dim
+        self.pair_head = PairHead(embedding_dim) if pair_head else None
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """L2-normalised embeddings."""
+        return F.normalize(self.net(x), dim=1)
+
+    def score(self, emb_a: torch.Tensor, emb_b: torch.Tensor) -> torch.Tensor:
+        """Pair scores from embeddings (the head's probability when there is one), higher = more alike."""
+        if self.pair_head is not None:
+            return torch.sigmoid(self.pair_head(emb_a, emb_b))
+        return pair_score(emb_a, emb_b, self.distance)
+
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> SiameseOutput:
+        ea, eb = self.embed(a), self.embed(b)
+        logit = self.pair_head(ea, eb) if self.pair_head is not None else None
+        score = torch.sigmoid(logit) if logit is not None else pair_score(ea, eb, self.distance)
+        return SiameseOutput(ea, eb, score, logit)
