@@ -121,3 +121,14 @@ def test_config_is_recorded_next_to_the_crops(data, tmp_path):
     align_index(load_index(data), cache, workers=0, progress=False)
     assert AlignConfig(**json.loads((cache.dir / "config.json").read_text())) == CROP
     assert cache.dir.name.startswith("none-32px-")
+
+
+def test_preloaded_faces_equal_per_sample_reads(data, tmp_path):
+    index = load_index(data)
+    cache = FaceCache(tmp_path / "cache", CROP)
+    align_index(index, cache, workers=0, progress=False)
+    lazy, eager = CachedFaces(index, cache), CachedFaces(index, cache, preload=True)
+    for r in index.records:
+        assert torch.equal(lazy(r.path), eager(r.path))
+    eager(index.records[0].path).zero_()  # callers may write into what they get...
+    assert torch.equal(lazy(index.records[0].path), eager(index.records[0].path))  # ...without touching the cache

@@ -12,14 +12,16 @@ from facenet_pytorch import fixed_image_standardization  # (x - 127.5) / 128
 from torchvision.transforms import v2
 
 
-def _to_input(size: int | None) -> list:
-    resize = [v2.Resize((size, size), antialias=True)] if size else []
-    return resize + [v2.ToDtype(torch.float32), v2.Lambda(fixed_image_standardization)]
+def _resize(size: int | None) -> list:
+    return [v2.Resize((size, size), antialias=True)] if size else []
+
+
+STANDARDISE = [v2.ToDtype(torch.float32), v2.Lambda(fixed_image_standardization)]
 
 
 def eval_transform(size: int | None = None) -> v2.Compose:
     """Resize (optional) and standardise: what evaluation and verification use."""
-    return v2.Compose(_to_input(size))
+    return v2.Compose(_resize(size) + STANDARDISE)
 
 
 def train_transform(
@@ -30,14 +32,14 @@ def train_transform(
     scale: tuple[float, float] = (0.95, 1.05),
     jitter: float = 0.2,
 ) -> v2.Compose:
-    """Mild augmentation for aligned faces, then the same standardisation as evaluation."""
+    """Resize first (augmenting fewer pixels is cheaper), mild augmentation, then standardise."""
     steps = [
         v2.RandomAffine(degrees=degrees, translate=(translate, translate), scale=scale),
         v2.ColorJitter(brightness=jitter, contrast=jitter, saturation=jitter, hue=jitter / 10),
     ]
     if hflip > 0:
         steps.insert(0, v2.RandomHorizontalFlip(hflip))
-    return v2.Compose(steps + _to_input(size))
+    return v2.Compose(_resize(size) + steps + STANDARDISE)
 
 
 def to_uint8_image(x: torch.Tensor) -> torch.Tensor:
