@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -129,8 +129,13 @@ class BranchWeights:
     attention: float = 0.01  # entropy regulariser: favours focused attention maps
 
 
+def attention_regulariser(outputs: Sequence[LocalGlobalOutput]) -> torch.Tensor:
+    """Mean normalised entropy of the outputs' attention maps (0: one spot, 1: uniform)."""
+    return torch.stack([attention_entropy(o.attention) for o in outputs]).mean()
+
+
 def branch_loss(
-    loss_fn: Callable[..., torch.Tensor],
+    loss_fn: Callable[..., torch.Tensor] | Mapping[str, Callable[..., torch.Tensor]],
     outputs: Sequence[LocalGlobalOutput],
     *targets: torch.Tensor,
     weights: BranchWeights | None = None,
@@ -138,13 +143,16 @@ def branch_loss(
     """``fused * L(fused) + global_ * L(global) + local * L(local) + attention * entropy``.
 
     ``loss_fn(*embeddings, *targets)`` takes one embedding batch per output (two for pairs, one
-    for a mined batch), e.g. ``branch_loss(contrastive, [out_a, out_b], same)``.
+    for a mined batch), e.g. ``branch_loss(contrastive, [out_a, out_b], same)``. A mapping from
+    ``"embedding"``, ``"global_embedding"``, ``"local_embedding"`` to losses gives each its own
+    (ArcFace needs class centres per embedding space).
     """
     w = weights or BranchWeights()
     total = torch.zeros((), device=outputs[0].embedding.device)
     for attr, weight in (("embedding", w.fused), ("global_embedding", w.global_), ("local_embedding", w.local)):
         if weight:
-            total = total + weight * loss_fn(*[getattr(o, attr) for o in outputs], *targets)
+            fn = loss_fn[attr] if isinstance(loss_fn, Mapping) else loss_fn
+            total = total + weight * fn(*[getattr(o, attr) for o in outputs], *targets)
     if w.attention:
-        total = total + w.attention * torch.stack([attention_entropy(o.attention) for o in outputs]).mean()
+        total = total + w.attention * attention_regulariser(outputs)
     return total

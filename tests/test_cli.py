@@ -7,7 +7,10 @@ from backbone.cli import build_parser, main
 
 from conftest import PROJECT
 
-SUBCOMMANDS = [["data"], ["data", "synth"], ["data", "validate"], ["data", "analyze"], ["data", "pairs"]]
+SUBCOMMANDS = [
+    ["data"], ["data", "synth"], ["data", "validate"], ["data", "analyze"], ["data", "pairs"], ["data", "align"],
+    ["train"], ["evaluate"], ["verify"],
+]  # fmt: skip
 
 
 @pytest.mark.parametrize("words", SUBCOMMANDS)
@@ -48,3 +51,28 @@ def test_data_commands_end_to_end(tiny_synth, tmp_path, capsys):
 
 def test_parser_builds():
     assert build_parser().prog == "backbone"
+
+
+def test_train_evaluate_verify_from_the_command_line(tiny_synth, tmp_path, capsys):
+    from backbone.data import generate_pairs, load_index, write_pairs
+
+    index = load_index(tiny_synth)
+    write_pairs(generate_pairs(index, 40, seed=0), tmp_path / "p.tsv")
+    common = [f"data.root={tiny_synth}", f"data.train_pairs={tmp_path / 'p.tsv'}", f"data.val_pairs={tmp_path / 'p.tsv'}",
+              "data.test_pairs=null", "data.align.size=64", f"data.cache={tmp_path / 'cache'}", "data.workers=0",
+              "model.input_size=64", "epochs=1", "batch_size=8", "steps_per_epoch=2"]  # fmt: skip
+    argv = ["train", "--out-dir", str(tmp_path / "run"), "--no-progress"] + [w for c in common for w in ("--set", c)]
+    assert main(argv) == 0
+    ckpt = tmp_path / "run" / "best.ckpt"
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--pairs", str(tmp_path / "p.tsv"), "--cache", str(tmp_path / "cache"), "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert "auc" in out and (tmp_path / "run" / "metrics_p.json").is_file()
+    image = tiny_synth / "solo000" / "solo000_0001.png"
+    assert main(["verify", "--checkpoint", str(ckpt), str(image), str(image)]) == 0
+    assert "SAME person" in capsys.readouterr().out
+    assert main(["verify", "--checkpoint", str(tmp_path / "none.ckpt"), str(image), str(image)]) == 1
+    assert "checkpoint" in capsys.readouterr().err
+    assert main(["verify", "--checkpoint", str(ckpt), str(image), str(tmp_path / "p.tsv")]) == 1
+    assert "cannot read image" in capsys.readouterr().err
+    assert main(["train", "--set", "loss.regime=magic"]) == 1
+    assert "loss.regime must be one of" in capsys.readouterr().err

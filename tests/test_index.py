@@ -36,3 +36,10 @@ def test_subset_keeps_only_named_identities_and_rejects_unknown():
 def test_one_image_cannot_belong_to_two_identities():
     with pytest.raises(ValueError, match="two identities"):
         IdentityIndex.from_records("/d", [ImageRecord("x.jpg", "a"), ImageRecord("x.jpg", "b")])
+
+
+def test_only_paths():
+    index = make_index()
+    assert [r.path for r in index.only_paths(["c/1.jpg", "a/1.jpg"]).records] == ["a/1.jpg", "c/1.jpg"]
+    with pytest.raises(KeyError, match="1 images not in the index"):
+        index.only_paths(["a/1.jpg", "zz.jpg"])

@@ -11,10 +11,10 @@ import argparse
 import sys
 
 from backbone import __version__
-from backbone.cli import data
+from backbone.cli import data, evaluate, train
 from backbone.data.errors import DataError
 
-GROUPS = (data,)
+GROUPS = (data, train, evaluate)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -57,7 +57,7 @@ def center_crop(img: Image.Image, size: int, fraction: float = 1.0) -> np.ndarra
     side = min(img.size) * fraction
     left, top = (img.width - side) / 2, (img.height - side) / 2
     box = tuple(round(v) for v in (left, top, left + side, top + side))
-    return np.asarray(img.crop(box).resize((size, size), Image.BILINEAR), dtype=np.uint8)
+    return np.array(img.crop(box).resize((size, size), Image.BILINEAR), dtype=np.uint8)
 
 
 @dataclass

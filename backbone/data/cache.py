@@ -303,3 +303,27 @@ def alignment_status(index: IdentityIndex, root: str | Path | None = None) -> di
             hashes = list(cache.source_hashes(index.absolute(r.path) for r in index.records).values())
         out[cache.config.key()] = {"config": asdict(cache.config), "counts": cache.status_counts(hashes)}
     return out
+
+
+def open_faces(
+    index: IdentityIndex,
+    config: AlignConfig,
+    policy: str = "fallback",
+    cache_root: str | Path | None = None,
+    preload: bool = False,
+    workers: int = 2,
+    progress: bool = True,
+) -> CachedFaces:
+    """Cached faces of ``index``, aligning whatever is not cached yet (a no-op when all is).
+
+    Unreadable images, and images without a face under the ``report`` policy, raise a
+    DataError that lists them: nothing is dropped silently.
+    """
+    cache = FaceCache(cache_root, config, policy=policy)
+    summary = align_index(index, cache, workers=workers, progress=progress)
+    if summary.unreadable:
+        raise DataError(f"{len(summary.unreadable)} unreadable images in {index.root}", summary.unreadable)
+    if summary.no_face:
+        problems = [Problem(p, f"no face found (policy {policy!r})") for p in summary.no_face]
+        raise NoFaceError(f"{len(problems)} images without a face in {index.root}", problems)
+    return CachedFaces(index, cache, preload=preload, progress=progress)

@@ -98,6 +98,18 @@ class IdentityIndex:
             name=self.name if name is None else name,
         )
 
+    def only_paths(self, paths: Iterable[str], name: str | None = None) -> IdentityIndex:
+        """The records of the given image paths only (unknown paths raise KeyError, all listed)."""
+        wanted = set(paths)
+        unknown = wanted - set(self.identity_of)
+        if unknown:
+            raise KeyError(f"{len(unknown)} images not in the index {self.root}: {sorted(unknown)[:10]}")
+        return IdentityIndex(
+            root=self.root,
+            records=tuple(r for r in self.records if r.path in wanted),
+            name=self.name if name is None else name,
+        )
+
     def summary(self) -> str:
         return (
             f"{self.name or self.root}: {len(self.records)} images, "

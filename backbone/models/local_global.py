@@ -35,7 +35,7 @@ class LocalGlobalNet(nn.Module):
         super().__init__()
         self.trunk = backbone.trunk
         channels = backbone.out_channels
-        self.attention_kind = attention
+        self.attention_kind, self.branch_dim = attention, branch_dim
         self.global_head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), _projection(channels, branch_dim))
         self.attention = create_attention(attention, channels)
         self.local_head = _projection(channels, branch_dim)

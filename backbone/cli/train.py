@@ -1,0 +1,35 @@
+"""``backbone train``: train a model from a config file (YAML or JSON)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from backbone.training.config import TrainConfig
+from backbone.training.trainer import train
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    p = commands.add_parser("train", help="train a verification model", description=cmd_train.__doc__)
+    p.add_argument("--config", type=Path, help="YAML/JSON training config (default: built-in defaults)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting, e.g. model.attention=cbam")
+    p.add_argument("--out-dir", help="where checkpoints, history and metrics go")
+    p.add_argument("--fresh", action="store_true", help="ignore an existing last.ckpt instead of resuming from it")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train; an interrupted run resumes from its last checkpoint when started again.
+
+    Several GPUs: torchrun --nproc_per_node=N -m backbone train --config FILE"""
+    config = TrainConfig.load(args.config) if args.config else TrainConfig()
+    overrides = args.set + ([f"out_dir={args.out_dir}"] if args.out_dir else [])
+    config = config.with_overrides(overrides)
+    result = train(config, resume=not args.fresh, progress=not args.no_progress)
+    best = f"{result.best_metric:.4f}" if result.best_metric is not None else "n/a"
+    print(f"{result.out_dir}: {result.epochs_run} epochs, best {config.monitor} {best} at epoch {result.best_epoch}"
+          + (" (stopped early)" if result.stopped_early else ""))  # fmt: skip
+    if result.test_metrics:
+        print(f"test metrics: {result.out_dir / 'metrics.json'}")
+    return 0

@@ -1,0 +1,199 @@
+"""Verification metrics from pair scores and labels, as one JSON-serialisable dict.
+
+Scores follow the project's rule, **higher = more alike**, and a pair is predicted ``SAME`` (1)
+when ``score >= threshold``. ROC and AUC come from scikit-learn, as do the folds of the LFW
+protocol (``PredefinedSplit``). The default fixed threshold is cosine similarity 0.6, the
+published convention for facenet-style embeddings.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.model_selection import PredefinedSplit
+
+from backbone.labels import DIFFERENT, SAME
+
+DEFAULT_THRESHOLD = 0.6
+FAR_TARGETS = (1e-3, 1e-2)
+CURVE_POINTS = 201
+
+
+def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    scores, labels = np.asarray(scores, dtype=np.float64), np.asarray(labels).astype(int)
+    if scores.shape != labels.shape or scores.ndim != 1:
+        raise ValueError(f"scores and labels must be 1-d and of equal length, got {scores.shape} and {labels.shape}")
+    if not np.isin(labels, (SAME, DIFFERENT)).all():
+        raise ValueError(f"labels must be SAME={SAME} or DIFFERENT={DIFFERENT}")
+    if not np.isfinite(scores).all():
+        raise ValueError("scores contain NaN or infinity")
+    return scores, labels
+
+
+def confusion_at(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
+    """Counts and rates when ``score >= threshold`` means SAME."""
+    scores, labels = _check(scores, labels)
+    predicted = scores >= threshold
+    same = labels == SAME
+    tp, fp = int((predicted & same).sum()), int((predicted & ~same).sum())
+    fn, tn = int((~predicted & same).sum()), int((~predicted & ~same).sum())
+    precision = tp / (tp + fp) if tp + fp else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0
+    return {
+        "threshold": float(threshold),
+        "tp": tp, "fp": fp, "tn": tn, "fn": fn,
+        "accuracy": (tp + tn) / len(labels),
+        "precision": precision,
+        "recall": recall,
+        "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
+        "far": fp / (fp + tn) if fp + tn else 0.0,  # false accept rate
+        "frr": fn / (fn + tp) if fn + tp else 0.0,  # false reject rate
+    }  # fmt: skip
+
+
+def best_accuracy_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The threshold with the highest accuracy among all distinct score values (ties: the highest).
+
+    Vectorised: with scores sorted high to low, thresholding at the k-th score accepts the first k.
+    """
+    scores, labels = _check(scores, labels)
+    order = np.argsort(-scores, kind="stable")
+    s, same = scores[order], labels[order] == SAME
+    tp, fp = np.cumsum(same), np.cumsum(~same)
+    last = np.r_[s[1:] != s[:-1], True]  # a threshold accepts every pair with an equal score
+    correct = tp + (len(s) - same.sum() - fp)  # true accepts + true rejects
+    candidates = np.flatnonzero(last)
+    k = candidates[np.argmax(correct[candidates])]
+    reject_all = len(s) - same.sum()
+    return float(s[k]) if correct[k] >= reject_all else float(np.nextafter(s[0], np.inf))
+
+
+def f1_curve(scores: np.ndarray, labels: np.ndarray, points: int = CURVE_POINTS) -> dict:
+    """F1 on an even grid of thresholds from the lowest to the highest score."""
+    scores, labels = _check(scores, labels)
+    grid = np.linspace(scores.min(), scores.max(), points)
+    s_same = np.sort(scores[labels == SAME])
+    s_diff = np.sort(scores[labels == DIFFERENT])
+    tp = len(s_same) - np.searchsorted(s_same, grid, side="left")
+    fp = len(s_diff) - np.searchsorted(s_diff, grid, side="left")
+    fn = len(s_same) - tp
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f1 = np.where(tp > 0, 2 * tp / (2 * tp + fp + fn), 0.0)
+    return {"thresholds": grid.tolist(), "f1": f1.tolist()}
+
+
+def equal_error_rate(fpr: np.ndarray, tpr: np.ndarray, thresholds: np.ndarray) -> tuple[float, float]:
+    """EER (where false accepts equal false rejects), linearly interpolated on the ROC, and its threshold."""
+    fnr = 1 - tpr
+    diff = fpr - fnr  # rises from <= 0 to >= 0 along the ROC
+    i = int(np.argmax(diff >= 0))
+    if i == 0:
+        return float(fpr[0]), float(thresholds[0])
+    w = diff[i] / (diff[i] - diff[i - 1]) if diff[i] != diff[i - 1] else 0.0
+    eer = fpr[i] - w * (fpr[i] - fpr[i - 1])
+    t_hi, t_lo = thresholds[i - 1], thresholds[i]
+    threshold = t_lo + w * (t_hi - t_lo) if np.isfinite(t_hi) else t_lo
+    return float(eer), float(threshold)
+
+
+def tar_at_far(fpr: np.ndarray, tpr: np.ndarray, far: float) -> float:
+    """The highest true accept rate whose false accept rate is at most ``far``."""
+    ok = fpr <= far
+    return float(tpr[ok].max()) if ok.any() else 0.0
+
+
+def lfw_protocol(scores: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> dict:
+    """LFW's k-fold protocol: for each fold, the best-accuracy threshold of the other folds is
+    applied to it; mean, standard deviation (ddof=1) and standard error over the folds."""
+    scores, labels = _check(scores, labels)
+    folds = np.asarray(folds, dtype=int)
+    split = PredefinedSplit(folds)
+    per_fold = []
+    for train, test in split.split():
+        threshold = best_accuracy_threshold(scores[train], labels[train])
+        per_fold.append({"threshold": threshold, "accuracy": confusion_at(scores[test], labels[test], threshold)["accuracy"]})
+    acc = np.array([f["accuracy"] for f in per_fold])
+    std = float(acc.std(ddof=1)) if len(acc) > 1 else 0.0
+    return {
+        "folds": len(per_fold),
+        "accuracy_mean": float(acc.mean()),
+        "accuracy_std": std,
+        "accuracy_sem": std / math.sqrt(len(acc)),
+        "per_fold": per_fold,
+    }
+
+
+def _core(scores: np.ndarray, labels: np.ndarray, threshold: float | None) -> dict:
+    fpr, tpr, thr = roc_curve(labels, scores, pos_label=SAME)
+    eer, eer_threshold = equal_error_rate(fpr, tpr, thr)
+    best = best_accuracy_threshold(scores, labels)
+    out = {
+        "pairs": int(len(labels)),
+        "same": int((labels == SAME).sum()),
+        "different": int((labels == DIFFERENT).sum()),
+        "auc": float(roc_auc_score(labels, scores)),
+        "eer": eer,
+        "eer_threshold": eer_threshold,
+        "tar_at_far": {f"{far:g}": tar_at_far(fpr, tpr, far) for far in FAR_TARGETS},
+        "best": confusion_at(scores, labels, best),
+        "roc": {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "thresholds": np.nan_to_num(thr, posinf=1e9).tolist()},
+        "f1_curve": f1_curve(scores, labels),
+    }
+    if threshold is not None:
+        out["at_threshold"] = confusion_at(scores, labels, threshold)
+    return out
+
+
+def verification_metrics(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    threshold: float | None = DEFAULT_THRESHOLD,
+    folds: np.ndarray | None = None,
+    twins: np.ndarray | None = None,
+) -> dict:
+    """Everything about one pair list: ROC/AUC, EER, TAR@FAR, accuracy/precision/recall/F1 and the
+    confusion matrix at ``threshold`` and at the best-accuracy threshold, the F1-vs-threshold curve;
+    the LFW fold protocol when pairs carry folds; the same metrics for twin negatives and for all
+    other negatives (each against every matched pair) when ``twins`` marks twin negatives."""
+    scores, labels = _check(scores, labels)
+    if len(np.unique(labels)) < 2:
+        raise ValueError("verification metrics need both SAME and DIFFERENT pairs")
+    out = _core(scores, labels, threshold)
+    if folds is not None:
+        folds = np.asarray(folds)
+        if (folds < 0).any():
+            raise ValueError("every pair needs a fold for the LFW protocol (got pairs without one)")
+        if len(np.unique(folds)) > 1:
+            out["lfw_protocol"] = lfw_protocol(scores, labels, folds)
+    if twins is not None:
+        twins = np.asarray(twins, dtype=bool)
+        same = labels == SAME
+        for name, negatives in (("twin_negatives", twins & ~same), ("other_negatives", ~twins & ~same)):
+            if negatives.any():
+                keep = same | negatives
+                out[name] = _core(scores[keep], labels[keep], threshold)
+    return out
+
+
+def summary_row(metrics: dict) -> dict:
+    """The headline numbers of a metrics dict (what tables show)."""
+    at = metrics.get("at_threshold", metrics["best"])
+    row = {
+        "auc": metrics["auc"],
+        "eer": metrics["eer"],
+        "accuracy": at["accuracy"],
+        "f1": at["f1"],
+        "threshold": at["threshold"],
+        "best_accuracy": metrics["best"]["accuracy"],
+        "best_threshold": metrics["best"]["threshold"],
+        "tar_at_far_1e-3": metrics["tar_at_far"]["0.001"],
+        "tar_at_far_1e-2": metrics["tar_at_far"]["0.01"],
+    }
+    if "lfw_protocol" in metrics:
+        row["lfw_accuracy"] = metrics["lfw_protocol"]["accuracy_mean"]
+        row["lfw_std"] = metrics["lfw_protocol"]["accuracy_std"]
+    if "twin_negatives" in metrics:
+        row["twin_auc"] = metrics["twin_negatives"]["auc"]
+    return row

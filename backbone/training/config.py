@@ -1,0 +1,162 @@
+"""The training configuration: nested dataclasses, saved as YAML next to every run.
+
+``TrainConfig.load("run.yaml")``, ``config.with_overrides(["model.attention=cbam", ...])`` and
+``config.save(path)`` are all there is; unknown keys are errors that name the key.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from backbone.atomic import atomic_write_text
+from backbone.data.align import AlignConfig
+from backbone.models.build import ModelConfig
+
+REGIMES = ("contrastive", "triplet", "pair-bce", "arcface")
+OPTIMISERS = ("adam", "adamw", "sgd")
+SCHEDULERS = ("none", "plateau", "cosine", "step")
+PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed")
+
+
+@dataclass
+class DataConfig:
+    root: str = "data/synthetic"
+    kind: str = "auto"
+    train_pairs: str | None = "files/synthetic_train_pairs.tsv"  # pairs; their identities serve the identity regimes
+    val_pairs: str | None = "files/synthetic_val_pairs.tsv"  # validation AUC every epoch
+    test_pairs: str | None = "files/synthetic_test_pairs.tsv"  # evaluated with the best checkpoint at the end
+    train_triplets: str | None = None  # explicit triplets instead of online mining (triplet regime)
+    train_people: str | None = None  # an LFW people file: the training identities (identity regimes)
+    align: AlignConfig = field(default_factory=lambda: AlignConfig(size=112, detector="none"))
+    policy: str = "fallback"
+    cache: str | None = None  # face cache folder (default .cache/faces)
+    preload: bool = True  # decode the training crops into RAM once
+    workers: int = 1  # DataLoader workers
+    augment: bool = True
+    hflip: float = 0.0  # off by default: flipping mirrors the moles and scars that tell twins apart
+
+
+@dataclass
+class LossConfig:
+    regime: str = "contrastive"
+    margin: float | None = None  # None: 1.0 contrastive, 0.2 triplet
+    mining: str = "batch-hard"
+    m_per_class: int = 4  # images per identity per batch (triplet mining)
+    arcface_margin: float = 0.5  # radians
+    arcface_scale: float = 30.0
+    weight_fused: float = 1.0  # local-global network: see backbone.losses.branch_loss
+    weight_global: float = 0.6
+    weight_local: float = 0.4
+    weight_attention: float = 0.01
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 5e-4
+    momentum: float = 0.9  # sgd
+    scheduler: str = "cosine"
+    step_size: int = 10  # step scheduler
+    gamma: float = 0.1  # step and plateau schedulers
+    plateau_patience: int = 2
+    grad_clip: float | None = 5.0
+
+
+@dataclass
+class TrainConfig:
+    name: str = "run"
+    out_dir: str = "experiments/runs/run"
+    seed: int = 0
+    epochs: int = 10
+    batch_size: int = 64
+    steps_per_epoch: int | None = None  # cap on batches per epoch (quick runs)
+    freeze_backbone_epochs: int = 0
+    early_stopping_patience: int | None = None  # epochs without a better monitored metric
+    monitor: str = "val_auc"
+    precision: str = "auto"  # mixed precision where the device supports it
+    accelerator: str = "auto"
+    devices: str | int = "auto"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("loss.regime", self.loss.regime, REGIMES),
+            ("optim.name", self.optim.name, OPTIMISERS),
+            ("optim.scheduler", self.optim.scheduler, SCHEDULERS),
+            ("precision", self.precision, PRECISIONS),
+        ]
+        for key, value, allowed in checks:
+            if value not in allowed:
+                raise ValueError(f"{key} must be one of {allowed}, got {value!r}")
+        if self.loss.regime == "pair-bce" and not self.model.pair_head:
+            self.model = replace(self.model, pair_head=True)
+
+    # ---- (de)serialisation
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        return _build(cls, d, "")
+
+    @classmethod
+    def load(cls, path: str | Path) -> TrainConfig:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} does not exist")
+        try:
+            d = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ValueError(f"{path}: not valid YAML/JSON ({exc})") from None
+        try:
+            return cls.from_dict(d)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: {exc}") from None
+
+    def save(self, path: str | Path) -> None:
+        path = Path(path)
+        text = json.dumps(self.to_dict(), indent=2) + "\n" if path.suffix == ".json" else yaml.safe_dump(self.to_dict(), sort_keys=False)
+        atomic_write_text(path, text)
+
+    def with_overrides(self, overrides: list[str]) -> TrainConfig:
+        """Apply ``key.sub=value`` strings (values parsed as YAML: ``3``, ``true``, ``null``, ``cbam``)."""
+        d = self.to_dict()
+        for item in overrides:
+            if "=" not in item:
+                raise ValueError(f"override {item!r} must look like key=value (e.g. model.attention=cbam)")
+            key, value = item.split("=", 1)
+            node = d
+            parts = key.split(".")
+            for part in parts[:-1]:
+                if not isinstance(node.get(part), dict):
+                    raise ValueError(f"unknown setting {key!r}")
+                node = node[part]
+            if parts[-1] not in node:
+                raise ValueError(f"unknown setting {key!r}")
+            node[parts[-1]] = yaml.safe_load(value)
+        return TrainConfig.from_dict(d)
+
+
+def _build(cls, d: Any, where: str):
+    """A dataclass from a dict, recursing into dataclass fields; unknown keys name their path."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{where or 'config'} must be a mapping, got {d!r}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(d) - set(known))
+    if unknown:
+        raise ValueError(f"unknown settings {[f'{where}{k}' for k in unknown]}")
+    kwargs = {}
+    for name, value in d.items():
+        default = known[name].default_factory() if callable(known[name].default_factory) else None  # type: ignore[misc]
+        kwargs[name] = _build(type(default), value, f"{where}{name}.") if is_dataclass(default) else value
+    return cls(**kwargs)

@@ -1,0 +1,73 @@
+"""Verify two face images with a trained checkpoint: align them as training did, embed, score.
+
+``Verifier.from_checkpoint(path)`` is what ``backbone verify`` and the pair explorer use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from backbone.data.align import AlignConfig, FaceAligner
+from backbone.data.cache import NoFaceError
+from backbone.data.images import load_rgb
+from backbone.data.transforms import eval_transform
+from backbone.evaluation import default_threshold
+from backbone.labels import DIFFERENT, SAME
+from backbone.models.build import load_model
+from backbone.models.siamese import SiameseNet
+
+
+def checkpoint_align_config(ckpt: dict, image_size: int) -> AlignConfig:
+    """The alignment a checkpoint was trained with (a centre crop at the model size if unknown)."""
+    align = ckpt.get("train_config", {}).get("data", {}).get("align")
+    return AlignConfig(**align) if align else AlignConfig(size=image_size, detector="none")
+
+
+@dataclass
+class Verdict:
+    score: float
+    threshold: float
+    same: int  # SAME (1) when score >= threshold
+
+    def text(self) -> str:
+        word = "SAME person" if self.same == SAME else "DIFFERENT people"
+        return f"similarity {self.score:.4f}, threshold {self.threshold:.4f}: {word}"
+
+
+class Verifier:
+    def __init__(self, model: SiameseNet, align: AlignConfig, image_size: int, threshold: float | None = None):
+        self.model = model.eval()
+        self.aligner = FaceAligner(align, device=next(model.parameters()).device)
+        self.transform = eval_transform(image_size)
+        chosen = threshold if threshold is not None else default_threshold(model)
+        if chosen is None:
+            raise ValueError(f"no default threshold for distance {model.distance!r}: pass a threshold")
+        self.threshold = chosen
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, threshold: float | None = None) -> Verifier:
+        model, config, ckpt = load_model(path)
+        return cls(model, checkpoint_align_config(ckpt, config.image_size), config.image_size, threshold)
+
+    def face(self, image: str | Path | Image.Image) -> np.ndarray:
+        """The aligned crop (HxWx3 uint8); no face raises NoFaceError naming the image."""
+        img = image if isinstance(image, Image.Image) else load_rgb(image)
+        (det,) = self.aligner.align([img.convert("RGB")])
+        if det.crop is None:
+            raise NoFaceError(f"no face found in {image if not isinstance(image, Image.Image) else 'the image'}")
+        return det.crop
+
+    @torch.inference_mode()
+    def embed(self, image: str | Path | Image.Image) -> torch.Tensor:
+        x = self.transform(torch.from_numpy(self.face(image)).permute(2, 0, 1))
+        return self.model.embed(x[None].to(next(self.model.parameters()).device))
+
+    @torch.inference_mode()
+    def verify(self, a: str | Path | Image.Image, b: str | Path | Image.Image) -> Verdict:
+        score = float(self.model.score(self.embed(a), self.embed(b))[0])
+        return Verdict(score, self.threshold, SAME if score >= self.threshold else DIFFERENT)

@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from backbone.data import generate_pairs, load_index
+from backbone.data.transforms import eval_transform
+from backbone.evaluation import EmbeddingStore, default_threshold, evaluate_pairs
+from backbone.models import ModelConfig, build_model
+
+
+def fake_faces(path: str) -> torch.Tensor:
+    g = torch.Generator().manual_seed(int.from_bytes(path.encode()[-12:], "little") % 2**31)
+    return torch.randint(0, 256, (3, 32, 32), dtype=torch.uint8, generator=g)
+
+
+@pytest.fixture
+def model():
+    torch.manual_seed(0)
+    return build_model(ModelConfig(embedding_dim=16)).eval()
+
+
+def test_every_unique_image_goes_through_the_network_once(model, tiny_synth):
+    pairs = generate_pairs(load_index(tiny_synth), 60, seed=0)
+    seen = []
+    real = model.embed
+
+    def counting(x):
+        seen.append(len(x))
+        return real(x)
+
+    model.embed = counting
+    ev = evaluate_pairs(model, pairs, fake_faces, eval_transform(), batch_size=7, progress=False)
+    unique = {p for pair in pairs for p in (pair.path_a, pair.path_b)}
+    assert sum(seen) == len(unique) == ev.metrics["unique_images"] == ev.embedded < 2 * len(pairs)
+    # vectorised scores equal the cosine similarity of each pair's embeddings
+    x = torch.stack([eval_transform()(fake_faces(pairs[3].path_a)), eval_transform()(fake_faces(pairs[3].path_b))])
+    e = real(x)
+    assert ev.scores[3] == pytest.approx(F.cosine_similarity(e[:1], e[1:]).item(), abs=1e-5)
+    assert ev.metrics["at_threshold"]["threshold"] == 0.6 and "twin_negatives" in ev.metrics
+
+
+def test_the_embedding_store_reuses_what_it_has(model, tiny_synth, tmp_path):
+    index = load_index(tiny_synth)
+    first, second = generate_pairs(index, 40, seed=0), generate_pairs(index, 40, seed=1)
+    hashes = {r.path: f"h-{r.path}" for r in index.records}
+    store = EmbeddingStore(tmp_path / "emb.pt")
+    a = evaluate_pairs(model, first, fake_faces, eval_transform(), hashes=hashes, store=store, progress=False)
+    again = EmbeddingStore(tmp_path / "emb.pt")  # from disk
+    b = evaluate_pairs(model, first, fake_faces, eval_transform(), hashes=hashes, store=again, progress=False)
+    assert b.embedded == 0 and np.allclose(a.scores, b.scores)
+    c = evaluate_pairs(model, second, fake_faces, eval_transform(), hashes=hashes, store=again, progress=False)
+    new = {p for x in second for p in (x.path_a, x.path_b)} - {p for x in first for p in (x.path_a, x.path_b)}
+    assert c.embedded == len(new)
+
+
+def test_default_thresholds():
+    assert default_threshold(build_model(ModelConfig())) == 0.6
+    assert default_threshold(build_model(ModelConfig(pair_head=True))) == 0.5
+    assert default_threshold(build_model(ModelConfig(distance="euclidean"))) is None

@@ -1,0 +1,160 @@
+"""The training loop: it learns, resumes exactly, guards against NaN, stops early, freezes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from backbone.data import generate_pairs, load_index, split_identities, write_pairs
+from backbone.data.cache import open_faces
+from backbone.data.synth import SynthConfig, generate
+from backbone.data.transforms import eval_transform
+from backbone.evaluation import evaluate_pairs
+from backbone.models import build_model, load_model
+from backbone.training import objectives
+from backbone.training.config import TrainConfig
+from backbone.training.trainer import TrainingDiverged, seed_all, train
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """60 identities x 6 images at 64 px, with easy (non-twin) train/val pairs and twin test pairs."""
+    base = tmp_path_factory.mktemp("small")
+    root = generate(SynthConfig(twin_pairs=20, singletons=40, images_per_identity=6, size=64, seed=3), base / "synth", workers=2, progress=False)
+    parts = split_identities(load_index(root), {"train": 0.6, "val": 0.4}, seed=0)
+    write_pairs(generate_pairs(parts["train"], 600, seed=0, twin_share=0.0), base / "train.tsv")
+    write_pairs(generate_pairs(parts["val"], 300, seed=0, twin_share=0.0), base / "val.tsv")
+    write_pairs(generate_pairs(parts["val"], 200, seed=1, twin_share=0.5), base / "test.tsv")
+    return base
+
+
+def config(small, out, **overrides) -> TrainConfig:
+    d = {
+        "out_dir": str(out), "epochs": 3, "batch_size": 32, "seed": 0,
+        "data": {"root": str(small / "synth"), "train_pairs": str(small / "train.tsv"), "val_pairs": str(small / "val.tsv"),
+                 "test_pairs": None, "align": {"size": 64, "detector": "none"}, "cache": str(small / "cache"), "workers": 0},
+        "model": {"input_size": 64, "embedding_dim": 64},
+        "optim": {"lr": 3e-3},
+    }  # fmt: skip
+    cfg = TrainConfig.from_dict(d)
+    return cfg.with_overrides([f"{k}={v}" for k, v in overrides.items()])
+
+
+def untrained_val_auc(cfg: TrainConfig) -> float:
+    seed_all(cfg.seed)
+    model = build_model(cfg.model)
+    index = load_index(cfg.data.root)
+    from backbone.data import read_pairs
+
+    pairs = read_pairs(cfg.data.val_pairs, root=index.root)
+    faces = open_faces(index.only_paths({p for x in pairs for p in (x.path_a, x.path_b)}), cfg.data.align, cache_root=cfg.data.cache, progress=False)
+    return evaluate_pairs(model, pairs, faces, eval_transform(64), progress=False).metrics["auc"]
+
+
+def test_a_short_run_lowers_the_loss_and_raises_validation_auc(small, tmp_path):
+    cfg = config(small, tmp_path / "run", epochs=4, **{"data.test_pairs": str(small / "test.tsv")})
+    before = untrained_val_auc(cfg)
+    result = train(cfg, progress=False)
+    losses = [h["train_loss"] for h in result.history]
+    aucs = [h["val_auc"] for h in result.history]
+    print(f"untrained val AUC {before:.3f}; per epoch loss {losses}, val AUC {aucs}")
+    assert losses[-1] < 0.8 * losses[0]
+    assert max(aucs) > 0.8 and max(aucs) > before + 0.05  # random conv features alone already see skin and hair
+    assert result.best_metric == max(aucs) and result.history[result.best_epoch - 1]["val_auc"] == max(aucs)
+    for name in ("config.yaml", "history.json", "last.ckpt", "best.ckpt", "metrics.json", "test_scores.tsv"):
+        assert (tmp_path / "run" / name).is_file(), name
+    assert list((tmp_path / "run" / "tensorboard").iterdir())
+    assert result.test_metrics["summary"]["auc"] > 0.5 and "twin_negatives" in result.test_metrics
+    model, model_config, ckpt = load_model(tmp_path / "run" / "best.ckpt")
+    assert model_config == cfg.model and ckpt["epoch"] == result.best_epoch
+
+
+def test_resume_after_a_kill_equals_an_uninterrupted_run(small, tmp_path, monkeypatch):
+    whole = train(config(small, tmp_path / "whole"), progress=False)
+    calls = {"n": 0}
+    real = objectives.ContrastiveObjective.forward
+
+    def dies_in_epoch_three(self, *batch):
+        calls["n"] += 1
+        if calls["n"] == 2 * 18 + 5:  # 18 batches an epoch: killed in the middle of epoch 3
+            raise KeyboardInterrupt
+        return real(self, *batch)
+
+    monkeypatch.setattr(objectives.ContrastiveObjective, "forward", dies_in_epoch_three)
+    with pytest.raises(KeyboardInterrupt):
+        train(config(small, tmp_path / "killed"), progress=False)
+    assert torch.load(tmp_path / "killed" / "last.ckpt", weights_only=False)["epoch"] == 2
+    monkeypatch.undo()
+    resumed = train(config(small, tmp_path / "killed"), progress=False)
+    a = torch.load(tmp_path / "whole" / "last.ckpt", weights_only=False)
+    b = torch.load(tmp_path / "killed" / "last.ckpt", weights_only=False)
+    for key in a["model"]:
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    strip = lambda h: [{k: v for k, v in r.items() if k not in ("images_per_s", "train_seconds")} for r in h]  # noqa: E731
+    assert strip(whole.history) == strip(resumed.history)
+
+
+def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(small, tmp_path, monkeypatch):
+    calls = {"n": 0}
+    real = objectives.ContrastiveObjective.forward
+
+    def nan_in_epoch_two(self, *batch):
+        calls["n"] += 1
+        loss = real(self, *batch)
+        return loss * float("nan") if calls["n"] > 18 else loss
+
+    monkeypatch.setattr(objectives.ContrastiveObjective, "forward", nan_in_epoch_two)
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2, step 1; the last good checkpoint .*last.ckpt is kept"):
+        train(config(small, tmp_path / "run"), progress=False)
+    model, _, ckpt = load_model(tmp_path / "run" / "last.ckpt")
+    assert ckpt["epoch"] == 1
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_early_stopping_follows_the_monitored_metric(small, tmp_path, monkeypatch):
+    from backbone.training import trainer
+
+    aucs = iter([0.70, 0.80, 0.75, 0.79, 0.95])
+    monkeypatch.setattr(trainer, "validate", lambda *a: {"val_auc": next(aucs)})
+    result = train(config(small, tmp_path / "run", epochs=5, steps_per_epoch=2, early_stopping_patience=2), progress=False)
+    assert result.stopped_early and result.epochs_run == 4 and result.best_epoch == 2 and result.best_metric == 0.80
+    assert torch.load(tmp_path / "run" / "best.ckpt", weights_only=False)["epoch"] == 2
+
+
+def test_a_frozen_backbone_does_not_move(small, tmp_path):
+    cfg = config(small, tmp_path / "run", epochs=1, steps_per_epoch=5, freeze_backbone_epochs=1)
+    train(cfg, progress=False)
+    seed_all(cfg.seed)
+    initial = build_model(cfg.model).state_dict()
+    trained = torch.load(tmp_path / "run" / "last.ckpt", weights_only=False)["model"]
+    trunk = [k for k in initial if k.startswith("net.trunk.")]
+    assert trunk and all(torch.equal(initial[k], trained[k]) for k in trunk)  # batch-norm statistics too
+    assert not torch.equal(initial["net.head.linear.weight"], trained["net.head.linear.weight"])
+
+
+def test_a_resumed_run_must_have_the_same_config(small, tmp_path):
+    train(config(small, tmp_path / "run", epochs=1), progress=False)
+    with pytest.raises(ValueError, match="another configuration"):
+        train(config(small, tmp_path / "run", epochs=2, **{"optim.lr": 0.1}), progress=False)
+    more = train(config(small, tmp_path / "run", epochs=2), progress=False)  # more epochs is fine
+    assert more.epochs_run == 2 and len(more.history) == 2
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"loss.regime": "triplet", "loss.m_per_class": 4},
+        {"loss.regime": "triplet", "loss.mining": "semi-hard", "model.attention": "cbam", "model.branch_dim": 32},
+        {"loss.regime": "pair-bce"},
+        {"loss.regime": "pair-bce", "model.attention": "spatial", "model.branch_dim": 32},
+        {"loss.regime": "arcface", "optim.name": "sgd", "optim.scheduler": "step"},
+        {"loss.regime": "arcface", "model.attention": "transformer", "model.branch_dim": 32, "optim.scheduler": "plateau"},
+        {"model.attention": "cbam", "model.branch_dim": 32, "optim.name": "adam", "optim.scheduler": "none"},
+    ],
+)
+def test_every_regime_trains_and_checkpoints(small, tmp_path, overrides):
+    cfg = config(small, tmp_path / "run", epochs=1, steps_per_epoch=3, **overrides)
+    result = train(cfg, progress=False)
+    assert len(result.history) == 1 and result.history[0]["train_loss"] > 0
+    model, model_config, _ = load_model(tmp_path / "run" / "best.ckpt")
+    assert model_config == cfg.model
