@@ -7,8 +7,11 @@ BACKBONE := $(VENV)/bin/backbone
 
 SYNTH_DIR ?= data/synthetic
 SEED      ?= 0
+DATA      ?= synthetic
+LFW_ROOT  ?= ../shared/data/lfw
+LFW_TEST_PAIRS ?= $(LFW_ROOT)/pairsDevTest.txt
 
-.PHONY: setup test test-fast reproduce data clean
+.PHONY: setup test test-fast reproduce data grid lfw clean
 
 setup: $(STAMP)
 
@@ -29,9 +32,22 @@ test: setup
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
 
-# The main job. Today: the embedded synthetic twins data set, validated, with its pair files
-# and its face cache.
-reproduce: setup data
+# The main job: the synthetic twins data, the experiment grid (papermill), the analysis.
+# `make reproduce DATA=lfw [LFW_ROOT=...] [LFW_TEST_PAIRS=.../pairs.txt]` runs the LFW grid instead.
+ifeq ($(DATA),lfw)
+reproduce: setup lfw
+else
+reproduce: setup data grid
+endif
+
+grid: setup
+	$(BACKBONE) experiments run
+
+lfw: setup
+	$(BACKBONE) data align $(LFW_ROOT)
+	$(BACKBONE) data pairs $(LFW_ROOT) --people $(LFW_ROOT)/peopleDevTrain.txt --split train --split-fractions train=0.85,val=0.15 --n-pairs 6000 --seed $(SEED) --out files/lfw_train_pairs.tsv
+	$(BACKBONE) data pairs $(LFW_ROOT) --people $(LFW_ROOT)/peopleDevTrain.txt --split val --split-fractions train=0.85,val=0.15 --n-pairs 1000 --seed $(SEED) --out files/lfw_val_pairs.tsv
+	$(BACKBONE) experiments run --grid experiments/lfw/grid.yaml --param 'overrides=["data.root=$(LFW_ROOT)", "data.test_pairs=$(LFW_TEST_PAIRS)"]'
 
 data: setup
 	$(BACKBONE) data synth --out $(SYNTH_DIR) --seed $(SEED)

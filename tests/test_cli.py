@@ -76,3 +76,15 @@ def test_train_evaluate_verify_from_the_command_line(tiny_synth, tmp_path, capsy
     assert "cannot read image" in capsys.readouterr().err
     assert main(["train", "--set", "loss.regime=magic"]) == 1
     assert "loss.regime must be one of" in capsys.readouterr().err
+
+
+def test_pairs_from_an_lfw_people_file(lfw_root, tmp_path):
+    out = tmp_path / "p.tsv"
+    argv = ["data", "pairs", str(lfw_root), "--people", str(lfw_root / "peopleDevTrain.txt"), "--split", "val",
+            "--split-fractions", "train=0.8,val=0.2", "--n-pairs", "200", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 0
+    from backbone.data import read_lfw_people, read_pairs
+
+    (train_people,), (test_people,) = read_lfw_people(lfw_root / "peopleDevTrain.txt"), read_lfw_people(lfw_root / "peopleDevTest.txt")
+    names = {p.split("/")[0] for pair in read_pairs(out) for p in (pair.path_a, pair.path_b)}
+    assert names <= set(train_people) and not names & set(test_people)

@@ -10,6 +10,7 @@ from backbone.atomic import atomic_write_json
 from backbone.data.align import DETECTORS, POLICIES, AlignConfig
 from backbone.data.analyze import analyze_dataset, format_report
 from backbone.data.cache import FaceCache, align_index, alignment_status, default_cache_root
+from backbone.data.lfw import read_lfw_people
 from backbone.data.load import KINDS, load_index
 from backbone.data.pairs import write_pairs
 from backbone.data.sampling import DEFAULT_TWIN_SHARE, generate_pairs, generate_triplets
@@ -75,6 +76,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--folds", type=int, help="identity-disjoint folds, LFW View 2 style")
     p.add_argument("--format", choices=("tsv", "lfw"), help="default: by the extension of --out")
     p.add_argument("--kind", choices=KINDS, default="auto")
+    p.add_argument("--people", type=Path, metavar="FILE", help="only these people (an LFW people file, e.g. peopleDevTrain.txt)")
     p.add_argument("--split", help="draw from one identity-disjoint split only (e.g. train, val, test)")
     p.add_argument("--split-fractions", default=",".join(f"{k}={v}" for k, v in DEFAULT_FRACTIONS.items()))
     p.add_argument("--split-seed", type=int, default=0, help="keep it the same for every split of one data set")
@@ -144,6 +146,8 @@ def _fractions(text: str) -> dict[str, float]:
 def cmd_pairs(args: argparse.Namespace) -> int:
     """Generate balanced matched/mismatched pairs (same seed, same file) and optional triplets."""
     index = load_index(args.root, args.kind)
+    if args.people:
+        index = index.subset({name for people in read_lfw_people(args.people) for name in people}, name=f"{index.name}:{args.people.stem}")
     if args.split:
         parts = split_identities(index, _fractions(args.split_fractions), seed=args.split_seed)
         if args.split not in parts:

@@ -1,0 +1,176 @@
+"""Collect every run of a grid into one table and the comparison figures.
+
+Reads ``<runs>/<name>/{config.yaml, metrics.json, history.json, done.json, test_scores.tsv}``;
+runs without ``metrics.json`` (not trained yet, or not training runs) are left out of the table.
+Writes ``results.csv``, ``results.md``, ``environment.json`` and figures (PNG + SVG).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import platform
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from backbone.atomic import atomic_write_json, atomic_write_text
+from backbone.explain import attention_figure
+from backbone.plots import plot_f1, plot_history, plot_roc, plot_score_histograms, save_figure
+from backbone.training.config import TrainConfig
+
+COLUMNS = [
+    ("experiment", "experiment"),
+    ("architecture", "architecture"),
+    ("attention", "attention"),
+    ("pretrained_on", "pretrained on"),
+    ("loss", "loss"),
+    ("scheduler", "scheduler"),
+    ("optimiser", "optimiser"),
+    ("f1_at_threshold", "F1 @ fixed thr."),
+    ("accuracy", "accuracy"),
+    ("auc", "AUC"),
+    ("eer", "EER"),
+    ("tar_at_far_1e-3", "TAR @ FAR=1e-3"),
+    ("twin_auc", "twin-negative AUC"),
+    ("train_seconds", "training time (s)"),
+]
+
+
+@dataclass
+class Run:
+    name: str
+    dir: Path
+    config: TrainConfig
+    metrics: dict
+    history: list[dict]
+
+    def scores(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        rows = (self.dir / "test_scores.tsv").read_text().splitlines()[1:]
+        cols = [r.split("\t") for r in rows]
+        return (np.array([float(c[4]) for c in cols]), np.array([int(c[2]) for c in cols]), np.array([c[3] == "1" for c in cols]))
+
+
+def collect_runs(runs_dir: str | Path) -> list[Run]:
+    out = []
+    for d in sorted(Path(runs_dir).iterdir()) if Path(runs_dir).is_dir() else []:
+        if (d / "metrics.json").is_file() and (d / "config.yaml").is_file():
+            history = json.loads((d / "history.json").read_text()) if (d / "history.json").is_file() else []
+            out.append(Run(d.name, d, TrainConfig.load(d / "config.yaml"), json.loads((d / "metrics.json").read_text()), history))
+    return out
+
+
+def _pretrained(cfg: TrainConfig) -> str:
+    if cfg.model.weights:
+        return Path(cfg.model.weights).stem
+    return str(cfg.model.pretrained) if cfg.model.pretrained else "none"
+
+
+def result_row(run: Run) -> dict:
+    cfg, m = run.config, run.metrics
+    at = m.get("at_threshold", m["best"])
+    loss = cfg.loss.regime + (f" ({cfg.loss.mining})" if cfg.loss.regime == "triplet" else "")
+    return {
+        "experiment": run.name,
+        "architecture": cfg.model.backbone,
+        "attention": cfg.model.attention or "none (global only)",
+        "pretrained_on": _pretrained(cfg),
+        "loss": loss,
+        "scheduler": cfg.optim.scheduler,
+        "optimiser": cfg.optim.name,
+        "f1_at_threshold": at["f1"],
+        "accuracy": at["accuracy"],
+        "auc": m["auc"],
+        "eer": m["eer"],
+        "tar_at_far_1e-3": m["tar_at_far"]["0.001"],
+        "twin_auc": m["twin_negatives"]["auc"] if "twin_negatives" in m else None,
+        "train_seconds": sum(h.get("train_seconds", 0.0) for h in run.history),
+    }
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.0f}" if value >= 100 else f"{value:.4f}"
+    return str(value)
+
+
+def write_tables(rows: list[dict], out_dir: Path, note: str = "") -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=[k for k, _ in COLUMNS], lineterminator="\n")
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else ("" if v is None else v)) for k, v in r.items()})
+    atomic_write_text(out_dir / "results.csv", buf.getvalue())
+    lines = ["| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(_fmt(r[k]) for k, _ in COLUMNS) + " |" for r in rows]
+    atomic_write_text(out_dir / "results.md", "# Experiment results\n\n" + (note + "\n\n" if note else "") + "\n".join(lines) + "\n")
+
+
+def environment() -> dict:
+    """Versions and hardware, recorded next to the results."""
+    import sklearn
+    import torch
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "scikit-learn": sklearn.__version__,
+        "machine": platform.machine(),
+        "processor": platform.processor() or "unknown",
+        "cpu_threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "git_commit": commit,
+    }
+
+
+def analyse(runs_dir: str | Path, out_dir: str | Path) -> list[dict]:
+    """Write the tables, environment and comparison figures; returns the table rows."""
+    runs, out = collect_runs(runs_dir), Path(out_dir)
+    if not runs:
+        raise ValueError(f"no finished runs (with metrics.json) under {runs_dir}")
+    rows = [result_row(r) for r in runs]
+    env = environment()
+    note = (
+        f"Test pairs of each run, fixed threshold = cosine similarity 0.6. Produced by `backbone experiments run`; "
+        f"torch {env['torch']} on {env['cpu_threads']} CPU threads ({env['machine']}), commit {env['git_commit']}."
+    )
+    write_tables(rows, out, note)
+    atomic_write_json(out / "environment.json", env)
+    figures = out / "figures"
+    metrics = {r.name: r.metrics for r in runs}
+    save_figure(plot_roc(metrics, "ROC of every experiment (test pairs)"), figures / "roc")
+    twins = {k: v["twin_negatives"] for k, v in metrics.items() if "twin_negatives" in v}
+    if twins:
+        save_figure(plot_roc(twins, "ROC: same pairs vs twin negatives"), figures / "roc_twins")
+    save_figure(plot_f1(metrics), figures / "f1_vs_threshold")
+    save_figure(plot_score_histograms({r.name: r.scores() for r in runs if (r.dir / "test_scores.tsv").is_file()}), figures / "score_histograms")
+    for r in runs:
+        if r.config.model.attention and (r.dir / "best.ckpt").is_file():
+            save_figure(attention_figure(r.dir / "best.ckpt"), figures / f"attention_{r.name}")
+    return rows
+
+
+def training_report(run_dir: str | Path, threshold: float = 0.6) -> dict:
+    """A training run's figures (loss and AUC per epoch, ROC, F1 vs threshold, score histograms),
+    saved under ``<run>/figures/``; returns them by name for display."""
+    run = Run(Path(run_dir).name, Path(run_dir), TrainConfig.load(Path(run_dir) / "config.yaml"),
+              json.loads((Path(run_dir) / "metrics.json").read_text()), json.loads((Path(run_dir) / "history.json").read_text()))  # fmt: skip
+    figures = {
+        "history": plot_history(run.history, f"{run.name}: training"),
+        "roc": plot_roc({run.name: run.metrics}, f"{run.name}: ROC (test pairs)"),
+        "f1_vs_threshold": plot_f1({run.name: run.metrics}, threshold),
+        "score_histograms": plot_score_histograms({run.name: run.scores()}, threshold),
+    }
+    for name, fig in figures.items():
+        save_figure(fig, run.dir / "figures" / name)
+    return figures

@@ -1,0 +1,49 @@
+"""From a notebook's parameters to a training config: what the training notebooks call.
+
+The *budget* is the number of images the network sees per epoch, the same for every regime:
+a batch of 64 pairs shows 128 images, a mined batch of 64 images shows 64, so with one budget a
+triplet run takes twice as many steps as a contrastive one and sees as many faces.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from backbone.training.config import TrainConfig
+
+
+def images_per_batch(cfg: TrainConfig) -> int:
+    if cfg.loss.regime in ("contrastive", "pair-bce"):
+        return 2 * cfg.batch_size
+    if cfg.loss.regime == "triplet" and cfg.data.train_triplets:
+        return 3 * cfg.batch_size
+    return cfg.batch_size
+
+
+def experiment_config(
+    out_dir: str | Path,
+    config_file: str | Path | None = None,
+    regime: str = "contrastive",
+    attention: str | None = None,
+    epochs: int = 4,
+    budget_images: int | None = None,
+    seed: int = 0,
+    overrides: Sequence[str] = (),
+) -> TrainConfig:
+    """The training config of one experiment: a config file (or the defaults) plus the
+    experiment's settings; ``overrides`` are ``key=value`` strings applied last."""
+    base = TrainConfig.load(config_file) if config_file else TrainConfig()
+    sets = [
+        f"name={Path(out_dir).name}",
+        f"out_dir={out_dir}",
+        f"loss.regime={regime}",
+        f"model.attention={attention or 'null'}",
+        f"epochs={epochs}",
+        f"seed={seed}",
+    ]
+    cfg = base.with_overrides(sets + list(overrides))
+    if budget_images:
+        steps = max(1, budget_images // images_per_batch(cfg))
+        cfg = cfg.with_overrides([f"steps_per_epoch={steps}"])
+    return cfg

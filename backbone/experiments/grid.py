@@ -1,0 +1,93 @@
+"""The experiment grid: which notebook runs with which parameters, read from a YAML file.
+
+```yaml
+defaults:            # merged under every experiment's parameters
+  parameters: {epochs: 4}
+experiments:
+  - name: contrastive-global
+    notebook: notebooks/02_pair_training.ipynb
+    parameters: {regime: contrastive}
+analysis:
+  notebook: notebooks/05_experiment_analysis.ipynb
+```
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    notebook: str
+    parameters: dict = field(default_factory=dict)
+
+    def fingerprint(self, root: Path) -> str:
+        """Changes when the parameters or the notebook change: then the results are stale."""
+        digest = hashlib.sha1(json.dumps(self.parameters, sort_keys=True).encode())
+        digest.update((root / self.notebook).read_bytes())
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Grid:
+    path: Path
+    experiments: tuple[Experiment, ...]
+    analysis_notebook: str | None = None
+    analysis_parameters: dict = field(default_factory=dict)
+
+    def select(self, only: list[str] | None = None, shard: str | None = None) -> list[Experiment]:
+        """``only`` names experiments; ``shard="K/N"`` keeps every N-th from the K-th (1-based)."""
+        chosen = list(self.experiments)
+        if only:
+            unknown = sorted(set(only) - {e.name for e in chosen})
+            if unknown:
+                raise ValueError(f"no experiments named {unknown} in {self.path}; known: {[e.name for e in chosen]}")
+            chosen = [e for e in chosen if e.name in only]
+        if shard:
+            k, n = parse_shard(shard)
+            chosen = chosen[k - 1 :: n]
+        return chosen
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    m = re.fullmatch(r"(\d+)/(\d+)", text)
+    if not m or not 1 <= int(m[1]) <= int(m[2]):
+        raise ValueError(f"--shard must look like K/N with 1 <= K <= N (e.g. 2/4), got {text!r}")
+    return int(m[1]), int(m[2])
+
+
+def load_grid(path: str | Path, root: str | Path = ".") -> Grid:
+    """Read and check a grid file; notebook paths are relative to ``root`` (the project)."""
+    path, root = Path(path), Path(root)
+    if not path.is_file():
+        raise FileNotFoundError(f"grid file {path} does not exist")
+    d = yaml.safe_load(path.read_text()) or {}
+    defaults = (d.get("defaults") or {}).get("parameters") or {}
+    experiments, names = [], set()
+    for i, e in enumerate(d.get("experiments") or []):
+        where = f"{path}: experiment {i + 1}"
+        if not isinstance(e, dict) or "name" not in e or "notebook" not in e:
+            raise ValueError(f"{where} needs a name and a notebook")
+        if not _NAME.match(str(e["name"])) or e["name"] in names:
+            raise ValueError(f"{where}: name {e['name']!r} must be unique and made of letters, digits, '.', '_' or '-'")
+        if not (root / e["notebook"]).is_file():
+            raise ValueError(f"{where}: notebook {e['notebook']} does not exist")
+        unknown = set(e) - {"name", "notebook", "parameters", "description"}
+        if unknown:
+            raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
+        names.add(e["name"])
+        experiments.append(Experiment(e["name"], e["notebook"], {**defaults, **(e.get("parameters") or {})}))
+    if not experiments:
+        raise ValueError(f"{path} lists no experiments")
+    analysis = d.get("analysis") or {}
+    return Grid(path, tuple(experiments), analysis.get("notebook"), analysis.get("parameters") or {})

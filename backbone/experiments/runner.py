@@ -1,0 +1,110 @@
+"""Run the experiment grid with papermill: each experiment's notebook executes into
+``<runs>/<name>/`` (the executed notebook plus everything it writes), then the analysis notebook.
+
+An experiment is complete when ``done.json`` holds its fingerprint (parameters and notebook);
+complete ones are skipped, interrupted ones run again (training resumes from its last
+checkpoint), and a failing notebook stops the run with the error of the cell that failed.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from backbone.atomic import atomic_write_json
+from backbone.experiments.grid import Experiment, Grid
+
+
+class ExperimentFailed(RuntimeError):
+    """A notebook raised; the message holds the failing cell's error, the executed notebook is kept."""
+
+
+@dataclass
+class RunReport:
+    ran: list[str]
+    skipped: list[str]
+    seconds: float
+
+
+def is_complete(exp: Experiment, out: Path, root: Path) -> bool:
+    done = out / "done.json"
+    return done.is_file() and json.loads(done.read_text()).get("fingerprint") == exp.fingerprint(root)
+
+
+def execute(notebook: Path, output: Path, parameters: dict, root: Path, log_output: bool = False) -> None:
+    """papermill, with the project root as working directory; a failing cell becomes ExperimentFailed."""
+    import papermill as pm
+
+    output.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        pm.execute_notebook(
+            str(notebook), str(output), parameters=parameters, cwd=str(root), kernel_name="python3",
+            progress_bar=False, log_output=log_output,
+        )  # fmt: skip
+    except pm.PapermillExecutionError as exc:
+        trace = "\n".join(exc.traceback[-6:]) if exc.traceback else ""
+        raise ExperimentFailed(
+            f"{notebook.name} failed in cell {exc.exec_count} ({exc.ename}: {exc.evalue}); the executed notebook is {output}\n{trace}"
+        ) from None
+
+
+def run_experiment(exp: Experiment, runs: Path, root: Path, log_output: bool = False) -> float:
+    out = runs / exp.name
+    parameters = {**exp.parameters, "out_dir": str(out)}
+    start = time.perf_counter()
+    execute(root / exp.notebook, out / Path(exp.notebook).name, parameters, root, log_output)
+    seconds = time.perf_counter() - start
+    atomic_write_json(out / "done.json", {"fingerprint": exp.fingerprint(root), "parameters": parameters, "seconds": seconds})
+    return seconds
+
+
+def run_grid(
+    grid: Grid,
+    runs: Path,
+    root: Path,
+    only: list[str] | None = None,
+    shard: str | None = None,
+    force: bool = False,
+    extra: dict | None = None,
+    progress: bool = True,
+    log_output: bool = False,
+) -> RunReport:
+    """Run the selected experiments that are not complete (all of them with ``force``).
+
+    ``extra`` parameters go to every notebook on top of the grid's (e.g. tiny settings in tests);
+    they are part of the fingerprint, so a tiny run never passes for a full one.
+    """
+    extra = extra or {}
+    start = time.perf_counter()
+    ran, skipped = [], []
+    chosen = grid.select(only, shard)
+    bar = tqdm(chosen, desc="experiments", unit="exp", disable=not progress)
+    for exp in bar:
+        bar.set_postfix_str(exp.name)
+        exp = Experiment(exp.name, exp.notebook, {**exp.parameters, **extra})
+        out = runs / exp.name
+        if not force and is_complete(exp, out, root):
+            skipped.append(exp.name)
+            continue
+        if force and out.exists():
+            shutil.rmtree(out)
+        seconds = run_experiment(exp, runs, root, log_output)
+        ran.append(exp.name)
+        tqdm.write(f"{exp.name}: done in {seconds:.0f} s -> {out}")
+    return RunReport(ran, skipped, time.perf_counter() - start)
+
+
+def run_analysis(grid: Grid, runs: Path, out_dir: Path, root: Path, extra: dict | None = None, log_output: bool = False) -> Path:
+    """Execute the grid's analysis notebook over whatever runs exist in ``runs``."""
+    if not grid.analysis_notebook:
+        raise ValueError(f"{grid.path} names no analysis notebook")
+    notebook = root / grid.analysis_notebook
+    output = out_dir / Path(grid.analysis_notebook).name
+    parameters = {**grid.analysis_parameters, **(extra or {}), "runs_dir": str(runs), "out_dir": str(out_dir)}
+    execute(notebook, output, parameters, root, log_output)
+    return output

@@ -1,0 +1,163 @@
+"""Figures: training curves, ROC and F1 overlays, score histograms, face and attention grids.
+
+Every function returns a matplotlib Figure; :func:`save_figure` writes it as PNG and SVG.
+Scores follow the project's rule (higher = more alike; SAME = 1).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+
+from backbone.atomic import atomic_path
+from backbone.labels import SAME
+
+COLOURS = plt.get_cmap("tab10").colors
+SAME_COLOUR, TWIN_COLOUR, OTHER_COLOUR = "#2a9d8f", "#e76f51", "#8d99ae"
+
+
+def _style(ax) -> None:
+    ax.grid(alpha=0.3)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+
+
+def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", "svg"), dpi: int = 150) -> list[Path]:
+    """Write ``stem.png`` and ``stem.svg`` atomically; returns the paths."""
+    stem = Path(stem)
+    out = []
+    for fmt in formats:
+        path = stem.with_suffix(f".{fmt}")
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None)
+        out.append(path)
+    return out
+
+
+def plot_history(history: Sequence[dict], title: str = "") -> Figure:
+    """Training loss and validation AUC per epoch."""
+    epochs = [h["epoch"] for h in history]
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    ax.plot(epochs, [h["train_loss"] for h in history], "o-", color=COLOURS[0], label="training loss")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss", color=COLOURS[0])
+    _style(ax)
+    if any("val_auc" in h for h in history):
+        ax2 = ax.twinx()
+        ax2.plot(epochs, [h.get("val_auc", np.nan) for h in history], "s-", color=COLOURS[1], label="validation AUC")
+        ax2.set_ylabel("validation AUC", color=COLOURS[1])
+        ax2.spines["top"].set_visible(False)
+    ax.set_title(title or "training")
+    fig.tight_layout()
+    return fig
+
+
+def plot_roc(runs: Mapping[str, dict], title: str = "ROC", log_far: bool = False) -> Figure:
+    """ROC curves of several metrics dicts, overlaid, AUC in the legend."""
+    fig, ax = plt.subplots(figsize=(5.6, 5.0))
+    for i, (name, m) in enumerate(runs.items()):
+        fpr, tpr = np.asarray(m["roc"]["fpr"]), np.asarray(m["roc"]["tpr"])
+        ax.plot(fpr, tpr, color=COLOURS[i % 10], lw=1.8, label=f"{name} (AUC {m['auc']:.3f})")
+    if log_far:
+        ax.set_xscale("log")
+        ax.set_xlim(1e-3, 1)
+    else:
+        ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1)
+    ax.set_xlabel("false accept rate")
+    ax.set_ylabel("true accept rate")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    _style(ax)
+    fig.tight_layout()
+    return fig
+
+
+def plot_f1(runs: Mapping[str, dict], threshold: float | None = 0.6, title: str = "F1 vs threshold") -> Figure:
+    """F1-vs-threshold curves overlaid, with the fixed threshold marked."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for i, (name, m) in enumerate(runs.items()):
+        ax.plot(m["f1_curve"]["thresholds"], m["f1_curve"]["f1"], color=COLOURS[i % 10], lw=1.8, label=name)
+    if threshold is not None:
+        ax.axvline(threshold, ls="--", color="grey", lw=1, label=f"fixed threshold {threshold:g}")
+    ax.set_xlabel("threshold (cosine similarity)")
+    ax.set_ylabel("F1")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    _style(ax)
+    fig.tight_layout()
+    return fig
+
+
+def _histogram(ax, scores: np.ndarray, labels: np.ndarray, twins: np.ndarray | None, threshold: float | None, title: str) -> None:
+    bins = np.linspace(scores.min(), scores.max(), 41)
+    same = labels == SAME
+    twins = np.zeros_like(same) if twins is None else twins.astype(bool)
+    groups = [("same person", same, SAME_COLOUR), ("twin negatives", twins & ~same, TWIN_COLOUR), ("other negatives", ~twins & ~same, OTHER_COLOUR)]
+    for name, mask, colour in groups:
+        if mask.any():
+            ax.hist(scores[mask], bins=bins, density=True, alpha=0.55, color=colour, label=f"{name} ({mask.sum()})")
+    if threshold is not None:
+        ax.axvline(threshold, ls="--", color="black", lw=1)
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel("similarity")
+    _style(ax)
+
+
+def plot_score_histograms(runs: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]], threshold: float | None = 0.6) -> Figure:
+    """Per run, the similarity distributions of same pairs, twin negatives and other negatives."""
+    n = len(runs)
+    cols = min(3, n)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    for ax, (name, (scores, labels, twins)) in zip(axes.flat, runs.items()):
+        _histogram(ax, np.asarray(scores), np.asarray(labels), twins, threshold, name)
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_image_grid(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, cols: int = 8, size: float = 1.5) -> Figure:
+    """HxWx3 uint8 images in a grid with optional titles."""
+    rows = int(np.ceil(len(images) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows * 1.1), squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if i < len(images):
+            ax.imshow(images[i])
+            if titles:
+                ax.set_title(titles[i], fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def overlay_attention(image: np.ndarray, attention: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """Blend an attention map (HxW, any scale) over an HxWx3 uint8 image as a heat map."""
+    a = attention.astype(np.float64)
+    a = (a - a.min()) / (a.max() - a.min() + 1e-12)
+    heat = (plt.get_cmap("inferno")(a)[..., :3] * 255).astype(np.float64)
+    return np.clip((1 - alpha) * image.astype(np.float64) + alpha * heat, 0, 255).astype(np.uint8)
+
+
+def plot_attention_grid(images: Sequence[np.ndarray], attentions: Sequence[np.ndarray], titles: Sequence[str] | None = None, cols: int = 6) -> Figure:
+    """Each face above its attention overlay: where the local branch looks."""
+    n = len(images)
+    cols = min(cols, n)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(2 * rows, cols, figsize=(1.7 * cols, 3.6 * rows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, (img, att) in enumerate(zip(images, attentions)):
+        r, c = 2 * (i // cols), i % cols
+        axes[r, c].imshow(img)
+        axes[r + 1, c].imshow(overlay_attention(img, att))
+        if titles:
+            axes[r, c].set_title(titles[i], fontsize=7)
+    fig.tight_layout()
+    return fig

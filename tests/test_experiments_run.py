@@ -1,0 +1,100 @@
+"""Every notebook through papermill with tiny parameters: artefacts, table schema, skip/resume, failure."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from backbone.data import generate_pairs, load_index, split_identities, write_pairs
+from backbone.data.synth import SynthConfig, generate
+from backbone.experiments.analysis import COLUMNS
+from backbone.experiments.grid import load_grid
+from backbone.experiments.runner import ExperimentFailed, execute, run_analysis, run_grid
+
+from conftest import PROJECT
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    base = tmp_path_factory.mktemp("exp")
+    root = generate(SynthConfig(twin_pairs=6, singletons=6, images_per_identity=4, size=64, seed=5), base / "synth", workers=1, progress=False)
+    parts = split_identities(load_index(root), {"train": 0.5, "test": 0.5}, seed=0)
+    write_pairs(generate_pairs(parts["train"], 48, seed=0), base / "train.tsv")
+    write_pairs(generate_pairs(parts["test"], 32, seed=0, twin_share=0.5), base / "test.tsv")
+    overrides = [
+        f"data.root={root}", f"data.train_pairs={base / 'train.tsv'}", f"data.val_pairs={base / 'test.tsv'}",
+        f"data.test_pairs={base / 'test.tsv'}", f"data.cache={base / 'cache'}", "data.align.size=64", "data.workers=0",
+        "model.input_size=64", "model.branch_dim=32", "batch_size=8", "loss.m_per_class=2",
+    ]  # fmt: skip
+    grid = base / "grid.yaml"
+    grid.write_text(f"""
+defaults: {{parameters: {{epochs: 1, budget_images: 32, overrides: {json.dumps(overrides)}}}}}
+experiments:
+  - {{name: contrastive-global, notebook: notebooks/02_pair_training.ipynb, parameters: {{regime: contrastive}}}}
+  - {{name: contrastive-cbam, notebook: notebooks/02_pair_training.ipynb, parameters: {{regime: contrastive, attention: cbam}}}}
+  - {{name: triplet-cbam, notebook: notebooks/03_triplet_training.ipynb, parameters: {{attention: cbam}}}}
+  - {{name: pairbce-global, notebook: notebooks/02_pair_training.ipynb, parameters: {{regime: pair-bce}}}}
+analysis: {{notebook: notebooks/05_experiment_analysis.ipynb}}
+""")
+    return base, root
+
+
+def test_grid_runs_skips_resumes_and_analyses(tiny):
+    base, _ = tiny
+    grid = load_grid(base / "grid.yaml", PROJECT)
+    runs = base / "runs"
+    first = run_grid(grid, runs, PROJECT, progress=False)
+    assert first.ran == ["contrastive-global", "contrastive-cbam", "triplet-cbam", "pairbce-global"]
+    for name in first.ran:
+        out = runs / name
+        for artefact in ("config.yaml", "history.json", "metrics.json", "best.ckpt", "done.json", "figures/roc.png", "figures/roc.svg",
+                         "figures/history.png", "figures/f1_vs_threshold.png", "figures/score_histograms.png"):  # fmt: skip
+            assert (out / artefact).is_file(), f"{name}/{artefact}"
+        executed = json.loads(next(out.glob("*.ipynb")).read_text())
+        assert any(c.get("outputs") for c in executed["cells"] if c["cell_type"] == "code")  # executed, with outputs
+    (runs / "triplet-cbam" / "done.json").unlink()  # as if interrupted before it finished
+    again = run_grid(grid, runs, PROJECT, progress=False)
+    assert again.ran == ["triplet-cbam"] and len(again.skipped) == 3
+
+    run_analysis(grid, runs, base, PROJECT)
+    with open(base / "results.csv") as f:
+        table = list(csv.DictReader(f))
+    assert list(table[0]) == [k for k, _ in COLUMNS] and len(table) == 4
+    assert {r["experiment"] for r in table} == set(first.ran)
+    for r in table:
+        assert 0 <= float(r["auc"]) <= 1 and 0 <= float(r["twin_auc"]) <= 1 and float(r["train_seconds"]) > 0
+    md = (base / "results.md").read_text()
+    assert "| experiment | architecture | attention |" in md and md.count("\n| contrastive") == 2
+    for fig in ("roc", "roc_twins", "f1_vs_threshold", "score_histograms", "attention_contrastive-cbam", "attention_triplet-cbam"):
+        assert (base / "figures" / f"{fig}.png").is_file() and (base / "figures" / f"{fig}.svg").is_file(), fig
+    env = json.loads((base / "environment.json").read_text())
+    assert env["torch"] and env["python"]
+
+
+def test_data_and_attention_notebooks(tiny):
+    base, root = tiny
+    execute(PROJECT / "notebooks/01_data_loading.ipynb", base / "data-overview" / "01.ipynb",
+            {"data_root": str(root), "pairs_file": str(base / "test.tsv"), "out_dir": str(base / "data-overview"), "n_examples": 2}, PROJECT)  # fmt: skip
+    for fig in ("twins", "one_person", "example_pairs"):
+        assert (base / "data-overview" / "figures" / f"{fig}.png").is_file()
+    assert json.loads((base / "data-overview" / "analysis.json").read_text())["identities"] == 18
+    checkpoint = base / "runs" / "contrastive-cbam" / "best.ckpt"
+    if not checkpoint.is_file():
+        pytest.skip("needs the grid test's runs")
+    execute(PROJECT / "notebooks/04_attention_visualisation.ipynb", base / "attention" / "04.ipynb",
+            {"checkpoint": str(checkpoint), "n_pairs": 2, "out_dir": str(base / "attention")}, PROJECT)  # fmt: skip
+    assert (base / "attention" / "figures" / "attention.png").is_file()
+
+
+def test_a_failing_notebook_stops_with_its_error(tiny):
+    base, _ = tiny
+    grid = base / "bad.yaml"
+    grid.write_text("experiments:\n  - {name: broken, notebook: notebooks/02_pair_training.ipynb, parameters: {regime: magic}}\n")
+    with pytest.raises(ExperimentFailed, match=r"02_pair_training.ipynb failed in cell \d+ \(ValueError: loss.regime must be one of"):
+        run_grid(load_grid(grid, PROJECT), base / "bad_runs", PROJECT, progress=False)
+    assert (base / "bad_runs" / "broken" / "02_pair_training.ipynb").is_file()
+    assert not (base / "bad_runs" / "broken" / "done.json").exists()

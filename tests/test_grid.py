@@ -1,0 +1,63 @@
+import pytest
+
+from backbone.experiments.grid import Experiment, load_grid, parse_shard
+
+from conftest import PROJECT
+
+NOTEBOOK = "notebooks/02_pair_training.ipynb"
+
+
+def write(tmp_path, text):
+    path = tmp_path / "grid.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_default_grid_loads_and_compares_losses_and_attention():
+    grid = load_grid(PROJECT / "experiments" / "grid.yaml", PROJECT)
+    regimes = {(e.parameters.get("regime", "triplet"), e.parameters.get("attention")) for e in grid.experiments}
+    assert regimes == {(r, a) for r in ("contrastive", "triplet", "pair-bce") for a in (None, "cbam")}
+    assert len({(e.parameters["epochs"], e.parameters["budget_images"], e.parameters["seed"]) for e in grid.experiments}) == 1
+    assert grid.analysis_notebook == "notebooks/05_experiment_analysis.ipynb"
+
+
+def test_defaults_merge_and_selection(tmp_path):
+    path = write(tmp_path, f"""
+defaults: {{parameters: {{epochs: 2, seed: 1}}}}
+experiments:
+  - {{name: a, notebook: {NOTEBOOK}, parameters: {{epochs: 3}}}}
+  - {{name: b, notebook: {NOTEBOOK}}}
+  - {{name: c, notebook: {NOTEBOOK}}}
+""")
+    grid = load_grid(path, PROJECT)
+    assert grid.experiments[0].parameters == {"epochs": 3, "seed": 1}
+    assert [e.name for e in grid.select(only=["c", "a"])] == ["a", "c"]
+    assert [e.name for e in grid.select(shard="1/2")] == ["a", "c"] and [e.name for e in grid.select(shard="2/2")] == ["b"]
+    with pytest.raises(ValueError, match="no experiments named \\['zz'\\]"):
+        grid.select(only=["zz"])
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (f"experiments:\n  - {{name: a, notebook: {NOTEBOOK}}}\n  - {{name: a, notebook: {NOTEBOOK}}}\n", "must be unique"),
+        ("experiments:\n  - {name: a, notebook: notebooks/nope.ipynb}\n", "does not exist"),
+        (f"experiments:\n  - {{name: 'a b', notebook: {NOTEBOOK}}}\n", "must be unique and made of"),
+        (f"experiments:\n  - {{name: a, notebook: {NOTEBOOK}, params: {{}}}}\n", "unknown keys \\['params'\\]"),
+        ("experiments:\n  - {name: a}\n", "needs a name and a notebook"),
+        ("experiments: []\n", "lists no experiments"),
+    ],
+)
+def test_bad_grids_say_what_is_wrong(tmp_path, body, message):
+    with pytest.raises(ValueError, match=message):
+        load_grid(write(tmp_path, body), PROJECT)
+
+
+def test_shards_and_fingerprints():
+    assert parse_shard("3/4") == (3, 4)
+    for bad in ("0/4", "5/4", "x"):
+        with pytest.raises(ValueError, match="K/N"):
+            parse_shard(bad)
+    a = Experiment("a", NOTEBOOK, {"epochs": 1})
+    assert a.fingerprint(PROJECT) == Experiment("b", NOTEBOOK, {"epochs": 1}).fingerprint(PROJECT)
+    assert a.fingerprint(PROJECT) != Experiment("a", NOTEBOOK, {"epochs": 2}).fingerprint(PROJECT)

@@ -1,0 +1,44 @@
+import numpy as np
+from matplotlib.figure import Figure
+
+from backbone.labels import DIFFERENT, SAME
+from backbone.metrics import verification_metrics
+from backbone.plots import (
+    overlay_attention,
+    plot_attention_grid,
+    plot_f1,
+    plot_history,
+    plot_image_grid,
+    plot_roc,
+    plot_score_histograms,
+    save_figure,
+)
+
+
+def test_every_figure_draws_and_saves(tmp_path):
+    rng = np.random.default_rng(0)
+    labels = np.array([SAME] * 20 + [DIFFERENT] * 20)
+    scores = rng.normal(labels * 0.5, 0.3)
+    twins = np.array([False] * 30 + [True] * 10)
+    m = verification_metrics(scores, labels, twins=twins)
+    images = [rng.integers(0, 255, (16, 16, 3), dtype=np.uint8) for _ in range(4)]
+    figures = [
+        plot_history([{"epoch": 1, "train_loss": 1.0, "val_auc": 0.6}, {"epoch": 2, "train_loss": 0.8, "val_auc": 0.7}]),
+        plot_roc({"a": m, "b": m}),
+        plot_roc({"a": m}, log_far=True),
+        plot_f1({"a": m}),
+        plot_score_histograms({"a": (scores, labels, twins), "b": (scores, labels, None)}),
+        plot_image_grid(images, ["x"] * 4, cols=3),
+        plot_attention_grid(images, [rng.random((16, 16)) for _ in images], ["x"] * 4, cols=2),
+    ]
+    assert all(isinstance(f, Figure) for f in figures)
+    paths = save_figure(figures[1], tmp_path / "figures" / "roc")
+    assert [p.name for p in paths] == ["roc.png", "roc.svg"] and all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_overlay_attention_keeps_the_image_shape():
+    img = np.full((8, 8, 3), 100, np.uint8)
+    att = np.zeros((8, 8))
+    att[2, 3] = 1
+    out = overlay_attention(img, att)
+    assert out.shape == img.shape and out.dtype == np.uint8 and not np.array_equal(out[2, 3], out[0, 0])
