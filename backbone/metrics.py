@@ -104,6 +104,13 @@ def tar_at_far(fpr: np.ndarray, tpr: np.ndarray, far: float) -> float:
     return float(tpr[ok].max()) if ok.any() else 0.0
 
 
+def auc_standard_error(auc: float, n_positive: int, n_negative: int) -> float:
+    """Hanley & McNeil (1982) standard error of an ROC AUC from its value and class counts."""
+    q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
+    var = (auc * (1 - auc) + (n_positive - 1) * (q1 - auc**2) + (n_negative - 1) * (q2 - auc**2)) / (n_positive * n_negative)
+    return math.sqrt(max(var, 0.0))
+
+
 def lfw_protocol(scores: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> dict:
     """LFW's k-fold protocol: for each fold, the best-accuracy threshold of the other folds is
     applied to it; mean, standard deviation (ddof=1) and standard error over the folds."""

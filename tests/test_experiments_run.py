@@ -98,3 +98,24 @@ def test_a_failing_notebook_stops_with_its_error(tiny):
         run_grid(load_grid(grid, PROJECT), base / "bad_runs", PROJECT, progress=False)
     assert (base / "bad_runs" / "broken" / "02_pair_training.ipynb").is_file()
     assert not (base / "bad_runs" / "broken" / "done.json").exists()
+
+
+def test_attention_verdicts_say_both_ways():
+    from backbone.experiments.analysis import attention_verdicts
+
+    rows = [
+        {"experiment": "c-g", "loss": "contrastive", "attention": "none (global only)", "twin_auc": 0.60},
+        {"experiment": "c-a", "loss": "contrastive", "attention": "cbam", "twin_auc": 0.55},
+        {"experiment": "t-g", "loss": "triplet (batch-hard)", "attention": "none (global only)", "twin_auc": 0.50},
+        {"experiment": "t-a", "loss": "triplet (batch-hard)", "attention": "cbam", "twin_auc": 0.58},
+    ]
+    lines = attention_verdicts(rows)  # without standard errors, the sign decides
+    assert "cbam local-global (c-a) does not beat global only (c-g)" in lines[0] and "(-0.0500)" in lines[0]
+    assert "cbam local-global (t-a) beats global only (t-g)" in lines[1] and "(+0.0800)" in lines[1]
+    for r in rows:
+        r["twin_auc_se"] = 0.015  # difference s.e. 0.0212: 0.05 is 2.4 of them, 0.08 is 3.8
+    assert "does not beat" in attention_verdicts(rows)[0] and " beats" in attention_verdicts(rows)[1]
+    for r in rows:
+        r["twin_auc_se"] = 0.03  # difference s.e. 0.0424: 0.05 is 1.2 of them, 0.08 is 1.9: both noise
+    lines = attention_verdicts(rows)
+    assert all("does not clearly beat" in line for line in lines) and "1.2 standard errors" in lines[0]

@@ -107,3 +107,12 @@ def test_bad_inputs():
         confusion_at(np.array([np.nan]), np.array([1]), 0.5)
     with pytest.raises(ValueError, match="every pair needs a fold"):
         verification_metrics(SCORES, LABELS, folds=np.array([0, 1, 2, 3, 0, 1, 2, -1]))
+
+
+def test_auc_standard_error_by_hand():
+    from backbone.metrics import auc_standard_error
+
+    # Hanley & McNeil: A = 0.5, 1000 positives, 700 negatives -> Q1 = Q2 = 1/3
+    expected = math.sqrt((0.25 + 999 * (1 / 3 - 0.25) + 699 * (1 / 3 - 0.25)) / (1000 * 700))
+    assert auc_standard_error(0.5, 1000, 700) == pytest.approx(expected)
+    assert auc_standard_error(1.0, 10, 10) == 0.0

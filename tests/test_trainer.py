@@ -158,3 +158,12 @@ def test_every_regime_trains_and_checkpoints(small, tmp_path, overrides):
     assert len(result.history) == 1 and result.history[0]["train_loss"] > 0
     model, model_config, _ = load_model(tmp_path / "run" / "best.ckpt")
     assert model_config == cfg.model
+
+
+@pytest.mark.parametrize("regime", ["contrastive", "triplet", "arcface"])
+def test_every_step_of_the_budget_runs_even_on_a_small_set(small, tmp_path, regime):
+    cfg = config(small, tmp_path / "run", epochs=1, steps_per_epoch=30, **{"loss.regime": regime})
+    from backbone.training.data import build_training_data
+
+    loader = build_training_data(cfg, progress=False).loader
+    assert len(loader) >= 30  # 30 batches of 32 exceed the identity regimes' ~216 training images

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import platform
 import subprocess
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ import numpy as np
 
 from backbone.atomic import atomic_write_json, atomic_write_text
 from backbone.explain import attention_figure
+from backbone.metrics import auc_standard_error
 from backbone.plots import plot_f1, plot_history, plot_roc, plot_score_histograms, save_figure
 from backbone.training.config import TrainConfig
 
@@ -87,8 +89,13 @@ def result_row(run: Run) -> dict:
         "eer": m["eer"],
         "tar_at_far_1e-3": m["tar_at_far"]["0.001"],
         "twin_auc": m["twin_negatives"]["auc"] if "twin_negatives" in m else None,
+        "twin_auc_se": _auc_se(m["twin_negatives"]) if "twin_negatives" in m else None,
         "train_seconds": sum(h.get("train_seconds", 0.0) for h in run.history),
     }
+
+
+def _auc_se(m: dict) -> float:
+    return auc_standard_error(m["auc"], m["same"], m["different"])
 
 
 def _fmt(value) -> str:
@@ -99,15 +106,43 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def attention_verdicts(rows: list[dict]) -> list[str]:
+    """For every loss run both ways: does local-global attention beat global-only on twin negatives?
+
+    A difference counts when it exceeds two standard errors of the difference (Hanley-McNeil
+    errors of the two AUCs, taken as independent); otherwise it is called within noise."""
+    out = []
+    for loss in dict.fromkeys(r["loss"] for r in rows):
+        plain = [r for r in rows if r["loss"] == loss and r["attention"].startswith("none") and r["twin_auc"] is not None]
+        attended = [r for r in rows if r["loss"] == loss and not r["attention"].startswith("none") and r["twin_auc"] is not None]
+        for g in plain:
+            for a in attended:
+                diff = a["twin_auc"] - g["twin_auc"]
+                se = math.hypot(a.get("twin_auc_se") or 0.0, g.get("twin_auc_se") or 0.0)
+                if se and abs(diff) <= 2 * se:
+                    verdict = "does not clearly beat"
+                else:
+                    verdict = "beats" if diff > 0 else "does not beat"
+                noise = f", {abs(diff) / se:.1f} standard errors" if se else ""
+                out.append(
+                    f"- {loss}: {a['attention']} local-global ({a['experiment']}) {verdict} global only ({g['experiment']}) "
+                    f"on twin negatives: twin-negative AUC {a['twin_auc']:.4f} vs {g['twin_auc']:.4f} ({diff:+.4f}{noise})."
+                )
+    return out
+
+
 def write_tables(rows: list[dict], out_dir: Path, note: str = "") -> None:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=[k for k, _ in COLUMNS], lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=[k for k, _ in COLUMNS], lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for r in rows:
         writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else ("" if v is None else v)) for k, v in r.items()})
     atomic_write_text(out_dir / "results.csv", buf.getvalue())
     lines = ["| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(_fmt(r[k]) for k, _ in COLUMNS) + " |" for r in rows]
+    verdicts = attention_verdicts(rows)
+    if verdicts:
+        lines += ["", "Does local attention help on identical twins (same loss, budget and backbone)?", "", *verdicts]
     atomic_write_text(out_dir / "results.md", "# Experiment results\n\n" + (note + "\n\n" if note else "") + "\n".join(lines) + "\n")
 
 

@@ -60,6 +60,11 @@ def build_training_data(cfg: TrainConfig, progress: bool = True) -> TrainingData
     transform = train_transform(size=size, hflip=d.hflip) if d.augment else eval_transform(size)
     generator = torch.Generator()
     train_pairs = _pairs(d.train_pairs, index)
+
+    def items(dataset) -> int:
+        """Enough items for every step of an epoch: a small set is gone through more than once."""
+        return max(len(dataset), (cfg.steps_per_epoch or 0) * cfg.batch_size)
+
     regime = cfg.loss.regime
     num_classes = 0
     if regime in ("contrastive", "pair-bce"):
@@ -68,13 +73,13 @@ def build_training_data(cfg: TrainConfig, progress: bool = True) -> TrainingData
         paths = {p for pair in train_pairs for p in (pair.path_a, pair.path_b)}
         source = open_faces(index.only_paths(paths), preload=d.preload, **faces)
         dataset = PairDataset(train_pairs, source, transform)
-        sampler = RandomSampler(dataset, generator=generator)
+        sampler = RandomSampler(dataset, num_samples=items(dataset), generator=generator)
     elif regime == "triplet" and d.train_triplets:
         triplets = read_triplets(d.train_triplets, root=index.root)
         paths = {p for t in triplets for p in (t.anchor, t.positive, t.negative)}
         source = open_faces(index.only_paths(paths), preload=d.preload, **faces)
         dataset = TripletDataset(triplets, source, transform)
-        sampler = RandomSampler(dataset, generator=generator)
+        sampler = RandomSampler(dataset, num_samples=items(dataset), generator=generator)
     else:
         names = training_identities(cfg, index, train_pairs)
         if regime == "triplet":  # mining needs a positive for every anchor
@@ -84,9 +89,9 @@ def build_training_data(cfg: TrainConfig, progress: bool = True) -> TrainingData
         dataset = FaceDataset(subset, source, transform)
         num_classes = len(dataset.classes)
         if regime == "triplet":
-            sampler = balanced_sampler(dataset.labels, cfg.loss.m_per_class, cfg.batch_size)
+            sampler = balanced_sampler(dataset.labels, cfg.loss.m_per_class, cfg.batch_size, length=items(dataset))
         else:
-            sampler = RandomSampler(dataset, generator=generator)
+            sampler = RandomSampler(dataset, num_samples=items(dataset), generator=generator)
     loader = DataLoader(
         dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=d.workers, drop_last=True, generator=generator
     )
