@@ -57,8 +57,16 @@ def test_grid_runs_skips_resumes_and_analyses(tiny):
         executed = json.loads(next(out.glob("*.ipynb")).read_text())
         assert any(c.get("outputs") for c in executed["cells"] if c["cell_type"] == "code")  # executed, with outputs
     (runs / "triplet-cbam" / "done.json").unlink()  # as if interrupted before it finished
+    checkpoint = runs / "triplet-cbam" / "last.ckpt"
+    stamp = checkpoint.stat().st_mtime_ns
     again = run_grid(grid, runs, PROJECT, progress=False)
     assert again.ran == ["triplet-cbam"] and len(again.skipped) == 3
+    assert checkpoint.stat().st_mtime_ns == stamp  # resumed: training was already complete
+    (runs / "pairbce-global" / "started.json").write_text('{"fingerprint": "other"}')
+    (runs / "pairbce-global" / "done.json").unlink()  # left by other parameters: starts afresh
+    (runs / "pairbce-global" / "stale.txt").write_text("from an older run")
+    run_grid(grid, runs, PROJECT, only=["pairbce-global"], progress=False)
+    assert not (runs / "pairbce-global" / "stale.txt").exists() and (runs / "pairbce-global" / "done.json").is_file()
 
     run_analysis(grid, runs, base, PROJECT)
     with open(base / "results.csv") as f:

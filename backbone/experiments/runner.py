@@ -2,8 +2,10 @@
 ``<runs>/<name>/`` (the executed notebook plus everything it writes), then the analysis notebook.
 
 An experiment is complete when ``done.json`` holds its fingerprint (parameters and notebook);
-complete ones are skipped, interrupted ones run again (training resumes from its last
-checkpoint), and a failing notebook stops the run with the error of the cell that failed.
+complete ones are skipped. One interrupted with the same fingerprint (``started.json``) runs again
+and its training resumes from the last checkpoint; a folder left by a different fingerprint is
+stale and starts from scratch. A failing notebook stops the run with the failing cell's error.
+Code changes do not change fingerprints: after changing ``backbone/``, run with ``--force``.
 """
 
 from __future__ import annotations
@@ -55,11 +57,16 @@ def execute(notebook: Path, output: Path, parameters: dict, root: Path, log_outp
 
 def run_experiment(exp: Experiment, runs: Path, root: Path, log_output: bool = False) -> float:
     out = runs / exp.name
+    fingerprint = exp.fingerprint(root)
+    started = out / "started.json"
+    if out.exists() and not (started.is_file() and json.loads(started.read_text()).get("fingerprint") == fingerprint):
+        shutil.rmtree(out)  # left by other parameters or another notebook: nothing to resume
+    atomic_write_json(started, {"fingerprint": fingerprint})
     parameters = {**exp.parameters, "out_dir": str(out)}
     start = time.perf_counter()
     execute(root / exp.notebook, out / Path(exp.notebook).name, parameters, root, log_output)
     seconds = time.perf_counter() - start
-    atomic_write_json(out / "done.json", {"fingerprint": exp.fingerprint(root), "parameters": parameters, "seconds": seconds})
+    atomic_write_json(out / "done.json", {"fingerprint": fingerprint, "parameters": parameters, "seconds": seconds})
     return seconds
 
 
