@@ -42,6 +42,7 @@ endif
 
 grid: setup
 	$(BACKBONE) experiments run
+	$(PY) -m backbone.experiments.readme README.md experiments/results.md
 
 lfw: setup
 	$(BACKBONE) data align $(LFW_ROOT)

@@ -61,3 +61,13 @@ def test_shards_and_fingerprints():
     a = Experiment("a", NOTEBOOK, {"epochs": 1})
     assert a.fingerprint(PROJECT) == Experiment("b", NOTEBOOK, {"epochs": 1}).fingerprint(PROJECT)
     assert a.fingerprint(PROJECT) != Experiment("a", NOTEBOOK, {"epochs": 2}).fingerprint(PROJECT)
+
+
+def test_the_lfw_grid_and_config_load():
+    from backbone.training.config import TrainConfig
+
+    grid = load_grid(PROJECT / "experiments" / "lfw" / "grid.yaml", PROJECT)
+    assert {e.parameters["config_file"] for e in grid.experiments} == {"experiments/lfw/config.yaml"}
+    cfg = TrainConfig.load(PROJECT / "experiments" / "lfw" / "config.yaml")
+    assert cfg.data.align.detector == "mtcnn" and cfg.data.test_pairs.endswith("pairsDevTest.txt")
+    assert cfg.model.image_size == 112

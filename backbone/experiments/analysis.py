@@ -98,11 +98,11 @@ def _auc_se(m: dict) -> float:
     return auc_standard_error(m["auc"], m["same"], m["different"])
 
 
-def _fmt(value) -> str:
+def _fmt(key: str, value) -> str:
     if value is None:
         return "n/a"
     if isinstance(value, float):
-        return f"{value:.0f}" if value >= 100 else f"{value:.4f}"
+        return f"{value:.0f}" if key == "train_seconds" else f"{value:.4f}"
     return str(value)
 
 
@@ -139,7 +139,7 @@ def write_tables(rows: list[dict], out_dir: Path, note: str = "") -> None:
         writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else ("" if v is None else v)) for k, v in r.items()})
     atomic_write_text(out_dir / "results.csv", buf.getvalue())
     lines = ["| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_fmt(r[k]) for k, _ in COLUMNS) + " |" for r in rows]
+    lines += ["| " + " | ".join(_fmt(k, r[k]) for k, _ in COLUMNS) + " |" for r in rows]
     verdicts = attention_verdicts(rows)
     if verdicts:
         lines += ["", "Does local attention help on identical twins (same loss, budget and backbone)?", "", *verdicts]
@@ -191,7 +191,7 @@ def analyse(runs_dir: str | Path, out_dir: str | Path) -> list[dict]:
     save_figure(plot_score_histograms({r.name: r.scores() for r in runs if (r.dir / "test_scores.tsv").is_file()}), figures / "score_histograms")
     for r in runs:
         if r.config.model.attention and (r.dir / "best.ckpt").is_file():
-            save_figure(attention_figure(r.dir / "best.ckpt"), figures / f"attention_{r.name}")
+            save_figure(attention_figure(r.dir / "best.ckpt", n_pairs=3), figures / f"attention_{r.name}", dpi=110)
     return rows
 
 

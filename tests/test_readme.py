@@ -1,0 +1,27 @@
+"""The README shows the results table exactly as the pipeline wrote it."""
+
+import pytest
+
+from backbone.experiments.readme import END, START, results_block, update_readme
+
+from conftest import PROJECT
+
+
+def test_readme_table_is_the_committed_results_table():
+    readme = (PROJECT / "README.md").read_text()
+    block = readme.split(START, 1)[1].split(END, 1)[0].strip()
+    assert block == results_block((PROJECT / "experiments" / "results.md").read_text())
+    assert "experiments/figures/roc.png" in readme
+    assert "make reproduce" in readme and "make test" in readme
+
+
+def test_update_readme(tmp_path):
+    readme, results = tmp_path / "README.md", tmp_path / "results.md"
+    readme.write_text(f"intro\n{START}\nold\n{END}\nend\n")
+    results.write_text("# Experiment results\n\n| a |\n|---|\n| 1 |\n")
+    assert update_readme(readme, results)
+    assert readme.read_text() == f"intro\n{START}\n| a |\n|---|\n| 1 |\n{END}\nend\n"
+    assert not update_readme(readme, results)
+    (tmp_path / "bare.md").write_text("no markers")
+    with pytest.raises(ValueError, match="no <!-- results:start -->"):
+        update_readme(tmp_path / "bare.md", results)
