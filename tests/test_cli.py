@@ -70,6 +70,9 @@ def test_train_evaluate_verify_from_the_command_line(tiny_synth, tmp_path, capsy
     image = tiny_synth / "solo000" / "solo000_0001.png"
     assert main(["verify", "--checkpoint", str(ckpt), str(image), str(image)]) == 0
     assert "SAME person" in capsys.readouterr().out
+    import torch
+
+    assert torch.is_grad_enabled()  # a command must not switch autograd off for the whole process
     assert main(["verify", "--checkpoint", str(tmp_path / "none.ckpt"), str(image), str(image)]) == 1
     assert "checkpoint" in capsys.readouterr().err
     assert main(["verify", "--checkpoint", str(ckpt), str(image), str(tmp_path / "p.tsv")]) == 1

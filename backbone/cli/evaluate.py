@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import torch
-
 from backbone.atomic import atomic_write_json
 from backbone.data.cache import default_cache_root, open_faces
 from backbone.data.load import load_index
@@ -65,7 +63,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Print the similarity of two images, the threshold, and the verdict."""
-    torch.set_grad_enabled(False)
     verdict = Verifier.from_checkpoint(args.checkpoint, args.threshold).verify(*args.images)
     print(verdict.text())
     return 0
