@@ -88,25 +88,20 @@ class IdentityIndex:
 
     def subset(self, identities: Iterable[str], name: str | None = None) -> IdentityIndex:
         """The records of the given identities only (unknown names raise KeyError)."""
-        wanted = set(identities)
-        unknown = wanted - set(self.by_identity)
-        if unknown:
-            raise KeyError(f"identities not in the index {self.root}: {sorted(unknown)[:10]}")
-        return IdentityIndex(
-            root=self.root,
-            records=tuple(r for r in self.records if r.identity in wanted),
-            name=self.name if name is None else name,
-        )
+        return self._select("identity", identities, self.by_identity, "identities", name)
 
     def only_paths(self, paths: Iterable[str], name: str | None = None) -> IdentityIndex:
-        """The records of the given image paths only (unknown paths raise KeyError, all listed)."""
-        wanted = set(paths)
-        unknown = wanted - set(self.identity_of)
+        """The records of the given image paths only (unknown paths raise KeyError)."""
+        return self._select("path", paths, self.identity_of, "images", name)
+
+    def _select(self, field_name: str, values: Iterable[str], known, what: str, name: str | None) -> IdentityIndex:
+        wanted = set(values)
+        unknown = wanted - set(known)
         if unknown:
-            raise KeyError(f"{len(unknown)} images not in the index {self.root}: {sorted(unknown)[:10]}")
+            raise KeyError(f"{len(unknown)} {what} not in the index {self.root}: {sorted(unknown)[:10]}")
         return IdentityIndex(
             root=self.root,
-            records=tuple(r for r in self.records if r.path in wanted),
+            records=tuple(r for r in self.records if getattr(r, field_name) in wanted),
             name=self.name if name is None else name,
         )
 
