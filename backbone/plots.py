@@ -32,7 +32,8 @@ def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", 
     out = []
     for fmt in formats:
         path = stem.with_suffix(f".{fmt}")
-        with atomic_path(path) as tmp:
+        # a fixed salt and no date: the same figure gives the same bytes, so re-runs diff cleanly
+        with atomic_path(path) as tmp, plt.rc_context({"svg.hashsalt": "backbone"}):
             fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None)
         out.append(path)
     return out

@@ -42,3 +42,10 @@ def test_overlay_attention_keeps_the_image_shape():
     att[2, 3] = 1
     out = overlay_attention(img, att)
     assert out.shape == img.shape and out.dtype == np.uint8 and not np.array_equal(out[2, 3], out[0, 0])
+
+
+def test_saving_the_same_figure_twice_gives_the_same_bytes(tmp_path):
+    m = verification_metrics(np.array([0.9, 0.2, 0.7, 0.4]), np.array([SAME, DIFFERENT, SAME, DIFFERENT]))
+    a = save_figure(plot_roc({"a": m}), tmp_path / "a")
+    b = save_figure(plot_roc({"a": m}), tmp_path / "b")
+    assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]

@@ -38,6 +38,7 @@ COLUMNS = [
     ("eer", "EER"),
     ("tar_at_far_1e-3", "TAR @ FAR=1e-3"),
     ("twin_auc", "twin-negative AUC"),
+    ("other_auc", "other-negative AUC"),
     ("train_seconds", "training time (s)"),
 ]
 
@@ -90,6 +91,7 @@ def result_row(run: Run) -> dict:
         "tar_at_far_1e-3": m["tar_at_far"]["0.001"],
         "twin_auc": m["twin_negatives"]["auc"] if "twin_negatives" in m else None,
         "twin_auc_se": _auc_se(m["twin_negatives"]) if "twin_negatives" in m else None,
+        "other_auc": m["other_negatives"]["auc"] if "other_negatives" in m else None,
         "train_seconds": sum(h.get("train_seconds", 0.0) for h in run.history),
     }
 
