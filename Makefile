@@ -11,7 +11,7 @@ DATA      ?= synthetic
 LFW_ROOT  ?= ../shared/data/lfw
 LFW_TEST_PAIRS ?= $(LFW_ROOT)/pairsDevTest.txt
 
-.PHONY: setup test test-fast reproduce data grid lfw clean
+.PHONY: setup browser test test-fast screenshot reproduce data grid lfw clean
 
 setup: $(STAMP)
 
@@ -26,11 +26,26 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --no-deps facenet-pytorch==2.6.0
 	touch $(STAMP)
 
-test: setup
+# Debian's Chromium for the explorer's browser test (Playwright's own download cannot work
+# offline). Installed when missing and this user may; otherwise that test skips (CI sets
+# BACKBONE_REQUIRE_BROWSER=1, which makes a missing browser a failure instead).
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@if [ -x $(CHROMIUM) ]; then exit 0; \
+	elif [ "$$(id -u)" = 0 ]; then apt-get install -y --no-install-recommends chromium || { apt-get update && apt-get install -y --no-install-recommends chromium; }; \
+	elif sudo -n true 2>/dev/null; then sudo apt-get install -y --no-install-recommends chromium || { sudo apt-get update && sudo apt-get install -y --no-install-recommends chromium; }; \
+	else echo "make browser: $(CHROMIUM) is missing and apt-get needs root: the explorer's browser test will skip (apt-get install chromium)"; fi
+
+test: setup browser
 	$(PY) -m pytest
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
+
+# The README's explorer screenshot: the browser test on a trained run (it needs RUN/best.ckpt).
+RUN ?= experiments/runs/contrastive-cbam
+screenshot: setup browser
+	EXPLORER_RUN=$(RUN) EXPLORER_SCREENSHOTS=docs/screenshots BACKBONE_REQUIRE_BROWSER=1 $(PY) -m pytest tests/test_explorer_browser.py -q
 
 # The main job: the synthetic twins data, the experiment grid (papermill), the analysis.
 # `make reproduce DATA=lfw [LFW_ROOT=...] [LFW_TEST_PAIRS=.../pairs.txt]` runs the LFW grid instead.

@@ -54,7 +54,7 @@ def attention_figure(checkpoint: str | Path, pairs_file: str | Path | None = Non
     from backbone.data.pairs import read_pairs
     from backbone.models.build import load_model
     from backbone.plots import plot_attention_grid
-    from backbone.verification import checkpoint_align_config
+    from backbone.checkpoints import checkpoint_align_config
 
     model, config, ckpt = load_model(checkpoint)
     data = ckpt.get("train_config", {}).get("data", {})

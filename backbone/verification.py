@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from backbone.checkpoints import checkpoint_align_config
 from backbone.data.align import AlignConfig, FaceAligner
 from backbone.data.cache import NoFaceError
 from backbone.data.images import load_rgb
@@ -20,12 +21,6 @@ from backbone.evaluation import default_threshold
 from backbone.labels import DIFFERENT, SAME
 from backbone.models.build import load_model
 from backbone.models.siamese import SiameseNet
-
-
-def checkpoint_align_config(ckpt: dict, image_size: int) -> AlignConfig:
-    """The alignment a checkpoint was trained with (a centre crop at the model size if unknown)."""
-    align = ckpt.get("train_config", {}).get("data", {}).get("align")
-    return AlignConfig(**align) if align else AlignConfig(size=image_size, detector="none")
 
 
 @dataclass
@@ -54,20 +49,28 @@ class Verifier:
         model, config, ckpt = load_model(path)
         return cls(model, checkpoint_align_config(ckpt, config.image_size), config.image_size, threshold)
 
-    def face(self, image: str | Path | Image.Image) -> np.ndarray:
+    def face(self, image: str | Path | Image.Image, name: str | None = None) -> np.ndarray:
         """The aligned crop (HxWx3 uint8); no face raises NoFaceError naming the image."""
         img = image if isinstance(image, Image.Image) else load_rgb(image)
         (det,) = self.aligner.align([img.convert("RGB")])
         if det.crop is None:
-            raise NoFaceError(f"no face found in {image if not isinstance(image, Image.Image) else 'the image'}")
+            label = name or (image if not isinstance(image, Image.Image) else "the image")
+            raise NoFaceError(f"no face found in {label} (detector {self.aligner.config.detector})")
         return det.crop
 
     @torch.inference_mode()
-    def embed(self, image: str | Path | Image.Image) -> torch.Tensor:
-        x = self.transform(torch.from_numpy(self.face(image)).permute(2, 0, 1))
+    def embed_face(self, face: np.ndarray) -> torch.Tensor:
+        x = self.transform(torch.from_numpy(face).permute(2, 0, 1))
         return self.model.embed(x[None].to(next(self.model.parameters()).device))
 
     @torch.inference_mode()
-    def verify(self, a: str | Path | Image.Image, b: str | Path | Image.Image) -> Verdict:
-        score = float(self.model.score(self.embed(a), self.embed(b))[0])
+    def verify_faces(self, a: np.ndarray, b: np.ndarray) -> Verdict:
+        """Score two aligned crops (what :meth:`face` returns)."""
+        score = float(self.model.score(self.embed_face(a), self.embed_face(b))[0])
         return Verdict(score, self.threshold, SAME if score >= self.threshold else DIFFERENT)
+
+    def embed(self, image: str | Path | Image.Image) -> torch.Tensor:
+        return self.embed_face(self.face(image))
+
+    def verify(self, a: str | Path | Image.Image, b: str | Path | Image.Image) -> Verdict:
+        return self.verify_faces(self.face(a), self.face(b))

@@ -46,3 +46,25 @@ def folders(tmp_path: Path) -> Path:
             write_image(root / name / f"{name}_{i:04d}.jpg", seed=i + len(name))
     (root / "alice" / "notes.txt").write_text("not an image")
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_synth: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished run folder: a small local-global (CBAM) model trained for a few steps on
+    ``tiny_synth``, with test_scores.tsv, metrics.json, config.yaml and best.ckpt. Read-only."""
+    from backbone.data import generate_pairs, load_index, write_pairs
+    from backbone.training.config import TrainConfig
+    from backbone.training.trainer import train
+
+    base = tmp_path_factory.mktemp("run")
+    index = load_index(tiny_synth)
+    write_pairs(generate_pairs(index, 60, seed=0, twin_share=0.0), base / "train.tsv")
+    write_pairs(generate_pairs(index, 40, seed=1, twin_share=0.5), base / "test.tsv")
+    cfg = TrainConfig.from_dict({
+        "name": "tiny", "out_dir": str(base / "tiny"), "epochs": 1, "batch_size": 16, "steps_per_epoch": 2, "seed": 0,
+        "data": {"root": str(tiny_synth), "train_pairs": str(base / "train.tsv"), "val_pairs": str(base / "test.tsv"),
+                 "test_pairs": str(base / "test.tsv"), "align": {"size": 64, "detector": "none"}, "cache": str(base / "cache"), "workers": 0},
+        "model": {"input_size": 64, "embedding_dim": 32, "attention": "cbam", "branch_dim": 32},
+    })  # fmt: skip
+    train(cfg, progress=False)
+    return base / "tiny"

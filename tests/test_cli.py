@@ -1,3 +1,4 @@
+import json
 import subprocess
 import sys
 
@@ -67,6 +68,11 @@ def test_train_evaluate_verify_from_the_command_line(tiny_synth, tmp_path, capsy
     assert main(["evaluate", "--checkpoint", str(ckpt), "--pairs", str(tmp_path / "p.tsv"), "--cache", str(tmp_path / "cache"), "--no-progress"]) == 0
     out = capsys.readouterr().out
     assert "auc" in out and (tmp_path / "run" / "metrics_p.json").is_file()
+    from backbone.scores import read_scores
+
+    scored = read_scores(tmp_path / "run" / "scores_p.tsv")  # what the pair explorer opens
+    metrics = json.loads((tmp_path / "run" / "metrics_p.json").read_text())
+    assert len(scored.pairs) == 40 and scored.labels.sum() == metrics["same"]
     image = tiny_synth / "solo000" / "solo000_0001.png"
     assert main(["verify", "--checkpoint", str(ckpt), str(image), str(image)]) == 0
     assert "SAME person" in capsys.readouterr().out

@@ -6,14 +6,10 @@ import argparse
 from pathlib import Path
 
 from backbone.atomic import atomic_write_json
-from backbone.data.cache import default_cache_root, open_faces
-from backbone.data.load import load_index
-from backbone.data.pairs import read_pairs
-from backbone.data.transforms import eval_transform
-from backbone.evaluation import EmbeddingStore, evaluate_pairs
+from backbone.checkpoints import evaluate_checkpoint
 from backbone.metrics import summary_row
-from backbone.models.build import load_model
-from backbone.verification import Verifier, checkpoint_align_config
+from backbone.scores import write_scores
+from backbone.verification import Verifier
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -43,21 +39,17 @@ def format_summary(metrics: dict) -> str:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Embed every unique image once (cached per checkpoint), score all pairs, write metrics JSON."""
-    model, config, ckpt = load_model(args.checkpoint, map_location="cpu")
-    root = args.root or Path(ckpt.get("train_config", {}).get("data", {}).get("root", "."))
-    index = load_index(root)
-    pairs = read_pairs(args.pairs, root=index.root)
-    align = checkpoint_align_config(ckpt, config.image_size)
-    paths = {p for pair in pairs for p in (pair.path_a, pair.path_b)}
-    faces = open_faces(index.only_paths(paths), align, cache_root=args.cache, progress=not args.no_progress)
-    store = EmbeddingStore.for_checkpoint(args.checkpoint, (args.cache or default_cache_root()).parent / "embeddings", align.key())
+    """Embed every unique image once (cached per checkpoint), score all pairs, write the metrics
+    JSON and the per-pair scores (``scores_<pairs>.tsv``, what the pair explorer opens)."""
     threshold = args.threshold if args.threshold is not None else "default"
-    ev = evaluate_pairs(model, pairs, faces, eval_transform(config.image_size), threshold, faces.hashes, store, args.batch_size, progress=not args.no_progress)
+    result = evaluate_checkpoint(args.checkpoint, args.pairs, args.root, args.cache, threshold, args.batch_size, progress=not args.no_progress)
+    ev = result.evaluation
     out = args.out or args.checkpoint.with_name(f"metrics_{args.pairs.stem}.json")
     atomic_write_json(out, {**ev.metrics, "checkpoint": str(args.checkpoint), "pairs": str(args.pairs), "summary": summary_row(ev.metrics)})
+    scores = out.with_name(f"scores_{args.pairs.stem}.tsv")
+    write_scores(scores, result.pairs, ev.scores)
     print(format_summary(ev.metrics))
-    print(f"embedded {ev.embedded} images now; metrics in {out}")
+    print(f"embedded {ev.embedded} images now; metrics in {out}, per-pair scores in {scores}")
     return 0
 
 

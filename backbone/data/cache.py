@@ -36,8 +36,8 @@ from backbone.data.align import FACE, FALLBACK, NO_FACE, POLICIES, AlignConfig, 
 from backbone.data.errors import DataError, ImageReadError, Problem
 from backbone.data.images import load_rgb
 from backbone.data.index import IdentityIndex
+from backbone.paths import PROJECT_ROOT
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def default_cache_root() -> Path:
@@ -230,7 +230,7 @@ def align_index(
         num_workers=workers if len(todo) > batch_size else 0,
         collate_fn=list,
     )
-    with tqdm(total=len(todo), desc=f"aligning ({cache.config.key()})", unit="img", disable=not progress) as bar:
+    with tqdm(total=len(todo), desc=f"aligning ({cache.config.key()})", unit="img", disable=not progress or not todo) as bar:
         for batch in loader:
             good = [(path, sha, img) for path, sha, img, err in batch if err is None]
             summary.unreadable += [Problem(str(path), err) for path, _, _, err in batch if err is not None]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Iterable
 
@@ -47,17 +48,29 @@ def load_rgb(path: str | Path) -> Image.Image:
     try:
         if path.stat().st_size == 0:
             raise ImageReadError(path, "zero-byte file")
-        with Image.open(path) as img:
-            img.load()  # decode now: a truncated file fails here, not later in a worker
-            return _to_rgb(img).copy()
-    except ImageReadError:
-        raise
     except FileNotFoundError:
         raise ImageReadError(path, "no such file") from None
+    return _decode(path, path)
+
+
+def decode_rgb(data: bytes, name: str) -> Image.Image:
+    """Like :func:`load_rgb` for image bytes (an upload); errors name ``name``."""
+    if not data:
+        raise ImageReadError(name, "zero-byte file")
+    return _decode(io.BytesIO(data), name)
+
+
+def _decode(source: Path | io.BytesIO, name: str | Path) -> Image.Image:
+    try:
+        with Image.open(source) as img:
+            img.load()  # decode now: a truncated file fails here, not later in a worker
+            return _to_rgb(img).copy()
+    except FileNotFoundError:
+        raise ImageReadError(name, "no such file") from None
     except UnidentifiedImageError:
-        raise ImageReadError(path, "not a recognised image format (corrupt?)") from None
+        raise ImageReadError(name, "not a recognised image format (corrupt?)") from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageReadError(path, f"corrupt or truncated ({exc})") from None
+        raise ImageReadError(name, f"corrupt or truncated ({exc})") from None
 
 
 def load_rgb_array(path: str | Path) -> np.ndarray:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 from backbone.atomic import atomic_write_text
 from backbone.data.errors import DataError, Problem
@@ -57,19 +57,26 @@ def _parse_flag(value: str, column: str) -> int:
 
 def read_tsv_pairs(path: str | Path) -> list[Pair]:
     """Parse a TSV pair file; every malformed line is reported with its number."""
+    return read_tsv_table(path)[0]
+
+
+def read_tsv_table(path: str | Path, extra: Sequence[str] = ()) -> tuple[list[Pair], dict[str, list[str]]]:
+    """Pairs plus the raw text of required ``extra`` columns (e.g. a score file's ``score``),
+    one value per pair; every malformed line is reported with its number."""
     path = Path(path)
     lines = path.read_text(encoding="utf-8").splitlines()
     if not lines:
-        raise DataError(f"{path}: empty pair file (expected a header {chr(9).join(_REQUIRED)})")
+        raise DataError(f"{path}: empty pair file (expected a header {chr(9).join(_REQUIRED + tuple(extra))})")
     header = lines[0].split("\t")
-    missing = [c for c in _REQUIRED if c not in header]
-    unknown = [c for c in header if c not in TSV_COLUMNS]
+    missing = [c for c in (*_REQUIRED, *extra) if c not in header]
+    unknown = [c for c in header if c not in TSV_COLUMNS and c not in extra]
     if missing or unknown:
         raise DataError(
-            f"{path}:1: bad header {header}: missing {missing}, unknown {unknown}; columns are {list(TSV_COLUMNS)}"
+            f"{path}:1: bad header {header}: missing {missing}, unknown {unknown}; columns are {[*TSV_COLUMNS, *extra]}"
         )
     col = {name: i for i, name in enumerate(header)}
     pairs: list[Pair] = []
+    values: dict[str, list[str]] = {name: [] for name in extra}
     problems: list[Problem] = []
     for lineno, line in enumerate(lines[1:], start=2):
         if not line.strip():
@@ -92,17 +99,22 @@ def read_tsv_pairs(path: str | Path) -> list[Pair]:
             )
         except ValueError as exc:
             problems.append(Problem(str(path), f"{exc}: {line!r}", lineno))
+            continue
+        for name in extra:
+            values[name].append(fields[col[name]])
     if problems:
         raise DataError(f"{path}: {len(problems)} malformed pair lines", problems)
-    return pairs
+    return pairs, values
 
 
-def format_tsv_pairs(pairs: Iterable[Pair]) -> str:
+def format_tsv_pairs(pairs: Iterable[Pair], extra: dict[str, Sequence[str]] | None = None) -> str:
+    """TSV text of ``pairs``; ``extra`` adds columns after the pair columns (one value per pair)."""
     pairs = list(pairs)
+    extra = extra or {}
     with_fold = any(p.fold is not None for p in pairs)
-    columns = ["path_a", "path_b", "same"] + (["fold"] if with_fold else []) + ["twins"]
+    columns = ["path_a", "path_b", "same"] + (["fold"] if with_fold else []) + ["twins", *extra]
     rows = ["\t".join(columns)]
-    for p in pairs:
+    for i, p in enumerate(pairs):
         for name in ("path_a", "path_b"):
             value = getattr(p, name)
             if "\t" in value or "\n" in value:
@@ -111,6 +123,7 @@ def format_tsv_pairs(pairs: Iterable[Pair]) -> str:
         if with_fold:
             row.append("-" if p.fold is None else str(p.fold))
         row.append(str(int(p.twins)))
+        row += [str(values[i]) for values in extra.values()]
         rows.append("\t".join(row))
     return "\n".join(rows) + "\n"
 

@@ -8,6 +8,7 @@ Writes ``results.csv``, ``results.md``, ``environment.json`` and figures (PNG + 
 from __future__ import annotations
 
 import csv
+import importlib.metadata
 import io
 import json
 import math
@@ -22,6 +23,7 @@ from backbone.atomic import atomic_write_json, atomic_write_text
 from backbone.explain import attention_figure
 from backbone.metrics import auc_standard_error
 from backbone.plots import plot_f1, plot_history, plot_roc, plot_score_histograms, save_figure
+from backbone.scores import read_scores
 from backbone.training.config import TrainConfig
 
 COLUMNS = [
@@ -52,9 +54,8 @@ class Run:
     history: list[dict]
 
     def scores(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        rows = (self.dir / "test_scores.tsv").read_text().splitlines()[1:]
-        cols = [r.split("\t") for r in rows]
-        return (np.array([float(c[4]) for c in cols]), np.array([int(c[2]) for c in cols]), np.array([c[3] == "1" for c in cols]))
+        scored = read_scores(self.dir / "test_scores.tsv")
+        return scored.scores, scored.labels, scored.twins
 
 
 def collect_runs(runs_dir: str | Path) -> list[Run]:
@@ -148,6 +149,13 @@ def write_tables(rows: list[dict], out_dir: Path, note: str = "") -> None:
     atomic_write_text(out_dir / "results.md", "# Experiment results\n\n" + (note + "\n\n" if note else "") + "\n".join(lines) + "\n")
 
 
+def _version(distribution: str) -> str | None:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def environment() -> dict:
     """Versions and hardware, recorded next to the results."""
     import sklearn
@@ -162,6 +170,9 @@ def environment() -> dict:
         "torch": torch.__version__,
         "numpy": np.__version__,
         "scikit-learn": sklearn.__version__,
+        # everything else that touches pixels or training: a fresh install changing one of these
+        # changes the numbers, so they are recorded too
+        **{name: _version(name) for name in ("torchvision", "pillow", "timm", "pytorch-metric-learning", "lightning-fabric", "facenet-pytorch")},
         "machine": platform.machine(),
         "processor": platform.processor() or "unknown",
         "cpu_threads": torch.get_num_threads(),

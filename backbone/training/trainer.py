@@ -24,10 +24,11 @@ from lightning_fabric import Fabric
 from torch.utils.tensorboard import SummaryWriter
 from tqdm.auto import tqdm
 
-from backbone.atomic import atomic_path, atomic_write_json, atomic_write_text
+from backbone.atomic import atomic_path, atomic_write_json
 from backbone.evaluation import evaluate_pairs
 from backbone.metrics import summary_row
 from backbone.models.build import build_model
+from backbone.scores import write_scores
 from backbone.training.config import TrainConfig
 from backbone.training.data import EvalSet, build_training_data
 from backbone.training.objectives import create_objective
@@ -119,12 +120,6 @@ def _comparable(d: dict) -> dict:
     d = {k: v for k, v in d.items() if k not in ("epochs", "early_stopping_patience")}
     d["data"] = {k: v for k, v in d["data"].items() if k not in ("workers", "preload")}
     return d
-
-
-def _write_scores(path: Path, pairs, scores) -> None:
-    rows = ["path_a\tpath_b\tsame\ttwins\tscore"]
-    rows += [f"{p.path_a}\t{p.path_b}\t{p.same}\t{int(p.twins)}\t{s:.6f}" for p, s in zip(pairs, scores)]
-    atomic_write_text(path, "\n".join(rows) + "\n")
 
 
 def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> TrainResult:
@@ -271,5 +266,5 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Tr
         ev = evaluate_pairs(model, data.test.pairs, data.test.faces, data.eval_transform, progress=progress)
         test_metrics = {**ev.metrics, "checkpoint": str(best_path), "epoch": best_epoch, "summary": summary_row(ev.metrics)}
         atomic_write_json(out / "metrics.json", test_metrics)
-        _write_scores(out / "test_scores.tsv", data.test.pairs, ev.scores)
+        write_scores(out / "test_scores.tsv", data.test.pairs, ev.scores)
     return TrainResult(out, epoch, best_epoch, best, stopped_early, history, test_metrics)

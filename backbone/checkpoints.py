@@ -1,0 +1,69 @@
+"""A trained checkpoint at inference time: the alignment it was trained with, the faces of its
+data, and its scores on a pair list.
+
+``backbone evaluate``, ``backbone verify``, the attention figure and the pair explorer all open
+checkpoints through here, so they see faces exactly as training did.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from backbone.data.align import AlignConfig
+from backbone.data.cache import CachedFaces, default_cache_root, open_faces
+from backbone.data.load import load_index
+from backbone.data.pairs import Pair, read_pairs
+from backbone.data.transforms import eval_transform
+from backbone.evaluation import EmbeddingStore, PairEvaluation, evaluate_pairs
+from backbone.models.build import ModelConfig, load_model
+from backbone.models.siamese import SiameseNet
+from backbone.paths import resolve
+
+
+def checkpoint_align_config(ckpt: dict, image_size: int) -> AlignConfig:
+    """The alignment a checkpoint was trained with (a centre crop at the model size if unknown)."""
+    align = ckpt.get("train_config", {}).get("data", {}).get("align")
+    return AlignConfig(**align) if align else AlignConfig(size=image_size, detector="none")
+
+
+def checkpoint_data(ckpt: dict) -> dict:
+    """The ``data`` section of the training config saved in a checkpoint ({} if none)."""
+    return ckpt.get("train_config", {}).get("data", {})
+
+
+@dataclass
+class CheckpointEvaluation:
+    model: SiameseNet
+    config: ModelConfig
+    checkpoint: dict
+    pairs: list[Pair]
+    faces: CachedFaces
+    evaluation: PairEvaluation
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    pairs_file: str | Path,
+    root: str | Path | None = None,
+    cache: str | Path | None = None,
+    threshold: float | None | str = "default",
+    batch_size: int = 128,
+    progress: bool = True,
+) -> CheckpointEvaluation:
+    """Scores and metrics of ``checkpoint`` on a pair list, on faces aligned as in training.
+
+    ``root`` defaults to the data root the checkpoint was trained on; embeddings are cached per
+    checkpoint next to the face cache, so a second pair list only embeds new images."""
+    model, config, ckpt = load_model(checkpoint, map_location="cpu")
+    data = checkpoint_data(ckpt)
+    index = load_index(resolve(root or data.get("root", ".")))
+    pairs = read_pairs(resolve(pairs_file), root=index.root)
+    align = checkpoint_align_config(ckpt, config.image_size)
+    cache = cache or data.get("cache")
+    paths = {p for pair in pairs for p in (pair.path_a, pair.path_b)}
+    faces = open_faces(index.only_paths(paths), align, cache_root=cache, progress=progress)
+    store_dir = (Path(cache) if cache else default_cache_root()).parent / "embeddings"
+    store = EmbeddingStore.for_checkpoint(checkpoint, store_dir, align.key())
+    ev = evaluate_pairs(model, pairs, faces, eval_transform(config.image_size), threshold, faces.hashes, store, batch_size, progress=progress)
+    return CheckpointEvaluation(model, config, ckpt, pairs, faces, ev)

@@ -1,0 +1,183 @@
+"""Where the explorer's pairs, faces and model come from: a finished run folder, a score file with
+its data root, or a checkpoint and a pair list (scored on the spot).
+
+Faces are shown as the model saw them: aligned with the run's alignment, from the face cache.
+A model (the run's ``best.ckpt`` or the given checkpoint) is optional; it enables the attention
+overlay (local-global models) and verifying two new images.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Callable, Union
+
+import numpy as np
+import torch
+from PIL import Image
+
+from backbone.checkpoints import checkpoint_align_config, checkpoint_data, evaluate_checkpoint
+from backbone.data.align import AlignConfig
+from backbone.data.cache import open_faces
+from backbone.data.errors import DataError
+from backbone.data.images import decode_rgb, load_rgb, load_rgb_array
+from backbone.data.load import load_index
+from backbone.data.pairs import check_pair_images
+from backbone.evaluation import default_threshold
+from backbone.explain import attention_maps
+from backbone.explorer.review import PairReview
+from backbone.metrics import DEFAULT_THRESHOLD
+from backbone.models.build import load_model
+from backbone.models.local_global import LocalGlobalNet
+from backbone.models.siamese import SiameseNet
+from backbone.paths import resolve
+from backbone.scores import ScoredPairs, read_scores
+from backbone.training.config import TrainConfig
+from backbone.verification import Verdict, Verifier
+
+# An image to verify: a path (absolute, from here, or under the data root) or an upload (name, bytes).
+ImageInput = Union[str, Path, tuple[str, bytes]]
+
+
+@dataclass
+class Verification:
+    faces: tuple[np.ndarray, np.ndarray]  # the aligned crops the model compared
+    verdict: Verdict
+
+
+@dataclass
+class ExplorerSource:
+    """Everything the explorer shows: the review, a face for each image path, an optional model."""
+
+    review: PairReview
+    root: Path
+    faces: Callable[[str], np.ndarray]  # path under root -> HxWx3 uint8 face, as the model saw it
+    title: str
+    model: SiameseNet | None = None
+    image_size: int | None = None
+    align: AlignConfig | None = None
+
+    @property
+    def has_attention(self) -> bool:
+        return self.model is not None and isinstance(self.model.net, LocalGlobalNet)
+
+    def attention(self, faces: list[np.ndarray]) -> list[np.ndarray]:
+        """Attention maps of HxWx3 faces (model input size); ValueError without a local-global model."""
+        if not self.has_attention:
+            raise ValueError("attention maps need a local-global model (a checkpoint with attention)")
+        return attention_maps(self.model, [torch.from_numpy(f).permute(2, 0, 1) for f in faces], self.image_size)
+
+    def read_image(self, image: ImageInput) -> tuple[Image.Image, str]:
+        """An uploaded or named image as RGB, and the name errors use."""
+        if isinstance(image, tuple):
+            name, data = image
+            return decode_rgb(bytes(data), name), name
+        path = Path(image)
+        found = resolve(path)
+        if not found.exists() and not path.is_absolute() and (self.root / path).exists():
+            found = self.root / path
+        return load_rgb(found), str(path)
+
+    @cached_property
+    def verifier(self) -> Verifier:
+        """The model with the run's alignment (built once: MTCNN loads on first use)."""
+        if self.model is None:
+            raise ValueError("verifying images needs a model: open a run that has best.ckpt, or pass a checkpoint")
+        return Verifier(self.model, self.align, self.image_size, self.review.threshold)
+
+    def verify(self, a: ImageInput, b: ImageInput) -> Verification:
+        """Align both images as in training, embed and score them at the review's threshold.
+
+        An unreadable file raises ImageReadError, an image without a face NoFaceError; both name it."""
+        verifier = self.verifier
+        verifier.threshold = self.review.threshold
+        (img_a, name_a), (img_b, name_b) = self.read_image(a), self.read_image(b)
+        faces = (verifier.face(img_a, name_a), verifier.face(img_b, name_b))
+        return Verification(faces, verifier.verify_faces(*faces))
+
+
+def _check_root(root: Path, what: str) -> Path:
+    if not root.is_dir():
+        raise DataError(f"data root {root} of {what} does not exist (for the default data: `make data`)")
+    return root
+
+
+def _aligned_faces(root: Path, kind: str, scored: ScoredPairs, align: AlignConfig, policy: str, cache: str | None, progress: bool) -> Callable[[str], np.ndarray]:
+    index = load_index(root, kind)
+    paths = {p for pair in scored.pairs for p in (pair.path_a, pair.path_b)}
+    cached = open_faces(index.only_paths(paths), align, policy=policy, cache_root=cache, progress=progress)
+    return lambda path: cached(path).permute(1, 2, 0).numpy()
+
+
+def open_run(run: str | Path, threshold: float | None = None, checkpoint: str | Path | None = None, progress: bool = True) -> ExplorerSource:
+    """A finished run folder: its ``test_scores.tsv``, config and, when present, ``best.ckpt``.
+
+    The threshold defaults to the one the run's metrics were reported at."""
+    run = resolve(run)
+    if not (run / "test_scores.tsv").is_file():
+        raise DataError(f"{run} is not a finished run: no test_scores.tsv (train it, or pass a score file)")
+    config = TrainConfig.load(run / "config.yaml")
+    scored = read_scores(run / "test_scores.tsv")
+    root = _check_root(resolve(config.data.root), run / "config.yaml")
+    check_pair_images(scored.pairs, root, run / "test_scores.tsv")
+    if threshold is None and (run / "metrics.json").is_file():
+        threshold = json.loads((run / "metrics.json").read_text()).get("at_threshold", {}).get("threshold")
+    checkpoint = resolve(checkpoint) if checkpoint else run / "best.ckpt"
+    model, model_config, _ = load_model(checkpoint) if checkpoint.is_file() else (None, None, None)
+    threshold = threshold if threshold is not None else _default_threshold(model)
+    faces = _aligned_faces(root, config.data.kind, scored, config.data.align, config.data.policy, config.data.cache, progress)
+    title = f"{run.name}: {len(scored.pairs)} test pairs" + ("" if model else " (no best.ckpt: attention and verify are off)")
+    image_size = model_config.image_size if model_config else None
+    return ExplorerSource(PairReview(scored, threshold), root, faces, title, model, image_size, config.data.align)
+
+
+def open_scores(scores: str | Path, root: str | Path, checkpoint: str | Path | None = None, threshold: float | None = None, progress: bool = True) -> ExplorerSource:
+    """A score file (``test_scores.tsv``, ``scores_<pairs>.tsv``) over the images under ``root``.
+
+    With a checkpoint, faces are aligned as it was trained; without, images are shown whole."""
+    scores = resolve(scores)
+    scored = read_scores(scores)
+    root = _check_root(resolve(root), scores)
+    check_pair_images(scored.pairs, root, scores)
+    model = image_size = align = None
+    faces = lambda path: load_rgb_array(root / path)  # noqa: E731
+    if checkpoint:
+        model, config, ckpt = load_model(resolve(checkpoint))
+        image_size, align = config.image_size, checkpoint_align_config(ckpt, config.image_size)
+        data = checkpoint_data(ckpt)
+        faces = _aligned_faces(root, data.get("kind", "auto"), scored, align, data.get("policy", "fallback"), data.get("cache"), progress)
+    threshold = threshold if threshold is not None else _default_threshold(model)
+    return ExplorerSource(PairReview(scored, threshold), root, faces, f"{scores.name}: {len(scored.pairs)} pairs", model, image_size, align)
+
+
+def open_checkpoint(checkpoint: str | Path, pairs: str | Path, root: str | Path | None = None, threshold: float | None = None, progress: bool = True) -> ExplorerSource:
+    """Score a pair list with a checkpoint now (embeddings cached), then explore it."""
+    result = evaluate_checkpoint(checkpoint, pairs, root, threshold=None, progress=progress)
+    scored = ScoredPairs(result.pairs, result.evaluation.scores, str(pairs))
+    threshold = threshold if threshold is not None else _default_threshold(result.model)
+    align = checkpoint_align_config(result.checkpoint, result.config.image_size)
+    faces = lambda path: result.faces(path).permute(1, 2, 0).numpy()  # noqa: E731
+    title = f"{Path(checkpoint).name} on {Path(pairs).name}: {len(scored.pairs)} pairs"
+    return ExplorerSource(PairReview(scored, threshold), result.faces.index.root, faces, title, result.model, result.config.image_size, align)
+
+
+def open_source(run: str | Path | None = None, scores: str | Path | None = None, checkpoint: str | Path | None = None, pairs: str | Path | None = None, root: str | Path | None = None, threshold: float | None = None, progress: bool = True) -> ExplorerSource:
+    """The notebook's entry point: a run folder, a score file plus data root, or a checkpoint plus pair list."""
+    if run:
+        return open_run(run, threshold, checkpoint, progress)
+    if scores:
+        if not root:
+            raise ValueError("a score file needs the data root its paths are relative to (root=...)")
+        return open_scores(scores, root, checkpoint, threshold, progress)
+    if checkpoint and pairs:
+        return open_checkpoint(checkpoint, pairs, root, threshold, progress)
+    raise ValueError("open a run folder (run=...), a score file (scores=..., root=...) or a checkpoint with a pair list (checkpoint=..., pairs=...)")
+
+
+def _default_threshold(model: SiameseNet | None) -> float:
+    chosen = default_threshold(model) if model is not None else DEFAULT_THRESHOLD
+    if chosen is None:
+        raise ValueError(f"no default threshold for distance {model.distance!r}: pass threshold=...")
+    return chosen

@@ -1,0 +1,227 @@
+"""End to end, as a person would: JupyterLab on 127.0.0.1 with a temporary token, the explorer
+notebook opened in headless Chromium (Debian's, driven by Playwright), all cells run, the slider
+moved, next clicked, attention toggled, a filter chosen and two images verified. Screenshots go to
+``$EXPLORER_SCREENSHOTS`` (default: the test's temporary folder).
+
+``$EXPLORER_RUN`` explores that run folder instead of the tiny test run (``make screenshot``
+uses it for the README picture). Without Chromium or Playwright the test skips, unless
+``$BACKBONE_REQUIRE_BROWSER=1`` (CI sets it), where it fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from backbone.labels import DIFFERENT
+from backbone.scores import read_scores
+from conftest import PROJECT
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
+
+CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
+VIEWPORT = {"width": 1440, "height": 1000}
+
+
+def _missing(reason: str):
+    if os.environ.get("BACKBONE_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"{reason} (BACKBONE_REQUIRE_BROWSER=1: `make browser` installs it)")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def prepare_notebook(folder: Path, run: Path) -> Path:
+    """The explorer notebook with ``run`` injected by papermill (not executed)."""
+    import papermill as pm
+
+    out = folder / "explorer.ipynb"
+    pm.execute_notebook(str(PROJECT / "notebooks" / "06_pair_explorer.ipynb"), str(out), parameters={"run": str(run)}, prepare_only=True, progress_bar=False)
+    return out
+
+
+class JupyterLab:
+    """A JupyterLab server on loopback, isolated from the user's configuration, stopped on exit."""
+
+    def __init__(self, root: Path, home: Path):
+        self.root, self.port, self.token = root, free_port(), secrets.token_hex(16)
+        root.mkdir(parents=True, exist_ok=True)
+        config = home / "config"
+        (config / "labconfig").mkdir(parents=True)
+        # no "receive Jupyter news?" toast over the screenshots
+        (config / "labconfig" / "page_config.json").write_text(json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
+        env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config), "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces")}
+        self.log = open(home / "jupyterlab.log", "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}", f"--IdentityProvider.token={self.token}",
+             f"--ServerApp.root_dir={root}", "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate", "--allow-root"],
+            env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=root,
+        )  # fmt: skip
+        self.url = f"http://127.0.0.1:{self.port}"
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"JupyterLab exited with {self.process.returncode}; see {home / 'jupyterlab.log'}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/status?token={self.token}", timeout=2) as r:
+                    if r.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"JupyterLab did not answer on {self.url} within 90 s; see {home / 'jupyterlab.log'}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.log.close()
+
+
+@pytest.fixture
+def lab(tmp_path):
+    server = JupyterLab(tmp_path / "lab", tmp_path / "home")
+    yield server
+    server.stop()
+
+
+def text(page, name: str) -> str:
+    return page.locator(f".bb-{name}").first.inner_text()
+
+
+def src(page, name: str) -> str:
+    return page.locator(f"img.bb-{name}").get_attribute("src")
+
+
+def wait_changed(page, getter, before: str, what: str, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        now = getter()
+        if now != before:
+            return now
+        page.wait_for_timeout(100)
+    raise AssertionError(f"{what} did not change from {before!r}")
+
+
+def test_the_explorer_in_jupyterlab(tiny_run, tiny_synth, lab, tmp_path):
+    if not CHROMIUM.is_file():
+        _missing(f"Chromium not found at {CHROMIUM}")
+    try:
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("Playwright for Python is not installed")
+    run = Path(os.environ.get("EXPLORER_RUN") or tiny_run).resolve()
+    shots = Path(os.environ.get("EXPLORER_SCREENSHOTS") or tmp_path / "screenshots").resolve()
+    shots.mkdir(parents=True, exist_ok=True)
+    scored = read_scores(run / "test_scores.tsv")
+    scores = scored.scores
+
+    def false_accepts(threshold: float) -> str:
+        return f"false accepts {int(((scores >= threshold) & (scored.labels == DIFFERENT)).sum())}"
+    notebook = prepare_notebook(lab.root, run)
+    images = tiny_synth if run == tiny_run.resolve() else PROJECT / "data" / "synthetic"
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport=VIEWPORT)
+        try:
+            page.goto(f"{lab.url}/lab/tree/{notebook.name}?token={lab.token}")
+            page.locator(".jp-Notebook").wait_for(timeout=60_000)
+            dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
+            try:  # JupyterLab may ask which kernel to start: take the one the notebook names
+                dialog.wait_for(timeout=15_000)
+                dialog.get_by_role("button", name="Select").click()
+            except PlaywrightTimeout:
+                pass
+            page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(state="attached", timeout=90_000)
+            page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+            page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+            page.locator(".bb-verdict").wait_for(timeout=120_000)
+
+            # the first pair, its verdict and the counts
+            verdict, position, counts = text(page, "verdict"), text(page, "position"), text(page, "counts")
+            assert "similarity" in verdict and "threshold 0.6000" in verdict, verdict
+            assert re.search(rf"pair 1 of {len(scores)} all", position), position
+            assert f"all {len(scores)}" in counts and false_accepts(0.6) in counts, counts
+            page.locator(".bb-explorer").screenshot(path=str(shots / "explorer_first.png"))
+
+            # drag the threshold slider to the median score: verdicts, metrics and counts follow
+            metrics = text(page, "metrics")
+            slider = page.locator(".bb-threshold .noUi-base")
+            box, handle = slider.bounding_box(), page.locator(".bb-threshold .noUi-handle").bounding_box()
+            low, high = (float(v) for v in (page.locator(".bb-threshold").evaluate("e => e.querySelector('.noUi-target').noUiSlider.options.range.min"),
+                                              page.locator(".bb-threshold").evaluate("e => e.querySelector('.noUi-target').noUiSlider.options.range.max")))  # fmt: skip
+            target = float(np.median(scores))
+            page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
+            page.mouse.down()
+            page.mouse.move(box["x"] + box["width"] * (target - low) / (high - low), handle["y"] + handle["height"] / 2, steps=12)
+            page.mouse.up()
+            shown = float(page.locator(".bb-threshold .widget-readout").inner_text())
+            assert abs(shown - target) < 0.05 * (high - low), (shown, target)
+            page.locator(".bb-verdict", has_text=f"threshold {shown:.4f}").wait_for(timeout=30_000)  # the kernel caught up
+            assert text(page, "metrics") != metrics
+            assert false_accepts(shown) in text(page, "counts"), text(page, "counts")
+
+            # next: another pair, another face
+            face, before = src(page, "face-a"), text(page, "position")
+            page.locator("button.bb-next").click()
+            now = wait_changed(page, lambda: text(page, "position"), before, "the position after next")
+            number = int(re.search(r"pair (\d+) of", before).group(1))  # the pair on show stays on show when the threshold moves
+            assert f"pair {number + 1} of" in now, (before, now)
+            wait_changed(page, lambda: src(page, "face-a"), face, "face A after next")
+
+            # the attention overlay changes both faces
+            plain = src(page, "face-b")
+            page.locator(".bb-attention input[type=checkbox]").check()
+            wait_changed(page, lambda: src(page, "face-b"), plain, "face B after the attention toggle")
+            page.screenshot(path=str(shots / "explorer_window.png"))
+            page.locator(".bb-explorer").screenshot(path=str(shots / "explorer.png"))
+
+            # a filter narrows the pairs
+            page.locator(".bb-filter select").select_option("twin negatives")
+            page.locator(".bb-position", has_text="twin negatives").wait_for(timeout=30_000)
+
+            # verify: a path and an upload; a corrupt upload is a clear message
+            a = next(images.glob("twin*a/*.png"))
+            page.locator(".bb-path-a input").fill(str(a))
+            (tmp_path / "broken.jpg").write_bytes(b"this is not a picture")
+            with page.expect_file_chooser() as chooser:
+                page.locator(".bb-upload-b").click()
+            chooser.value.set_files(str(tmp_path / "broken.jpg"))
+            page.locator(".bb-verify").click()
+            page.get_by_text("cannot read image broken.jpg").wait_for(timeout=30_000)
+            with page.expect_file_chooser() as chooser:
+                page.locator(".bb-upload-b").click()
+            chooser.value.set_files(str(a))
+            page.locator(".bb-verify").click()
+            page.locator(".bb-verify-result", has_text="similarity 1.0000").wait_for(timeout=30_000)
+            page.locator(".bb-verify-result").scroll_into_view_if_needed()
+            page.screenshot(path=str(shots / "explorer_verify.png"))
+        except Exception:
+            page.screenshot(path=str(shots / "failure.png"))  # what the page showed when the test failed
+            raise
+        finally:
+            browser.close()
+    assert (shots / "explorer.png").stat().st_size > 10_000
