@@ -32,8 +32,8 @@ $(STAMP): pyproject.toml Makefile
 CHROMIUM ?= /usr/bin/chromium
 browser:
 	@if [ -x $(CHROMIUM) ]; then exit 0; \
-	elif [ "$$(id -u)" = 0 ]; then apt-get install -y --no-install-recommends chromium || { apt-get update && apt-get install -y --no-install-recommends chromium; }; \
-	elif sudo -n true 2>/dev/null; then sudo apt-get install -y --no-install-recommends chromium || { sudo apt-get update && sudo apt-get install -y --no-install-recommends chromium; }; \
+	elif [ "$$(id -u)" = 0 ]; then export DEBIAN_FRONTEND=noninteractive; apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }; \
+	elif sudo -n true 2>/dev/null; then sudo apt-get install -y chromium || { sudo apt-get update && sudo apt-get install -y chromium; }; \
 	else echo "make browser: $(CHROMIUM) is missing and apt-get needs root: the explorer's browser test will skip (apt-get install chromium)"; fi
 
 test: setup browser

@@ -45,6 +45,8 @@ def test_a_run_without_its_checkpoint_still_opens_without_model(tiny_run, tmp_pa
         source.verify("a.png", "b.png")
     with pytest.raises(ValueError, match="local-global"):
         source.attention([])
+    with pytest.raises(FileNotFoundError, match="other.ckpt does not exist"):
+        open_run(run, checkpoint=tmp_path / "other.ckpt", progress=False)
 
 
 def test_checkpoint_and_pair_list_give_the_scores_training_wrote(tiny_run):

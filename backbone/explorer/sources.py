@@ -124,8 +124,8 @@ def open_run(run: str | Path, threshold: float | None = None, checkpoint: str | 
     check_pair_images(scored.pairs, root, run / "test_scores.tsv")
     if threshold is None and (run / "metrics.json").is_file():
         threshold = json.loads((run / "metrics.json").read_text()).get("at_threshold", {}).get("threshold")
-    checkpoint = resolve(checkpoint) if checkpoint else run / "best.ckpt"
-    model, model_config, _ = load_model(checkpoint) if checkpoint.is_file() else (None, None, None)
+    checkpoint = resolve(checkpoint) if checkpoint else run / "best.ckpt"  # a named one must exist; the run's may not
+    model, model_config, _ = load_model(checkpoint) if checkpoint.is_file() or checkpoint != run / "best.ckpt" else (None, None, None)
     threshold = threshold if threshold is not None else _default_threshold(model)
     faces = _aligned_faces(root, config.data.kind, scored, config.data.align, config.data.policy, config.data.cache, progress)
     title = f"{run.name}: {len(scored.pairs)} test pairs" + ("" if model else " (no best.ckpt: attention and verify are off)")
