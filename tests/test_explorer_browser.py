@@ -24,8 +24,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from backbone.data.load import load_index
 from backbone.labels import DIFFERENT
+from backbone.paths import resolve
 from backbone.scores import read_scores
+from backbone.training.config import TrainConfig
 from conftest import PROJECT
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -106,6 +109,11 @@ def lab(tmp_path):
     server.stop()
 
 
+def source_is_pair_head(run: Path) -> bool:
+    """Pair-classification runs score with a head's probability, not a cosine similarity."""
+    return TrainConfig.load(run / "config.yaml").model.pair_head
+
+
 def text(page, name: str) -> str:
     return page.locator(f".bb-{name}").first.inner_text()
 
@@ -124,7 +132,7 @@ def wait_changed(page, getter, before: str, what: str, timeout: float = 30.0) ->
     raise AssertionError(f"{what} did not change from {before!r}")
 
 
-def test_the_explorer_in_jupyterlab(tiny_run, tiny_synth, lab, tmp_path):
+def test_the_explorer_in_jupyterlab(tiny_run, lab, tmp_path):
     if not CHROMIUM.is_file():
         _missing(f"Chromium not found at {CHROMIUM}")
     try:
@@ -137,11 +145,13 @@ def test_the_explorer_in_jupyterlab(tiny_run, tiny_synth, lab, tmp_path):
     shots.mkdir(parents=True, exist_ok=True)
     scored = read_scores(run / "test_scores.tsv")
     scores = scored.scores
+    reported = json.loads((run / "metrics.json").read_text())["at_threshold"]["threshold"]  # where the explorer starts
 
     def false_accepts(threshold: float) -> str:
         return f"false accepts {int(((scores >= threshold) & (scored.labels == DIFFERENT)).sum())}"
     notebook = prepare_notebook(lab.root, run)
-    images = tiny_synth if run == tiny_run.resolve() else PROJECT / "data" / "synthetic"
+    data = TrainConfig.load(run / "config.yaml").data
+    image = load_index(resolve(data.root), data.kind).absolute(scored.pairs[0].path_a).resolve()  # any image of the run's data
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
@@ -162,9 +172,9 @@ def test_the_explorer_in_jupyterlab(tiny_run, tiny_synth, lab, tmp_path):
 
             # the first pair, its verdict and the counts
             verdict, position, counts = text(page, "verdict"), text(page, "position"), text(page, "counts")
-            assert "similarity" in verdict and "threshold 0.6000" in verdict, verdict
+            assert "similarity" in verdict and f"threshold {reported:.4f}" in verdict, verdict
             assert re.search(rf"pair 1 of {len(scores)} all", position), position
-            assert f"all {len(scores)}" in counts and false_accepts(0.6) in counts, counts
+            assert f"all {len(scores)}" in counts and false_accepts(reported) in counts, counts
             page.locator(".bb-explorer").screenshot(path=str(shots / "explorer_first.png"))
 
             # drag the threshold slider to the median score: verdicts, metrics and counts follow
@@ -192,10 +202,14 @@ def test_the_explorer_in_jupyterlab(tiny_run, tiny_synth, lab, tmp_path):
             assert f"pair {number + 1} of" in now, (before, now)
             wait_changed(page, lambda: src(page, "face-a"), face, "face A after next")
 
-            # the attention overlay changes both faces
-            plain = src(page, "face-b")
-            page.locator(".bb-attention input[type=checkbox]").check()
-            wait_changed(page, lambda: src(page, "face-b"), plain, "face B after the attention toggle")
+            # the attention overlay changes both faces (a global-only model has none: the toggle is off)
+            toggle = page.locator(".bb-attention input[type=checkbox]")
+            if TrainConfig.load(run / "config.yaml").model.attention:
+                plain = src(page, "face-b")
+                toggle.check()
+                wait_changed(page, lambda: src(page, "face-b"), plain, "face B after the attention toggle")
+            else:
+                assert toggle.is_disabled()
             page.screenshot(path=str(shots / "explorer_window.png"))
             page.locator(".bb-explorer").screenshot(path=str(shots / "explorer.png"))
 
@@ -204,8 +218,7 @@ def test_the_explorer_in_jupyterlab(tiny_run, tiny_synth, lab, tmp_path):
             page.locator(".bb-position", has_text="twin negatives").wait_for(timeout=30_000)
 
             # verify: a path and an upload; a corrupt upload is a clear message
-            a = next(images.glob("twin*a/*.png"))
-            page.locator(".bb-path-a input").fill(str(a))
+            page.locator(".bb-path-a input").fill(str(image))
             (tmp_path / "broken.jpg").write_bytes(b"this is not a picture")
             with page.expect_file_chooser() as chooser:
                 page.locator(".bb-upload-b").click()
@@ -214,9 +227,12 @@ def test_the_explorer_in_jupyterlab(tiny_run, tiny_synth, lab, tmp_path):
             page.get_by_text("cannot read image broken.jpg").wait_for(timeout=30_000)
             with page.expect_file_chooser() as chooser:
                 page.locator(".bb-upload-b").click()
-            chooser.value.set_files(str(a))
+            chooser.value.set_files(str(image))
             page.locator(".bb-verify").click()
-            page.locator(".bb-verify-result", has_text="similarity 1.0000").wait_for(timeout=30_000)
+            result = page.locator(".bb-verify-result", has_text="similarity")
+            result.wait_for(timeout=30_000)
+            if not source_is_pair_head(run):  # the same image twice: cosine similarity 1
+                assert "similarity 1.0000" in result.inner_text(), result.inner_text()
             page.locator(".bb-verify-result").scroll_into_view_if_needed()
             page.screenshot(path=str(shots / "explorer_verify.png"))
         except Exception:

@@ -98,3 +98,14 @@ def test_verify_errors_name_the_file(tiny_run, tmp_path):
     detecting = dataclasses.replace(source, align=AlignConfig(size=64, margin=6))  # MTCNN, whose weights ship with facenet-pytorch
     with pytest.raises(NoFaceError, match="no face found in .*wall.png"):
         detecting.verify(str(tmp_path / "wall.png"), str(tmp_path / "wall.png"))
+
+
+def test_lfw_scores_name_images_under_the_deep_funneled_folder(lfw_root, tmp_path):
+    from backbone.data.pairs import read_pairs
+    from backbone.scores import write_scores
+
+    pairs = read_pairs(lfw_root / "pairsDevTest.txt")[:3] + read_pairs(lfw_root / "pairsDevTest.txt")[-3:]
+    write_scores(tmp_path / "s.tsv", pairs, [0.9, 0.8, 0.7, 0.3, 0.2, 0.1])
+    source = open_scores(tmp_path / "s.tsv", lfw_root, progress=False)
+    assert source.root.name == "lfw-deepfunneled"
+    assert source.faces(pairs[0].path_a).shape == (250, 250, 3)

@@ -23,6 +23,7 @@ from backbone.data.align import AlignConfig
 from backbone.data.cache import open_faces
 from backbone.data.errors import DataError
 from backbone.data.images import decode_rgb, load_rgb, load_rgb_array
+from backbone.data.index import IdentityIndex
 from backbone.data.load import load_index
 from backbone.data.pairs import check_pair_images
 from backbone.evaluation import default_threshold
@@ -104,8 +105,15 @@ def _check_root(root: Path, what: str) -> Path:
     return root
 
 
-def _aligned_faces(root: Path, kind: str, scored: ScoredPairs, align: AlignConfig, policy: str, cache: str | None, progress: bool) -> Callable[[str], np.ndarray]:
+def _index(root: Path, kind: str, scored: ScoredPairs, source: Path) -> IdentityIndex:
+    """The data set's index; score files name images relative to its ``root`` (for LFW, the
+    ``lfw-deepfunneled`` folder inside the data root), and every one of them must exist."""
     index = load_index(root, kind)
+    check_pair_images(scored.pairs, index.root, source)
+    return index
+
+
+def _aligned_faces(index: IdentityIndex, scored: ScoredPairs, align: AlignConfig, policy: str, cache: str | None, progress: bool) -> Callable[[str], np.ndarray]:
     paths = {p for pair in scored.pairs for p in (pair.path_a, pair.path_b)}
     cached = open_faces(index.only_paths(paths), align, policy=policy, cache_root=cache, progress=progress)
     return lambda path: cached(path).permute(1, 2, 0).numpy()
@@ -120,17 +128,16 @@ def open_run(run: str | Path, threshold: float | None = None, checkpoint: str | 
         raise DataError(f"{run} is not a finished run: no test_scores.tsv (train it, or pass a score file)")
     config = TrainConfig.load(run / "config.yaml")
     scored = read_scores(run / "test_scores.tsv")
-    root = _check_root(resolve(config.data.root), run / "config.yaml")
-    check_pair_images(scored.pairs, root, run / "test_scores.tsv")
+    index = _index(_check_root(resolve(config.data.root), run / "config.yaml"), config.data.kind, scored, run / "test_scores.tsv")
     if threshold is None and (run / "metrics.json").is_file():
         threshold = json.loads((run / "metrics.json").read_text()).get("at_threshold", {}).get("threshold")
     checkpoint = resolve(checkpoint) if checkpoint else run / "best.ckpt"  # a named one must exist; the run's may not
     model, model_config, _ = load_model(checkpoint) if checkpoint.is_file() or checkpoint != run / "best.ckpt" else (None, None, None)
     threshold = threshold if threshold is not None else _default_threshold(model)
-    faces = _aligned_faces(root, config.data.kind, scored, config.data.align, config.data.policy, config.data.cache, progress)
+    faces = _aligned_faces(index, scored, config.data.align, config.data.policy, config.data.cache, progress)
     title = f"{run.name}: {len(scored.pairs)} test pairs" + ("" if model else " (no best.ckpt: attention and verify are off)")
     image_size = model_config.image_size if model_config else None
-    return ExplorerSource(PairReview(scored, threshold), root, faces, title, model, image_size, config.data.align)
+    return ExplorerSource(PairReview(scored, threshold), index.root, faces, title, model, image_size, config.data.align)
 
 
 def open_scores(scores: str | Path, root: str | Path, checkpoint: str | Path | None = None, threshold: float | None = None, progress: bool = True) -> ExplorerSource:
@@ -139,17 +146,20 @@ def open_scores(scores: str | Path, root: str | Path, checkpoint: str | Path | N
     With a checkpoint, faces are aligned as it was trained; without, images are shown whole."""
     scores = resolve(scores)
     scored = read_scores(scores)
-    root = _check_root(resolve(root), scores)
-    check_pair_images(scored.pairs, root, scores)
-    model = image_size = align = None
-    faces = lambda path: load_rgb_array(root / path)  # noqa: E731
+    model = ckpt = image_size = align = None
     if checkpoint:
         model, config, ckpt = load_model(resolve(checkpoint))
         image_size, align = config.image_size, checkpoint_align_config(ckpt, config.image_size)
-        data = checkpoint_data(ckpt)
-        faces = _aligned_faces(root, data.get("kind", "auto"), scored, align, data.get("policy", "fallback"), data.get("cache"), progress)
+    data = checkpoint_data(ckpt or {})
+    index = _index(_check_root(resolve(root), scores), data.get("kind", "auto"), scored, scores)
+
+    def faces(path: str) -> np.ndarray:  # whole images: without a checkpoint the alignment is unknown
+        return load_rgb_array(index.absolute(path))
+
+    if checkpoint:
+        faces = _aligned_faces(index, scored, align, data.get("policy", "fallback"), data.get("cache"), progress)
     threshold = threshold if threshold is not None else _default_threshold(model)
-    return ExplorerSource(PairReview(scored, threshold), root, faces, f"{scores.name}: {len(scored.pairs)} pairs", model, image_size, align)
+    return ExplorerSource(PairReview(scored, threshold), index.root, faces, f"{scores.name}: {len(scored.pairs)} pairs", model, image_size, align)
 
 
 def open_checkpoint(checkpoint: str | Path, pairs: str | Path, root: str | Path | None = None, threshold: float | None = None, progress: bool = True) -> ExplorerSource:
@@ -158,7 +168,9 @@ def open_checkpoint(checkpoint: str | Path, pairs: str | Path, root: str | Path 
     scored = ScoredPairs(result.pairs, result.evaluation.scores, str(pairs))
     threshold = threshold if threshold is not None else _default_threshold(result.model)
     align = checkpoint_align_config(result.checkpoint, result.config.image_size)
-    faces = lambda path: result.faces(path).permute(1, 2, 0).numpy()  # noqa: E731
+    def faces(path: str) -> np.ndarray:
+        return result.faces(path).permute(1, 2, 0).numpy()
+
     title = f"{Path(checkpoint).name} on {Path(pairs).name}: {len(scored.pairs)} pairs"
     return ExplorerSource(PairReview(scored, threshold), result.faces.index.root, faces, title, result.model, result.config.image_size, align)
 

@@ -69,7 +69,7 @@ class PairExplorer:
         self.filter.observe(lambda c: self._act(self.review.set_filter, c["new"]), names="value")
         self.order.observe(lambda c: self._act(self.review.set_order, c["new"]), names="value")
         self.threshold.observe(lambda c: self._act(self.review.set_threshold, c["new"], threshold=True), names="value")
-        self.jump.observe(lambda c: c["new"] - 1 != self.review.position and self._act(self.review.jump, c["new"] - 1), names="value")
+        self.jump.observe(lambda c: self._jump(c["new"]), names="value")
         self.previous.on_click(lambda _: self._act(self.review.previous))
         self.next.on_click(lambda _: self._act(self.review.next))
         self.attention.observe(lambda _: self._draw_pair(), names="value")
@@ -92,6 +92,11 @@ class PairExplorer:
         if threshold:
             self._draw_threshold()
         self._draw_pair()
+
+    def _jump(self, number: int) -> None:
+        """Go to the 1-based pair ``number``; the box echoing the current position is not a jump."""
+        if number - 1 != self.review.position:
+            self._act(self.review.jump, number - 1)
 
     def _draw_threshold(self) -> None:
         self.roc.value = self._roc.png(self.review.roc_point())
