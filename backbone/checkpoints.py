@@ -21,15 +21,15 @@ from backbone.models.siamese import SiameseNet
 from backbone.paths import resolve
 
 
-def checkpoint_align_config(ckpt: dict, image_size: int) -> AlignConfig:
-    """The alignment a checkpoint was trained with (a centre crop at the model size if unknown)."""
-    align = ckpt.get("train_config", {}).get("data", {}).get("align")
-    return AlignConfig(**align) if align else AlignConfig(size=image_size, detector="none")
-
-
 def checkpoint_data(ckpt: dict) -> dict:
     """The ``data`` section of the training config saved in a checkpoint ({} if none)."""
     return ckpt.get("train_config", {}).get("data", {})
+
+
+def checkpoint_align_config(ckpt: dict, image_size: int) -> AlignConfig:
+    """The alignment a checkpoint was trained with (a centre crop at the model size if unknown)."""
+    align = checkpoint_data(ckpt).get("align")
+    return AlignConfig(**align) if align else AlignConfig(size=image_size, detector="none")
 
 
 @dataclass
@@ -37,6 +37,7 @@ class CheckpointEvaluation:
     model: SiameseNet
     config: ModelConfig
     checkpoint: dict
+    align: AlignConfig
     pairs: list[Pair]
     faces: CachedFaces
     evaluation: PairEvaluation
@@ -66,4 +67,4 @@ def evaluate_checkpoint(
     store_dir = (Path(cache) if cache else default_cache_root()).parent / "embeddings"
     store = EmbeddingStore.for_checkpoint(checkpoint, store_dir, align.key())
     ev = evaluate_pairs(model, pairs, faces, eval_transform(config.image_size), threshold, faces.hashes, store, batch_size, progress=progress)
-    return CheckpointEvaluation(model, config, ckpt, pairs, faces, ev)
+    return CheckpointEvaluation(model, config, ckpt, align, pairs, faces, ev)

@@ -49,15 +49,15 @@ def attention_figure(checkpoint: str | Path, pairs_file: str | Path | None = Non
 
     The data root, alignment and face cache are the ones the checkpoint was trained with;
     ``pairs_file`` defaults to its test pairs."""
+    from backbone.checkpoints import checkpoint_align_config, checkpoint_data
     from backbone.data.cache import open_faces
     from backbone.data.load import load_index
     from backbone.data.pairs import read_pairs
     from backbone.models.build import load_model
     from backbone.plots import plot_attention_grid
-    from backbone.checkpoints import checkpoint_align_config
 
     model, config, ckpt = load_model(checkpoint)
-    data = ckpt.get("train_config", {}).get("data", {})
+    data = checkpoint_data(ckpt)
     pairs_file = pairs_file or data.get("test_pairs") or data.get("val_pairs")
     if not pairs_file:
         raise ValueError(f"{checkpoint} names no test pairs: pass pairs_file")

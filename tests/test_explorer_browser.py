@@ -109,6 +109,16 @@ def lab(tmp_path):
     server.stop()
 
 
+def appears(locator, timeout_error: type[Exception], timeout_ms: int) -> bool:
+    """Whether ``locator`` becomes visible within ``timeout_ms`` (Playwright's timeout error is
+    passed in because Playwright is imported only when the test runs)."""
+    try:
+        locator.wait_for(timeout=timeout_ms)
+    except timeout_error:
+        return False
+    return True
+
+
 def source_is_pair_head(run: Path) -> bool:
     """Pair-classification runs score with a head's probability, not a cosine similarity."""
     return TrainConfig.load(run / "config.yaml").model.pair_head
@@ -159,12 +169,10 @@ def test_the_explorer_in_jupyterlab(tiny_run, lab, tmp_path):
         try:
             page.goto(f"{lab.url}/lab/tree/{notebook.name}?token={lab.token}")
             page.locator(".jp-Notebook").wait_for(timeout=60_000)
+            # JupyterLab may first ask which kernel to start: take the one the notebook names
             dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
-            try:  # JupyterLab may ask which kernel to start: take the one the notebook names
-                dialog.wait_for(timeout=15_000)
+            if appears(dialog, PlaywrightTimeout, timeout_ms=15_000):
                 dialog.get_by_role("button", name="Select").click()
-            except PlaywrightTimeout:
-                pass
             page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(state="attached", timeout=90_000)
             page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
             page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()

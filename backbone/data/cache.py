@@ -39,7 +39,6 @@ from backbone.data.index import IdentityIndex
 from backbone.paths import PROJECT_ROOT
 
 
-
 def default_cache_root() -> Path:
     """``$BACKBONE_CACHE``, else ``.cache/faces`` in the project checkout (git-ignored)."""
     if os.environ.get("BACKBONE_CACHE"):

@@ -104,9 +104,8 @@ def metrics_html(metrics: dict) -> str:
     return f"<table style='font-size:14px;margin-top:8px'><tr>{rates}</tr><tr>{counts}</tr></table>"
 
 
-def caption_html(path: str, note: str = "") -> str:
-    extra = f"<br><span style='color:{BAD}'>{html.escape(note)}</span>" if note else ""
-    return f"<div style='text-align:center;font-size:12px;max-width:{FACE_PIXELS}px;word-break:break-all'>{html.escape(path)}{extra}</div>"
+def caption_html(path: str) -> str:
+    return f"<div style='text-align:center;font-size:12px;max-width:{FACE_PIXELS}px;word-break:break-all'>{html.escape(path)}</div>"
 
 
 def message_html(text: str, ok: bool) -> str:

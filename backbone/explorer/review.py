@@ -104,30 +104,37 @@ class PairReview:
 
     # ---- selection
 
-    def mask(self, name: str) -> np.ndarray:
-        """Which pairs a filter keeps at the current threshold."""
-        same = self.labels == SAME
-        masks = {
+    def masks(self) -> dict[str, np.ndarray]:
+        """Which pairs each filter keeps at the current threshold."""
+        same, accepted = self.labels == SAME, self.accepted
+        return {
             "all": np.ones(len(self.scores), bool),
-            "false accepts": ~same & self.accepted,
-            "false rejects": same & ~self.accepted,
+            "false accepts": ~same & accepted,
+            "false rejects": same & ~accepted,
             "twin negatives": self.twins & ~same,
             "closest different": ~same,
             "farthest same": same,
         }
-        if name not in masks:
+
+    def mask(self, name: str) -> np.ndarray:
+        if name not in FILTERS:
             raise ValueError(f"unknown filter {name!r}; filters are {FILTERS}")
-        return masks[name]
+        return self.masks()[name]
 
     def counts(self) -> dict[str, int]:
-        return {name: int(self.mask(name).sum()) for name in FILTERS}
+        return {name: int(m.sum()) for name, m in self.masks().items()}
 
     def _order_key(self, order: str) -> np.ndarray:
-        wrongness = np.where(self.labels == SAME, self._threshold - self.scores, self.scores - self._threshold)
-        keys = {"hardest first": -wrongness, "score high to low": -self.scores, "score low to high": self.scores, "file order": np.arange(len(self.scores))}
-        if order not in keys:
-            raise ValueError(f"unknown order {order!r}; orders are {ORDERS}")
-        return keys[order]
+        """Ascending sort key of every pair for ``order``."""
+        if order == "hardest first":  # minus how far on the wrong side of the threshold
+            return np.where(self.labels == SAME, self.scores - self._threshold, self._threshold - self.scores)
+        if order == "score high to low":
+            return -self.scores
+        if order == "score low to high":
+            return self.scores
+        if order == "file order":
+            return np.arange(len(self.scores))
+        raise ValueError(f"unknown order {order!r}; orders are {ORDERS}")
 
     def _select(self) -> np.ndarray:
         chosen = np.flatnonzero(self.mask(self._filter))

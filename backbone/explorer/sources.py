@@ -167,12 +167,11 @@ def open_checkpoint(checkpoint: str | Path, pairs: str | Path, root: str | Path 
     result = evaluate_checkpoint(checkpoint, pairs, root, threshold=None, progress=progress)
     scored = ScoredPairs(result.pairs, result.evaluation.scores, str(pairs))
     threshold = threshold if threshold is not None else _default_threshold(result.model)
-    align = checkpoint_align_config(result.checkpoint, result.config.image_size)
     def faces(path: str) -> np.ndarray:
         return result.faces(path).permute(1, 2, 0).numpy()
 
     title = f"{Path(checkpoint).name} on {Path(pairs).name}: {len(scored.pairs)} pairs"
-    return ExplorerSource(PairReview(scored, threshold), result.faces.index.root, faces, title, result.model, result.config.image_size, align)
+    return ExplorerSource(PairReview(scored, threshold), result.faces.index.root, faces, title, result.model, result.config.image_size, result.align)
 
 
 def open_source(run: str | Path | None = None, scores: str | Path | None = None, checkpoint: str | Path | None = None, pairs: str | Path | None = None, root: str | Path | None = None, threshold: float | None = None, progress: bool = True) -> ExplorerSource:

@@ -13,7 +13,7 @@ from functools import lru_cache
 import ipywidgets as w
 
 from backbone.data.errors import DataError
-from backbone.explorer.render import FACE_PIXELS, caption_html, face_png, message_html, metrics_html, position_html, RocPicture, verdict_html
+from backbone.explorer.render import FACE_PIXELS, RocPicture, caption_html, face_png, message_html, metrics_html, position_html, verdict_html
 from backbone.explorer.review import FILTERS, ORDERS
 from backbone.explorer.sources import ExplorerSource, ImageInput
 
