@@ -11,7 +11,11 @@ DATA      ?= synthetic
 LFW_ROOT  ?= ../shared/data/lfw
 LFW_TEST_PAIRS ?= $(LFW_ROOT)/pairsDevTest.txt
 
-.PHONY: setup browser test test-fast screenshot reproduce data grid lfw clean
+# Kernels are this .venv's Python, even where the user has another "python3" kernel installed:
+# setup installs .venv's kernel spec, and JUPYTER_PATH puts it first for every command below.
+export JUPYTER_PATH := $(CURDIR)/$(VENV)/share/jupyter
+
+.PHONY: setup browser test test-fast screenshot reproduce data grid lfw notebook clean
 
 setup: $(STAMP)
 
@@ -24,6 +28,7 @@ $(STAMP): pyproject.toml Makefile
 	# it works with torch 2.14, so it goes in without its declared dependencies (its real
 	# needs, numpy/pillow/requests/torchvision/tqdm, are in pyproject.toml).
 	$(PY) -m pip install --no-deps facenet-pytorch==2.6.0
+	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (backbone)"
 	touch $(STAMP)
 
 # Debian's Chromium for the explorer's browser test (Playwright's own download cannot work
@@ -42,10 +47,16 @@ test: setup browser
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
 
-# The README's explorer screenshot: the browser test on a trained run (it needs RUN/best.ckpt).
+# The README's screenshots: the browser tests, the explorer on a trained run (it needs RUN/best.ckpt).
 RUN ?= experiments/runs/contrastive-cbam
 screenshot: setup browser
-	EXPLORER_RUN=$(RUN) EXPLORER_SCREENSHOTS=docs/screenshots BACKBONE_REQUIRE_BROWSER=1 $(PY) -m pytest tests/test_explorer_browser.py -q
+	EXPLORER_RUN=$(RUN) EXPLORER_SCREENSHOTS=docs/screenshots BACKBONE_REQUIRE_BROWSER=1 $(PY) -m pytest tests/test_notebooks_browser.py -q
+
+# JupyterLab on the notebooks, served from the project root with the .venv kernel. Relative paths
+# in the notebooks mean the project root wherever the kernel starts; a notebook whose inputs do not
+# exist yet says at its first cell what to run (`make data`, `make reproduce`, ...).
+notebook: setup
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir="$(CURDIR)" --LabApp.default_url=/lab/tree/notebooks $(JUPYTER_ARGS)
 
 # The main job: the synthetic twins data, the experiment grid (papermill), the analysis.
 # `make reproduce DATA=lfw [LFW_ROOT=...] [LFW_TEST_PAIRS=.../pairs.txt]` runs the LFW grid instead.

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from backbone.paths import project_path
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -18,8 +20,9 @@ def _umask() -> int:
 
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` in one step."""
-    path = Path(path)
+    """Yield a temporary path beside ``path`` (relative: under the project root, see
+    ``backbone.paths``); on success it replaces ``path`` in one step."""
+    path = project_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)

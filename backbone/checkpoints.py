@@ -18,7 +18,7 @@ from backbone.data.transforms import eval_transform
 from backbone.evaluation import EmbeddingStore, PairEvaluation, evaluate_pairs
 from backbone.models.build import ModelConfig, load_model
 from backbone.models.siamese import SiameseNet
-from backbone.paths import resolve
+from backbone.paths import project_path
 
 
 def checkpoint_data(ckpt: dict) -> dict:
@@ -56,15 +56,16 @@ def evaluate_checkpoint(
 
     ``root`` defaults to the data root the checkpoint was trained on; embeddings are cached per
     checkpoint next to the face cache, so a second pair list only embeds new images."""
+    checkpoint = project_path(checkpoint)
     model, config, ckpt = load_model(checkpoint, map_location="cpu")
     data = checkpoint_data(ckpt)
-    index = load_index(resolve(root or data.get("root", ".")))
-    pairs = read_pairs(resolve(pairs_file), root=index.root)
+    index = load_index(root or data.get("root", "."))
+    pairs = read_pairs(pairs_file, root=index.root)
     align = checkpoint_align_config(ckpt, config.image_size)
     cache = cache or data.get("cache")
     paths = {p for pair in pairs for p in (pair.path_a, pair.path_b)}
     faces = open_faces(index.only_paths(paths), align, cache_root=cache, progress=progress)
-    store_dir = (Path(cache) if cache else default_cache_root()).parent / "embeddings"
+    store_dir = (project_path(cache) if cache else default_cache_root()).parent / "embeddings"
     store = EmbeddingStore.for_checkpoint(checkpoint, store_dir, align.key())
     ev = evaluate_pairs(model, pairs, faces, eval_transform(config.image_size), threshold, faces.hashes, store, batch_size, progress=progress)
     return CheckpointEvaluation(model, config, ckpt, align, pairs, faces, ev)

@@ -1,22 +1,98 @@
-"""Where the project is, and how relative paths in configs and notebooks are found.
+"""Where the project is, what a relative path means, and what makes an input that is missing.
 
-Run configs name data roots and pair files relative to the project root (the experiment runner's
-working directory), while a notebook opened in JupyterLab runs in ``notebooks/``. ``resolve``
-lets both work.
+**One rule**: a relative path in a notebook parameter, a training config, a grid or a checkpoint
+is relative to the *project root*, whatever the working directory. The experiment runner starts
+its kernels in the project root and JupyterLab starts a notebook's kernel in ``notebooks/``; with
+this rule both read and write the same files. Every library entry point that takes a path applies
+it through ``project_path``; the command line reads its arguments as a shell does (from where it
+runs) and makes them absolute first (``cli_path``).
+
+The project root is ``$BACKBONE_PROJECT`` when set; else the nearest folder at or above the working
+directory that holds ``pyproject.toml`` and ``notebooks/`` (the workbook a notebook was opened
+in); else the checkout this package was imported from; else the working directory.
+
+``how_to_make`` knows the command that makes each missing project input (the synthetic data, a
+grid's runs and their checkpoints); ``backbone.data.errors.MissingInput`` puts it in one sentence.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+import yaml
+
+PACKAGE_CHECKOUT = Path(__file__).resolve().parents[1]
 
 
-def resolve(path: str | Path) -> Path:
-    """``path`` itself when absolute or present from here, else under the project root if it is
-    there; otherwise unchanged, so that the error a caller raises names what was asked for."""
-    path = Path(path)
-    if path.is_absolute() or path.exists():
-        return path
-    candidate = PROJECT_ROOT / path
-    return candidate if candidate.exists() else path
+def is_workbook(folder: Path) -> bool:
+    """A folder laid out as this workbook: ``pyproject.toml`` beside ``notebooks/``."""
+    return (folder / "pyproject.toml").is_file() and (folder / "notebooks").is_dir()
+
+
+def project_root() -> Path:
+    """The folder relative paths are read from (see the module's docstring for the order)."""
+    if os.environ.get("BACKBONE_PROJECT"):
+        return Path(os.environ["BACKBONE_PROJECT"]).expanduser().absolute()
+    here = Path.cwd()
+    for folder in (here, *here.parents):
+        if is_workbook(folder):
+            return folder
+    return PACKAGE_CHECKOUT if is_workbook(PACKAGE_CHECKOUT) else here
+
+
+def project_path(path: str | Path) -> Path:
+    """``path`` as an absolute path: as it is when absolute, else under the project root."""
+    path = Path(path).expanduser()
+    return path if path.is_absolute() else project_root() / path
+
+
+def project_relative(path: str | Path) -> str:
+    """``path`` as configs and messages write it: relative to the project root when inside it."""
+    path = project_path(path)
+    try:
+        return path.relative_to(project_root()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def cli_path(arg: str) -> Path:
+    """A path typed on the command line: relative to where the command runs, made absolute
+    (an ``argparse`` ``type``)."""
+    return Path(arg).expanduser().absolute()
+
+
+def _grid_command(runs: Path, name: str, force: bool) -> str | None:
+    """The command that (re)trains experiment ``name`` of the grid whose runs live in ``runs``."""
+    grid = runs.parent / "grid.yaml"
+    try:
+        names = {e.get("name") for e in (yaml.safe_load(grid.read_text()) or {}).get("experiments", [])}
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None
+    if name not in names:
+        return None
+    option = "" if runs.parent == project_root() / "experiments" else f" --grid {project_relative(grid)}"
+    return f"`backbone experiments run{option} --only {name}{' --force' if force else ''}`"
+
+
+def how_to_make(path: str | Path) -> str | None:
+    """What makes a missing project input, as an imperative clause ("run `make data`"), when the
+    project knows: the synthetic data and its pair lists, a grid's runs and their checkpoints."""
+    path = project_path(path)
+    rel = project_relative(path)
+    if rel == "data/synthetic" or rel.startswith(("data/synthetic/", "files/synthetic_")):
+        return "run `make data` (the first step of `make reproduce`)"
+    if rel.startswith("pretrained/"):
+        return "put the weights file there (see pretrained/README.md)"
+    train_first = "train it first (notebooks 02 and 03 train into their out_dir)"
+    if path.suffix == ".ckpt" and path.parent.parent.name == "runs":
+        command = _grid_command(path.parent.parent, path.parent.name, force=True)
+        return f"checkpoints are not committed, so train the run again: {command}" if command else train_first
+    if path.parent.name == "runs":
+        command = _grid_command(path.parent, path.name, force=False)
+        return f"train it: {command}" if command else train_first
+    if rel == "experiments/runs":
+        return "run the grid: `make reproduce` (or `backbone experiments run`)"
+    if path.name == "runs" and (path.parent / "grid.yaml").is_file():
+        return f"run the grid: `backbone experiments run --grid {project_relative(path.parent / 'grid.yaml')}`"
+    return None

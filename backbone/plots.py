@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from backbone.atomic import atomic_path
 from backbone.labels import SAME
+from backbone.paths import project_path
 
 COLOURS = plt.get_cmap("tab10").colors
 SAME_COLOUR, TWIN_COLOUR, OTHER_COLOUR = "#2a9d8f", "#e76f51", "#8d99ae"
@@ -28,7 +29,7 @@ def _style(ax) -> None:
 
 def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", "svg"), dpi: int = 150) -> list[Path]:
     """Write ``stem.png`` and ``stem.svg`` atomically; returns the paths."""
-    stem = Path(stem)
+    stem = project_path(stem)
     out = []
     for fmt in formats:
         path = stem.with_suffix(f".{fmt}")

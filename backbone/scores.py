@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from backbone.atomic import atomic_write_text
-from backbone.data.errors import DataError, Problem
+from backbone.data.errors import DataError, Problem, existing
 from backbone.data.pairs import Pair, format_tsv_pairs, read_tsv_table
 from backbone.labels import SAME
 
@@ -56,6 +56,7 @@ def write_scores(path: str | Path, pairs: Sequence[Pair], scores: Sequence[float
 
 def read_scores(path: str | Path) -> ScoredPairs:
     """Read a score file; a malformed line or score raises a DataError naming file and line."""
+    path = existing(path, "score file")
     pairs, values = read_tsv_table(path, extra=("score",))
     scores, problems = [], []
     for pair, text in zip(pairs, values["score"]):

@@ -1,7 +1,9 @@
-"""Shared fixtures: a tiny synthetic twins set, an image factory, and the real LFW copy if present."""
+"""Shared fixtures: a tiny synthetic twins set, an image factory, a tiny workbook laid out as the
+project, and the real LFW copy if present."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -68,3 +70,25 @@ def tiny_run(tiny_synth: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     })  # fmt: skip
     train(cfg, progress=False)
     return base / "tiny"
+
+
+def make_workbook(base: Path, synth: Path | None = None) -> Path:
+    """A folder laid out as this workbook (``pyproject.toml`` beside ``notebooks/``), so that
+    notebooks run in it as in a clone. With ``synth``, that data set is its ``data/synthetic``
+    and ``files/`` holds the pair and triplet lists the default training config names."""
+    from backbone.data import generate_pairs, generate_triplets, load_index, write_pairs, write_triplets
+
+    (base / "notebooks").mkdir(parents=True)
+    (base / "pyproject.toml").write_text('[project]\nname = "workbook-under-test"\n')
+    if synth is not None:
+        shutil.copytree(synth, base / "data" / "synthetic")
+        index = load_index(base / "data" / "synthetic")
+        for split, seed, twins in (("train", 0, 0.0), ("val", 1, 0.5), ("test", 2, 0.5)):
+            write_pairs(generate_pairs(index, 40, seed=seed, twin_share=twins), base / "files" / f"synthetic_{split}_pairs.tsv")
+        write_triplets(generate_triplets(index, 40, seed=3), base / "files" / "synthetic_train_triplets.tsv")
+    return base
+
+
+# settings that make the default training config tiny (64 px, small heads, 8 pairs a batch)
+TINY_TRAINING = ["data.align.size=64", "data.workers=0", "model.input_size=64", "model.embedding_dim=32",
+                 "model.branch_dim=32", "batch_size=8", "loss.m_per_class=2"]  # fmt: skip

@@ -49,7 +49,7 @@ def test_inception_loads_a_state_dict_from_pretrained(tmp_path):
 
 
 def test_inception_weight_errors_are_clear(tmp_path):
-    with pytest.raises(FileNotFoundError, match="missing.pt does not exist .*pretrained/"):
+    with pytest.raises(FileNotFoundError, match="missing.pt does not exist: .*pretrained/"):
         create_backbone("inception_resnet_v1", weights=tmp_path / "missing.pt")
     torch.save(create_backbone("small").state_dict(), tmp_path / "small.pt")
     with pytest.raises(ValueError, match="does not fit InceptionResnetV1: .* missing .* unexpected"):

@@ -30,7 +30,7 @@ def test_module_entry_point_runs():
 def test_errors_go_to_stderr_with_non_zero_exit(tmp_path, capsys):
     assert main(["data", "validate", str(tmp_path / "nowhere")]) == 1
     err = capsys.readouterr().err
-    assert "nowhere" in err and "not a directory" in err
+    assert "nowhere" in err and "does not exist" in err
     with pytest.raises(SystemExit) as info:
         main(["data", "pairs"])  # missing arguments: usage error
     assert info.value.code == 2

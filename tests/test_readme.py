@@ -13,6 +13,7 @@ def test_readme_table_is_the_committed_results_table():
     assert block == results_block((PROJECT / "experiments" / "results.md").read_text())
     assert "experiments/figures/roc.png" in readme
     assert "make reproduce" in readme and "make test" in readme
+    assert "make notebook" in readme and "\nnotebook: setup\n" in (PROJECT / "Makefile").read_text()
 
 
 def test_update_readme(tmp_path):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 from backbone.atomic import atomic_write_json
 from backbone.data.align import DETECTORS, POLICIES, AlignConfig
@@ -18,6 +17,7 @@ from backbone.data.splits import DEFAULT_FRACTIONS, split_identities
 from backbone.data.synth import SynthConfig, generate
 from backbone.data.triplets import write_triplets
 from backbone.data.validate import validate_dataset
+from backbone.paths import cli_path
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -26,7 +26,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("synth", help="generate the synthetic twins data set", description=cmd_synth.__doc__)
     defaults = SynthConfig()
-    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--out", required=True, type=cli_path, help="output folder")
     p.add_argument("--seed", type=int, default=defaults.seed)
     p.add_argument("--twin-pairs", type=int, default=defaults.twin_pairs)
     p.add_argument("--singletons", type=int, default=defaults.singletons)
@@ -37,8 +37,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("validate", help="find unreadable images and bad pair files", description=cmd_validate.__doc__)
-    p.add_argument("root", type=Path)
-    p.add_argument("--pairs", action="append", default=[], type=Path, metavar="FILE", help="pair or triplet file (repeatable)")
+    p.add_argument("root", type=cli_path)
+    p.add_argument("--pairs", action="append", default=[], type=cli_path, metavar="FILE", help="pair or triplet file (repeatable)")
     p.add_argument("--kind", choices=KINDS, default="auto")
     p.add_argument("--strict", action="store_true", help="fail on warnings too (single-image identities, repeated pairs)")
     p.add_argument("--no-decode", action="store_true", help="skip decoding every image")
@@ -47,9 +47,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("align", help="detect, align and cache every face", description=cmd_align.__doc__)
     defaults = AlignConfig()
-    p.add_argument("root", type=Path)
+    p.add_argument("root", type=cli_path)
     p.add_argument("--kind", choices=KINDS, default="auto")
-    p.add_argument("--cache", type=Path, help=f"cache folder (default: {default_cache_root()})")
+    p.add_argument("--cache", type=cli_path, help=f"cache folder (default: {default_cache_root()})")
     p.add_argument("--size", type=int, default=defaults.size, help="output side in pixels (160 facenet, 112 small models)")
     p.add_argument("--margin", type=int, default=defaults.margin, help="margin around the face box, in output pixels")
     p.add_argument("--detector", choices=DETECTORS, default=defaults.detector, help="'none': centre-crop already-aligned images")
@@ -60,27 +60,27 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_align)
 
     p = sub.add_parser("analyze", help="counts, images per identity, sizes, modes", description=cmd_analyze.__doc__)
-    p.add_argument("root", type=Path)
+    p.add_argument("root", type=cli_path)
     p.add_argument("--kind", choices=KINDS, default="auto")
-    p.add_argument("--json", type=Path, metavar="FILE", help="also save the report as JSON")
+    p.add_argument("--json", type=cli_path, metavar="FILE", help="also save the report as JSON")
     p.add_argument("--no-baseline", action="store_true", help="skip the twin pixel baseline")
-    p.add_argument("--cache", type=Path, help="also report alignment results (faces, fallbacks) from this cache")
+    p.add_argument("--cache", type=cli_path, help="also report alignment results (faces, fallbacks) from this cache")
     p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("pairs", help="write balanced pair (and triplet) files", description=cmd_pairs.__doc__)
-    p.add_argument("root", type=Path)
-    p.add_argument("--out", required=True, type=Path, help="pair file: .tsv, or .txt for the LFW format")
+    p.add_argument("root", type=cli_path)
+    p.add_argument("--out", required=True, type=cli_path, help="pair file: .tsv, or .txt for the LFW format")
     p.add_argument("--n-pairs", type=int, default=6000)
     p.add_argument("--twin-share", type=float, default=DEFAULT_TWIN_SHARE, help="share of negatives drawn from twin siblings")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--folds", type=int, help="identity-disjoint folds, LFW View 2 style")
     p.add_argument("--format", choices=("tsv", "lfw"), help="default: by the extension of --out")
     p.add_argument("--kind", choices=KINDS, default="auto")
-    p.add_argument("--people", type=Path, metavar="FILE", help="only these people (an LFW people file, e.g. peopleDevTrain.txt)")
+    p.add_argument("--people", type=cli_path, metavar="FILE", help="only these people (an LFW people file, e.g. peopleDevTrain.txt)")
     p.add_argument("--split", help="draw from one identity-disjoint split only (e.g. train, val, test)")
     p.add_argument("--split-fractions", default=",".join(f"{k}={v}" for k, v in DEFAULT_FRACTIONS.items()))
     p.add_argument("--split-seed", type=int, default=0, help="keep it the same for every split of one data set")
-    p.add_argument("--triplets", type=Path, metavar="FILE", help="also write triplets here")
+    p.add_argument("--triplets", type=cli_path, metavar="FILE", help="also write triplets here")
     p.add_argument("--n-triplets", type=int, help="default: as many as --n-pairs")
     p.set_defaults(func=cmd_pairs)
 

@@ -3,30 +3,30 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from backbone.atomic import atomic_write_json
 from backbone.checkpoints import evaluate_checkpoint
 from backbone.metrics import summary_row
+from backbone.paths import cli_path
 from backbone.scores import write_scores
 from backbone.verification import Verifier
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("evaluate", help="metrics of a checkpoint on a pair list", description=cmd_evaluate.__doc__)
-    p.add_argument("--checkpoint", required=True, type=Path)
-    p.add_argument("--pairs", required=True, type=Path, help="pair file (.tsv, or LFW format)")
-    p.add_argument("--root", type=Path, help="data root (default: the one the checkpoint was trained on)")
-    p.add_argument("--out", type=Path, help="metrics JSON (default: beside the checkpoint, named after the pairs)")
+    p.add_argument("--checkpoint", required=True, type=cli_path)
+    p.add_argument("--pairs", required=True, type=cli_path, help="pair file (.tsv, or LFW format)")
+    p.add_argument("--root", type=cli_path, help="data root (default: the one the checkpoint was trained on)")
+    p.add_argument("--out", type=cli_path, help="metrics JSON (default: beside the checkpoint, named after the pairs)")
     p.add_argument("--threshold", type=float, help="fixed threshold (default: 0.6 cosine, 0.5 pair head)")
-    p.add_argument("--cache", type=Path, help="face cache folder")
+    p.add_argument("--cache", type=cli_path, help="face cache folder")
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
     p = commands.add_parser("verify", help="are two images the same person?", description=cmd_verify.__doc__)
-    p.add_argument("--checkpoint", required=True, type=Path)
-    p.add_argument("images", nargs=2, type=Path, metavar="IMAGE")
+    p.add_argument("--checkpoint", required=True, type=cli_path)
+    p.add_argument("images", nargs=2, type=cli_path, metavar="IMAGE")
     p.add_argument("--threshold", type=float)
     p.set_defaults(func=cmd_verify)
 

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import yaml
 
 from backbone.experiments.grid import load_grid
 from backbone.experiments.runner import ExperimentFailed, run_analysis, run_grid
-
-PROJECT = Path(__file__).resolve().parents[2]
+from backbone.paths import cli_path, project_root
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     group = commands.add_parser("experiments", help="run the experiment grid and analyse it", description=__doc__)
     sub = group.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
     p = sub.add_parser("run", help="execute every experiment notebook, then the analysis", description=cmd_run.__doc__)
-    p.add_argument("--grid", type=Path, default=PROJECT / "experiments" / "grid.yaml")
-    p.add_argument("--runs", type=Path, help="where runs go (default: runs/ beside the grid file)")
+    p.add_argument("--grid", type=cli_path, default=project_root() / "experiments" / "grid.yaml")
+    p.add_argument("--runs", type=cli_path, help="where runs go (default: runs/ beside the grid file)")
     p.add_argument("--only", nargs="+", metavar="NAME", help="run these experiments only")
     p.add_argument("--force", action="store_true", help="run again even when complete (from scratch)")
     p.add_argument("--shard", metavar="K/N", help="run every N-th experiment starting at the K-th (e.g. one Slurm array task)")
@@ -28,8 +26,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--log-output", action="store_true", help="stream the notebooks' output")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("analyze", help="run only the analysis notebook over the existing runs", description=cmd_analyze.__doc__)
-    p.add_argument("--grid", type=Path, default=PROJECT / "experiments" / "grid.yaml")
-    p.add_argument("--runs", type=Path)
+    p.add_argument("--grid", type=cli_path, default=project_root() / "experiments" / "grid.yaml")
+    p.add_argument("--runs", type=cli_path)
     p.set_defaults(func=cmd_analyze)
 
 
@@ -46,13 +44,14 @@ def _params(items: list[str]) -> dict:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the grid: complete experiments are skipped, interrupted ones resume, a failing notebook
     stops the run with its error. The analysis then merges whatever runs exist."""
-    grid = load_grid(args.grid, PROJECT)
+    root = project_root()
+    grid = load_grid(args.grid, root)
     runs = args.runs or args.grid.parent / "runs"
     try:
-        report = run_grid(grid, runs, PROJECT, args.only, args.shard, args.force, _params(args.param), log_output=args.log_output)
+        report = run_grid(grid, runs, root, args.only, args.shard, args.force, _params(args.param), log_output=args.log_output)
         print(f"ran {len(report.ran)} ({', '.join(report.ran) or '-'}), skipped {len(report.skipped)} complete, in {report.seconds:.0f} s")
         if not args.no_analysis:
-            notebook = run_analysis(grid, runs, args.grid.parent, PROJECT, log_output=args.log_output)
+            notebook = run_analysis(grid, runs, args.grid.parent, root, log_output=args.log_output)
             print(f"analysis: {notebook}; tables in {args.grid.parent / 'results.md'}")
     except ExperimentFailed as exc:
         print(f"backbone: experiment failed: {exc}", file=sys.stderr)
@@ -62,9 +61,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Execute the analysis notebook over the runs that exist."""
-    grid = load_grid(args.grid, PROJECT)
+    root = project_root()
+    grid = load_grid(args.grid, root)
     try:
-        notebook = run_analysis(grid, args.runs or args.grid.parent / "runs", args.grid.parent, PROJECT)
+        notebook = run_analysis(grid, args.runs or args.grid.parent / "runs", args.grid.parent, root)
     except ExperimentFailed as exc:
         print(f"backbone: analysis failed: {exc}", file=sys.stderr)
         return 1

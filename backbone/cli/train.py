@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
+from backbone.paths import cli_path, project_relative
 from backbone.training.config import TrainConfig
 from backbone.training.trainer import train
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("train", help="train a verification model", description=cmd_train.__doc__)
-    p.add_argument("--config", type=Path, help="YAML/JSON training config (default: built-in defaults)")
+    p.add_argument("--config", type=cli_path, help="YAML/JSON training config (default: built-in defaults)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting, e.g. model.attention=cbam")
-    p.add_argument("--out-dir", help="where checkpoints, history and metrics go")
+    p.add_argument("--out-dir", type=cli_path, help="where checkpoints, history and metrics go")
     p.add_argument("--fresh", action="store_true", help="ignore an existing last.ckpt instead of resuming from it")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
@@ -24,7 +24,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     Several GPUs: torchrun --nproc_per_node=N -m backbone train --config FILE"""
     config = TrainConfig.load(args.config) if args.config else TrainConfig()
-    overrides = args.set + ([f"out_dir={args.out_dir}"] if args.out_dir else [])
+    overrides = args.set + ([f"out_dir={project_relative(args.out_dir)}"] if args.out_dir else [])
     config = config.with_overrides(overrides)
     result = train(config, resume=not args.fresh, progress=not args.no_progress)
     best = f"{result.best_metric:.4f}" if result.best_metric is not None else "n/a"

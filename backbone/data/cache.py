@@ -36,15 +36,15 @@ from backbone.data.align import FACE, FALLBACK, NO_FACE, POLICIES, AlignConfig, 
 from backbone.data.errors import DataError, ImageReadError, Problem
 from backbone.data.images import load_rgb
 from backbone.data.index import IdentityIndex
-from backbone.paths import PROJECT_ROOT
+from backbone.paths import is_workbook, project_path, project_root
 
 
 def default_cache_root() -> Path:
-    """``$BACKBONE_CACHE``, else ``.cache/faces`` in the project checkout (git-ignored)."""
+    """``$BACKBONE_CACHE``, else ``.cache/faces`` in the project (git-ignored)."""
     if os.environ.get("BACKBONE_CACHE"):
-        return Path(os.environ["BACKBONE_CACHE"])
-    if (PROJECT_ROOT / "pyproject.toml").is_file():
-        return PROJECT_ROOT / ".cache" / "faces"
+        return project_path(os.environ["BACKBONE_CACHE"])
+    if is_workbook(project_root()):
+        return project_root() / ".cache" / "faces"
     return Path.home() / ".cache" / "backbone" / "faces"
 
 
@@ -91,7 +91,7 @@ class FaceCache:
     def __init__(self, root: str | Path | None, config: AlignConfig, policy: str = "fallback"):
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
-        self.root = Path(root) if root is not None else default_cache_root()
+        self.root = project_path(root) if root is not None else default_cache_root()
         self.config = config
         self.policy = policy
         self.dir = self.root / config.key()
@@ -293,7 +293,7 @@ class CachedFaces:
 
 def alignment_status(index: IdentityIndex, root: str | Path | None = None) -> dict[str, dict]:
     """For every alignment config in the cache: its settings and how this index's images fared."""
-    root = Path(root) if root is not None else default_cache_root()
+    root = project_path(root) if root is not None else default_cache_root()
     out: dict[str, dict] = {}
     hashes = None
     for config_file in sorted(root.glob("*/config.json")):

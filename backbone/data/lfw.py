@@ -15,7 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Iterable
 
-from backbone.data.errors import DataError, Problem
+from backbone.data.errors import DataError, Problem, existing
 from backbone.data.folders import read_identity_folders
 from backbone.data.index import IdentityIndex
 from backbone.data.pairs import Pair
@@ -134,7 +134,7 @@ def read_lfw_people(path: str | Path) -> list[dict[str, int]]:
 
     ``peopleDev*.txt`` gives one set; View 2 ``people.txt`` gives ten.
     """
-    path = Path(path)
+    path = existing(path, "people file")
     lines = [(i, line.split()) for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)]
     lines = [(i, f) for i, f in lines if f]
     if not lines or len(lines[0][1]) != 1 or not lines[0][1][0].isdigit():

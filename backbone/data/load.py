@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from backbone.data.errors import existing
 from backbone.data.celeba import CELEBA_IDENTITY_FILE, read_celeba
 from backbone.data.folders import read_identity_folders
 from backbone.data.index import IdentityIndex
@@ -26,9 +27,11 @@ def detect_kind(root: str | Path) -> str:
 
 
 def load_index(root: str | Path, kind: str = "auto") -> IdentityIndex:
-    """Build the identity index of the data set at ``root``; ``kind`` overrides detection."""
+    """Build the identity index of the data set at ``root`` (relative: under the project root);
+    ``kind`` overrides detection."""
     if kind not in KINDS:
         raise ValueError(f"unknown data set kind {kind!r}; choose from {KINDS}")
+    root = existing(root, "data root", kind="dir")
     kind = detect_kind(root) if kind == "auto" else kind
     reader = {"folders": read_identity_folders, "lfw": read_lfw_index, "twins": read_twin_folders, "celeba": read_celeba}
     return reader[kind](root)

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from backbone.atomic import atomic_write_text
-from backbone.data.errors import DataError, Problem
+from backbone.data.errors import DataError, Problem, existing
 from backbone.data.images import check_images_exist
 from backbone.labels import DIFFERENT, SAME
+from backbone.paths import project_path
 
 TSV_COLUMNS = ("path_a", "path_b", "same", "fold", "twins")
 _REQUIRED = TSV_COLUMNS[:3]
@@ -140,12 +141,10 @@ def read_pairs(path: str | Path, root: str | Path | None = None, ext: str = ".jp
     """
     from backbone.data import lfw  # lfw builds on Pair; imported here to keep the modules acyclic
 
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"pair file {path} does not exist")
+    path = existing(path, "pair file")
     pairs = read_tsv_pairs(path) if pair_format(path) == "tsv" else lfw.read_lfw_pairs(path, ext=ext)
     if root is not None:
-        check_pair_images(pairs, root, path)
+        check_pair_images(pairs, project_path(root), path)
     return pairs
 
 

@@ -25,6 +25,7 @@ from tqdm.auto import tqdm
 
 from backbone.atomic import atomic_write_json
 from backbone.data.ndtwin import TWIN_PAIRS_FILE
+from backbone.paths import project_path
 
 SYNTH_VERSION = 1
 SUPERSAMPLE = 2  # draw at 2x, then downsample: cheap anti-aliasing
@@ -332,7 +333,7 @@ def generate(config: SynthConfig, out: str | Path, workers: int = 2, force: bool
     never leaves a data set that looks finished. An existing set made with the same config
     is kept as it is (re-running is free); one with another config needs ``force``.
     """
-    out = Path(out)
+    out = project_path(out)
     meta = {"version": SYNTH_VERSION, "config": asdict(config)}
     meta_path = out / "synth.json"
     if out.exists():

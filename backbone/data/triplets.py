@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Iterable
 
 from backbone.atomic import atomic_write_text
-from backbone.data.errors import DataError, Problem
+from backbone.data.errors import DataError, Problem, existing
 from backbone.data.images import check_images_exist
 
 TRIPLET_COLUMNS = ("anchor", "positive", "negative", "twins")
@@ -32,9 +32,7 @@ def write_triplets(triplets: Iterable[Triplet], path: str | Path) -> None:
 
 def read_triplets(path: str | Path, root: str | Path | None = None) -> list[Triplet]:
     """Parse a triplet file, reporting every malformed line; with ``root``, check images exist."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"triplet file {path} does not exist")
+    path = existing(path, "triplet file")
     lines = path.read_text(encoding="utf-8").splitlines()
     if not lines or tuple(lines[0].split("\t")) != TRIPLET_COLUMNS:
         raise DataError(f"{path}:1: expected the header {chr(9).join(TRIPLET_COLUMNS)!r}")

@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 
 from backbone.atomic import atomic_write_json, atomic_write_text
+from backbone.data.errors import existing, missing
 from backbone.explain import attention_figure
 from backbone.metrics import auc_standard_error
+from backbone.paths import project_path
 from backbone.plots import plot_f1, plot_history, plot_roc, plot_score_histograms, save_figure
 from backbone.scores import read_scores
 from backbone.training.config import TrainConfig
@@ -60,7 +62,8 @@ class Run:
 
 def collect_runs(runs_dir: str | Path) -> list[Run]:
     out = []
-    for d in sorted(Path(runs_dir).iterdir()) if Path(runs_dir).is_dir() else []:
+    runs_dir = project_path(runs_dir)
+    for d in sorted(runs_dir.iterdir()) if runs_dir.is_dir() else []:
         if (d / "metrics.json").is_file() and (d / "config.yaml").is_file():
             history = json.loads((d / "history.json").read_text()) if (d / "history.json").is_file() else []
             out.append(Run(d.name, d, TrainConfig.load(d / "config.yaml"), json.loads((d / "metrics.json").read_text()), history))
@@ -181,11 +184,23 @@ def environment() -> dict:
     }
 
 
-def analyse(runs_dir: str | Path, out_dir: str | Path) -> list[dict]:
-    """Write the tables, environment and comparison figures; returns the table rows."""
-    runs, out = collect_runs(runs_dir), Path(out_dir)
+@dataclass
+class Analysis:
+    """What ``analyse`` wrote: the table rows, ``results.md`` as text, and the PNG of each
+    figure by name (``roc``, ``roc_twins`` when there are twin negatives, ``f1_vs_threshold``,
+    ``score_histograms``, ``attention_<run>`` for local-global runs with a checkpoint)."""
+
+    rows: list[dict]
+    markdown: str
+    figures: dict[str, Path]
+
+
+def analyse(runs_dir: str | Path, out_dir: str | Path) -> Analysis:
+    """Write the tables, environment and comparison figures of every finished run in ``runs_dir``
+    into ``out_dir`` (relative paths: under the project root)."""
+    runs, out = collect_runs(runs_dir), project_path(out_dir)
     if not runs:
-        raise ValueError(f"no finished runs (with metrics.json) under {runs_dir}")
+        raise missing("the runs folder", runs_dir, state="holds no finished run (with metrics.json)")
     rows = [result_row(r) for r in runs]
     env = environment()
     note = (
@@ -196,23 +211,26 @@ def analyse(runs_dir: str | Path, out_dir: str | Path) -> list[dict]:
     atomic_write_json(out / "environment.json", env)
     figures = out / "figures"
     metrics = {r.name: r.metrics for r in runs}
-    save_figure(plot_roc(metrics, "ROC of every experiment (test pairs)"), figures / "roc")
+    written = {"roc": save_figure(plot_roc(metrics, "ROC of every experiment (test pairs)"), figures / "roc")}
     twins = {k: v["twin_negatives"] for k, v in metrics.items() if "twin_negatives" in v}
     if twins:
-        save_figure(plot_roc(twins, "ROC: same pairs vs twin negatives"), figures / "roc_twins")
-    save_figure(plot_f1(metrics), figures / "f1_vs_threshold")
-    save_figure(plot_score_histograms({r.name: r.scores() for r in runs if (r.dir / "test_scores.tsv").is_file()}), figures / "score_histograms")
+        written["roc_twins"] = save_figure(plot_roc(twins, "ROC: same pairs vs twin negatives"), figures / "roc_twins")
+    written["f1_vs_threshold"] = save_figure(plot_f1(metrics), figures / "f1_vs_threshold")
+    scored = {r.name: r.scores() for r in runs if (r.dir / "test_scores.tsv").is_file()}
+    written["score_histograms"] = save_figure(plot_score_histograms(scored), figures / "score_histograms")
     for r in runs:
         if r.config.model.attention and (r.dir / "best.ckpt").is_file():
-            save_figure(attention_figure(r.dir / "best.ckpt", n_pairs=3), figures / f"attention_{r.name}", dpi=110)
-    return rows
+            name = f"attention_{r.name}"
+            written[name] = save_figure(attention_figure(r.dir / "best.ckpt", n_pairs=3), figures / name, dpi=110)
+    return Analysis(rows, (out / "results.md").read_text(), {name: paths[0] for name, paths in written.items()})
 
 
 def training_report(run_dir: str | Path, threshold: float = 0.6) -> dict:
     """A training run's figures (loss and AUC per epoch, ROC, F1 vs threshold, score histograms),
     saved under ``<run>/figures/``; returns them by name for display."""
-    run = Run(Path(run_dir).name, Path(run_dir), TrainConfig.load(Path(run_dir) / "config.yaml"),
-              json.loads((Path(run_dir) / "metrics.json").read_text()), json.loads((Path(run_dir) / "history.json").read_text()))  # fmt: skip
+    run_dir = existing(run_dir, "run folder", kind="dir")
+    run = Run(run_dir.name, run_dir, TrainConfig.load(run_dir / "config.yaml"),
+              json.loads((run_dir / "metrics.json").read_text()), json.loads((run_dir / "history.json").read_text()))  # fmt: skip
     figures = {
         "history": plot_history(run.history, f"{run.name}: training"),
         "roc": plot_roc({run.name: run.metrics}, f"{run.name}: ROC (test pairs)"),

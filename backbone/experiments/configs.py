@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from backbone.training.config import TrainConfig
+from backbone.training.data import check_inputs
 
 
 def images_per_batch(cfg: TrainConfig) -> int:
@@ -30,9 +31,14 @@ def experiment_config(
     budget_images: int | None = None,
     seed: int = 0,
     overrides: Sequence[str] = (),
+    check: bool = True,
 ) -> TrainConfig:
     """The training config of one experiment: a config file (or the defaults) plus the
-    experiment's settings; ``overrides`` are ``key=value`` strings applied last."""
+    experiment's settings; ``overrides`` are ``key=value`` strings applied last.
+
+    Relative paths are under the project root (``backbone.paths``). With ``check``, the inputs
+    the config names must exist, so a notebook stops here, at its first cell, saying what makes a
+    missing one (``MissingInput``)."""
     base = TrainConfig.load(config_file) if config_file else TrainConfig()
     sets = [
         f"name={Path(out_dir).name}",
@@ -46,4 +52,6 @@ def experiment_config(
     if budget_images:
         steps = max(1, budget_images // images_per_batch(cfg))
         cfg = cfg.with_overrides([f"steps_per_epoch={steps}"])
+    if check:
+        check_inputs(cfg)
     return cfg

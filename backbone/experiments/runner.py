@@ -33,19 +33,31 @@ class RunReport:
     seconds: float
 
 
+def in_project(path: Path, root: Path) -> str:
+    """A path as a notebook parameter: relative to the project root ``root`` when inside it (so
+    run configs hold no machine's absolute paths), else absolute."""
+    path = Path(path).absolute()
+    try:
+        return path.relative_to(Path(root).absolute()).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def is_complete(exp: Experiment, out: Path, root: Path) -> bool:
     done = out / "done.json"
     return done.is_file() and json.loads(done.read_text()).get("fingerprint") == exp.fingerprint(root)
 
 
-def execute(notebook: Path, output: Path, parameters: dict, root: Path, log_output: bool = False) -> None:
-    """papermill, with the project root as working directory; a failing cell becomes ExperimentFailed."""
+def execute(notebook: Path, output: Path, parameters: dict, root: Path, log_output: bool = False, cwd: Path | None = None) -> None:
+    """papermill, with the kernel in ``cwd`` (default: the project root ``root``; relative paths
+    mean the same from anywhere in the project, see ``backbone.paths``); a failing cell becomes
+    ExperimentFailed with the cell's error."""
     import papermill as pm
 
     output.parent.mkdir(parents=True, exist_ok=True)
     try:
         pm.execute_notebook(
-            str(notebook), str(output), parameters=parameters, cwd=str(root), kernel_name="python3",
+            str(notebook), str(output), parameters=parameters, cwd=str(cwd or root), kernel_name="python3",
             progress_bar=False, log_output=log_output,
         )  # fmt: skip
     except pm.PapermillExecutionError as exc:
@@ -62,7 +74,7 @@ def run_experiment(exp: Experiment, runs: Path, root: Path, log_output: bool = F
     if out.exists() and not (started.is_file() and json.loads(started.read_text()).get("fingerprint") == fingerprint):
         shutil.rmtree(out)  # left by other parameters or another notebook: nothing to resume
     atomic_write_json(started, {"fingerprint": fingerprint})
-    parameters = {**exp.parameters, "out_dir": str(out)}
+    parameters = {**exp.parameters, "out_dir": in_project(out, root)}
     start = time.perf_counter()
     execute(root / exp.notebook, out / Path(exp.notebook).name, parameters, root, log_output)
     seconds = time.perf_counter() - start
@@ -112,6 +124,6 @@ def run_analysis(grid: Grid, runs: Path, out_dir: Path, root: Path, extra: dict 
         raise ValueError(f"{grid.path} names no analysis notebook")
     notebook = root / grid.analysis_notebook
     output = out_dir / Path(grid.analysis_notebook).name
-    parameters = {**grid.analysis_parameters, **(extra or {}), "runs_dir": str(runs), "out_dir": str(out_dir)}
+    parameters = {**grid.analysis_parameters, **(extra or {}), "runs_dir": in_project(runs, root), "out_dir": in_project(out_dir, root)}
     execute(notebook, output, parameters, root, log_output)
     return output

@@ -21,7 +21,7 @@ from PIL import Image
 from backbone.checkpoints import checkpoint_align_config, checkpoint_data, evaluate_checkpoint
 from backbone.data.align import AlignConfig
 from backbone.data.cache import open_faces
-from backbone.data.errors import DataError
+from backbone.data.errors import DataError, existing
 from backbone.data.images import decode_rgb, load_rgb, load_rgb_array
 from backbone.data.index import IdentityIndex
 from backbone.data.load import load_index
@@ -33,7 +33,7 @@ from backbone.metrics import DEFAULT_THRESHOLD
 from backbone.models.build import load_model
 from backbone.models.local_global import LocalGlobalNet
 from backbone.models.siamese import SiameseNet
-from backbone.paths import resolve
+from backbone.paths import project_path
 from backbone.scores import ScoredPairs, read_scores
 from backbone.training.config import TrainConfig
 from backbone.verification import Verdict, Verifier
@@ -76,7 +76,7 @@ class ExplorerSource:
             name, data = image
             return decode_rgb(bytes(data), name), name
         path = Path(image)
-        found = resolve(path)
+        found = project_path(path)
         if not found.exists() and not path.is_absolute() and (self.root / path).exists():
             found = self.root / path
         return load_rgb(found), str(path)
@@ -99,10 +99,6 @@ class ExplorerSource:
         return Verification(faces, verifier.verify_faces(*faces))
 
 
-def _check_root(root: Path, what: str) -> Path:
-    if not root.is_dir():
-        raise DataError(f"data root {root} of {what} does not exist (for the default data: `make data`)")
-    return root
 
 
 def _index(root: Path, kind: str, scored: ScoredPairs, source: Path) -> IdentityIndex:
@@ -123,15 +119,15 @@ def open_run(run: str | Path, threshold: float | None = None, checkpoint: str | 
     """A finished run folder: its ``test_scores.tsv``, config and, when present, ``best.ckpt``.
 
     The threshold defaults to the one the run's metrics were reported at."""
-    run = resolve(run)
+    run = existing(run, "run folder", kind="dir")
     if not (run / "test_scores.tsv").is_file():
         raise DataError(f"{run} is not a finished run: no test_scores.tsv (train it, or pass a score file)")
     config = TrainConfig.load(run / "config.yaml")
     scored = read_scores(run / "test_scores.tsv")
-    index = _index(_check_root(resolve(config.data.root), run / "config.yaml"), config.data.kind, scored, run / "test_scores.tsv")
+    index = _index(existing(config.data.root, "data root", kind="dir"), config.data.kind, scored, run / "test_scores.tsv")
     if threshold is None and (run / "metrics.json").is_file():
         threshold = json.loads((run / "metrics.json").read_text()).get("at_threshold", {}).get("threshold")
-    checkpoint = resolve(checkpoint) if checkpoint else run / "best.ckpt"  # a named one must exist; the run's may not
+    checkpoint = project_path(checkpoint) if checkpoint else run / "best.ckpt"  # a named one must exist; the run's may not
     model, model_config, _ = load_model(checkpoint) if checkpoint.is_file() or checkpoint != run / "best.ckpt" else (None, None, None)
     threshold = threshold if threshold is not None else _default_threshold(model)
     faces = _aligned_faces(index, scored, config.data.align, config.data.policy, config.data.cache, progress)
@@ -144,14 +140,14 @@ def open_scores(scores: str | Path, root: str | Path, checkpoint: str | Path | N
     """A score file (``test_scores.tsv``, ``scores_<pairs>.tsv``) over the images under ``root``.
 
     With a checkpoint, faces are aligned as it was trained; without, images are shown whole."""
-    scores = resolve(scores)
+    scores = existing(scores, "score file")
     scored = read_scores(scores)
     model = ckpt = image_size = align = None
     if checkpoint:
-        model, config, ckpt = load_model(resolve(checkpoint))
+        model, config, ckpt = load_model(checkpoint)
         image_size, align = config.image_size, checkpoint_align_config(ckpt, config.image_size)
     data = checkpoint_data(ckpt or {})
-    index = _index(_check_root(resolve(root), scores), data.get("kind", "auto"), scored, scores)
+    index = _index(existing(root, "data root", kind="dir"), data.get("kind", "auto"), scored, scores)
 
     def faces(path: str) -> np.ndarray:  # whole images: without a checkpoint the alignment is unknown
         return load_rgb_array(index.absolute(path))

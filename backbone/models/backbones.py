@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from backbone.data.errors import existing
 from backbone.models.small import SmallResNet
 
 DEFAULT_INPUT_SIZE = {"small": 112, "inception_resnet_v1": 160}
@@ -81,9 +82,7 @@ def _timm_backbone(name: str, embedding_dim: int, pretrained: bool, dropout: flo
 
 def load_state_dict_file(model: nn.Module, path: str | Path, ignore: tuple[str, ...] = ()) -> None:
     """Load a state dict from ``path`` into ``model``, with errors that say what does not fit."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"weights file {path} does not exist (put downloaded weights in pretrained/)")
+    path = existing(path, "weights file", hint="put downloaded weights in pretrained/ (see pretrained/README.md)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:

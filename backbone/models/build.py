@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from backbone.atomic import atomic_path
+from backbone.data.errors import existing
 from backbone.models.backbones import DEFAULT_INPUT_SIZE, create_backbone
 from backbone.models.local_global import LocalGlobalNet
 from backbone.models.siamese import SiameseNet
@@ -63,9 +64,7 @@ def save_model(model: SiameseNet, config: ModelConfig, path: str | Path, extra: 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[SiameseNet, ModelConfig, dict]:
     """Rebuild a model from a checkpoint; returns (model in eval mode, config, the whole checkpoint)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    path = existing(path, "checkpoint")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=False)
     except Exception as exc:

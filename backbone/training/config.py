@@ -15,6 +15,7 @@ import yaml
 
 from backbone.atomic import atomic_write_text
 from backbone.data.align import AlignConfig
+from backbone.data.errors import existing
 from backbone.models.build import ModelConfig
 
 REGIMES = ("contrastive", "triplet", "pair-bce", "arcface")
@@ -111,9 +112,7 @@ class TrainConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"config file {path} does not exist")
+        path = existing(path, "config file")
         try:
             d = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:

@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, RandomSampler
 
 from backbone.data.cache import CachedFaces, open_faces
 from backbone.data.datasets import FaceDataset, PairDataset, TripletDataset
-from backbone.data.errors import DataError
+from backbone.data.errors import DataError, missing_all
 from backbone.data.index import IdentityIndex
 from backbone.data.lfw import read_lfw_people
 from backbone.data.load import load_index
@@ -18,6 +18,7 @@ from backbone.data.pairs import Pair, read_pairs
 from backbone.data.samplers import balanced_sampler
 from backbone.data.transforms import eval_transform, train_transform
 from backbone.data.triplets import read_triplets
+from backbone.paths import project_path
 from backbone.training.config import TrainConfig
 
 
@@ -35,6 +36,19 @@ class TrainingData:
     val: EvalSet | None
     test: EvalSet | None
     eval_transform: object
+
+
+def check_inputs(cfg: TrainConfig) -> None:
+    """Every file and folder ``cfg`` reads exists (relative paths: under the project root);
+    otherwise one ``MissingInput`` that names each missing one and what makes it."""
+    d = cfg.data
+    named = [("data root", d.root, "dir"), ("pair file", d.train_pairs, "file"), ("pair file", d.val_pairs, "file"),
+             ("pair file", d.test_pairs, "file"), ("triplet file", d.train_triplets, "file"),
+             ("people file", d.train_people, "file"), ("weights file", cfg.model.weights, "file")]  # fmt: skip
+    absent = [(what, path) for what, path, kind in named
+              if path and not (project_path(path).is_dir() if kind == "dir" else project_path(path).is_file())]  # fmt: skip
+    if absent:
+        raise missing_all(absent)
 
 
 def _pairs(path: str | None, index: IdentityIndex) -> list[Pair] | None:

@@ -29,8 +29,9 @@ from backbone.evaluation import evaluate_pairs
 from backbone.metrics import summary_row
 from backbone.models.build import build_model
 from backbone.scores import write_scores
+from backbone.paths import project_path
 from backbone.training.config import TrainConfig
-from backbone.training.data import EvalSet, build_training_data
+from backbone.training.data import EvalSet, build_training_data, check_inputs
 from backbone.training.objectives import create_objective
 
 MONITORS = {"val_auc": "max", "val_accuracy": "max", "val_best_accuracy": "max", "val_eer": "min"}
@@ -124,13 +125,14 @@ def _comparable(d: dict) -> dict:
 
 def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> TrainResult:
     cfg = config
+    check_inputs(cfg)
     if cfg.monitor not in MONITORS:
         raise ValueError(f"monitor must be one of {sorted(MONITORS)}, got {cfg.monitor!r}")
     mode = MONITORS[cfg.monitor]
     fabric = Fabric(accelerator=cfg.accelerator, devices=cfg.devices, precision=resolve_precision(cfg.precision, cfg.accelerator))
     fabric.launch()
     rank0 = fabric.is_global_zero
-    out = Path(cfg.out_dir)
+    out = project_path(cfg.out_dir)
     last_path, best_path = out / "last.ckpt", out / "best.ckpt"
 
     prior = torch.load(last_path, map_location="cpu", weights_only=False) if resume and last_path.is_file() else None

@@ -1,7 +1,13 @@
-"""End to end, as a person would: JupyterLab on 127.0.0.1 with a temporary token, the explorer
-notebook opened in headless Chromium (Debian's, driven by Playwright), all cells run, the slider
-moved, next clicked, attention toggled, a filter chosen and two images verified. Screenshots go to
-``$EXPLORER_SCREENSHOTS`` (default: the test's temporary folder).
+"""End to end, as a person would: JupyterLab on 127.0.0.1 with a temporary token, notebooks
+opened in headless Chromium (Debian's, driven by Playwright) and run from the Run menu.
+
+- The data-loading notebook, opened from ``notebooks/`` of a tiny workbook laid out as the project
+  (so its kernel starts in ``notebooks/``, as JupyterLab does): no cell shows an error, the image
+  grids are shown, and its files land in the workbook's ``experiments/``.
+- The pair explorer: all cells run, the slider moved, next clicked, attention toggled, a filter
+  chosen and two images verified.
+
+Screenshots go to ``$EXPLORER_SCREENSHOTS`` (default: the test's temporary folder).
 
 ``$EXPLORER_RUN`` explores that run folder instead of the tiny test run (``make screenshot``
 uses it for the README picture). Without Chromium or Playwright the test skips, unless
@@ -14,6 +20,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -26,10 +33,9 @@ import pytest
 
 from backbone.data.load import load_index
 from backbone.labels import DIFFERENT
-from backbone.paths import resolve
 from backbone.scores import read_scores
 from backbone.training.config import TrainConfig
-from conftest import PROJECT
+from conftest import PROJECT, make_workbook
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -142,7 +148,8 @@ def wait_changed(page, getter, before: str, what: str, timeout: float = 30.0) ->
     raise AssertionError(f"{what} did not change from {before!r}")
 
 
-def test_the_explorer_in_jupyterlab(tiny_run, lab, tmp_path):
+def browser_or_skip():
+    """Playwright's sync API and its timeout error; skips (or fails in CI) without a browser."""
     if not CHROMIUM.is_file():
         _missing(f"Chromium not found at {CHROMIUM}")
     try:
@@ -150,6 +157,57 @@ def test_the_explorer_in_jupyterlab(tiny_run, lab, tmp_path):
         from playwright.sync_api import sync_playwright
     except ImportError:
         _missing("Playwright for Python is not installed")
+    return sync_playwright, PlaywrightTimeout
+
+
+def open_and_run_all(page, lab: JupyterLab, notebook: str, timeout_error: type[Exception]) -> None:
+    """Open ``notebook`` (relative to the server's root), start its kernel, and Run All Cells."""
+    page.goto(f"{lab.url}/lab/tree/{notebook}?token={lab.token}")
+    page.locator(".jp-Notebook").wait_for(timeout=60_000)
+    # JupyterLab may first ask which kernel to start: take the one the notebook names
+    dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
+    if appears(dialog, timeout_error, timeout_ms=15_000):
+        dialog.get_by_role("button", name="Select").click()
+    page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(state="attached", timeout=90_000)
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+
+
+def test_the_data_loading_notebook_opened_from_notebooks(tiny_synth, lab, tmp_path):
+    sync_playwright, timeout_error = browser_or_skip()
+    shots = Path(os.environ.get("EXPLORER_SCREENSHOTS") or tmp_path / "screenshots").resolve()
+    shots.mkdir(parents=True, exist_ok=True)
+    workbook = make_workbook(lab.root, tiny_synth)  # the server's root is a tiny clone of the project
+    shutil.copy(PROJECT / "notebooks" / "01_data_loading.ipynb", workbook / "notebooks")
+    cells = sum(c["cell_type"] == "code" for c in json.loads((workbook / "notebooks" / "01_data_loading.ipynb").read_text())["cells"])
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport=VIEWPORT)
+        try:
+            open_and_run_all(page, lab, "notebooks/01_data_loading.ipynb", timeout_error)
+            # every code cell has run when each prompt shows its execution number
+            page.wait_for_function(
+                r"""n => { const p = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(e => e.textContent.trim());
+                          return p.length === n && p.every(t => /^\[\d+\]:$/.test(t)); }""", arg=cells, timeout=180_000)  # fmt: skip
+            errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']", has_text=re.compile("Error|Traceback"))
+            assert errors.count() == 0, errors.first.inner_text()
+            grids = page.locator(".jp-OutputArea-output img")
+            assert grids.count() == 3, "twins, one person's photos and example pairs"
+            assert all(grids.nth(i).evaluate("img => img.naturalWidth > 200") for i in range(3))
+            page.screenshot(path=str(shots / "data_loading.png"), full_page=True)
+        except Exception:
+            page.screenshot(path=str(shots / "data_loading_failure.png"))
+            raise
+        finally:
+            browser.close()
+    figures = workbook / "experiments" / "runs" / "data-overview" / "figures"
+    assert {p.name for p in figures.glob("*.png")} == {"twins.png", "one_person.png", "example_pairs.png"}
+    assert not (workbook / "notebooks" / "experiments").exists()
+
+
+def test_the_explorer_in_jupyterlab(tiny_run, lab, tmp_path):
+    sync_playwright, PlaywrightTimeout = browser_or_skip()
     run = Path(os.environ.get("EXPLORER_RUN") or tiny_run).resolve()
     shots = Path(os.environ.get("EXPLORER_SCREENSHOTS") or tmp_path / "screenshots").resolve()
     shots.mkdir(parents=True, exist_ok=True)
@@ -161,21 +219,13 @@ def test_the_explorer_in_jupyterlab(tiny_run, lab, tmp_path):
         return f"false accepts {int(((scores >= threshold) & (scored.labels == DIFFERENT)).sum())}"
     notebook = prepare_notebook(lab.root, run)
     data = TrainConfig.load(run / "config.yaml").data
-    image = load_index(resolve(data.root), data.kind).absolute(scored.pairs[0].path_a).resolve()  # any image of the run's data
+    image = load_index(data.root, data.kind).absolute(scored.pairs[0].path_a).resolve()  # any image of the run's data
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport=VIEWPORT)
         try:
-            page.goto(f"{lab.url}/lab/tree/{notebook.name}?token={lab.token}")
-            page.locator(".jp-Notebook").wait_for(timeout=60_000)
-            # JupyterLab may first ask which kernel to start: take the one the notebook names
-            dialog = page.locator(".jp-Dialog", has_text="Select Kernel")
-            if appears(dialog, PlaywrightTimeout, timeout_ms=15_000):
-                dialog.get_by_role("button", name="Select").click()
-            page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(state="attached", timeout=90_000)
-            page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
-            page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
+            open_and_run_all(page, lab, notebook.name, PlaywrightTimeout)
             page.locator(".bb-verdict").wait_for(timeout=120_000)
 
             # the first pair, its verdict and the counts
