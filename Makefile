@@ -15,7 +15,7 @@ LFW_TEST_PAIRS ?= $(LFW_ROOT)/pairsDevTest.txt
 # setup installs .venv's kernel spec, and JUPYTER_PATH puts it first for every command below.
 export JUPYTER_PATH := $(CURDIR)/$(VENV)/share/jupyter
 
-.PHONY: setup browser test test-fast screenshot reproduce data grid lfw notebook clean
+.PHONY: setup browser lint test test-fast screenshot reproduce data grid lfw notebook clean
 
 setup: $(STAMP)
 
@@ -41,7 +41,11 @@ browser:
 	elif sudo -n true 2>/dev/null; then sudo apt-get install -y chromium || { sudo apt-get update && sudo apt-get install -y chromium; }; \
 	else echo "make browser: $(CHROMIUM) is missing and apt-get needs root: the explorer's browser test will skip (apt-get install chromium)"; fi
 
-test: setup browser
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: setup browser lint
 	$(PY) -m pytest
 
 test-fast: setup

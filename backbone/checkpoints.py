@@ -48,7 +48,7 @@ def evaluate_checkpoint(
     pairs_file: str | Path,
     root: str | Path | None = None,
     cache: str | Path | None = None,
-    threshold: float | None | str = "default",
+    threshold: float | None = None,
     batch_size: int = 128,
     progress: bool = True,
 ) -> CheckpointEvaluation:
@@ -67,5 +67,15 @@ def evaluate_checkpoint(
     faces = open_faces(index.only_paths(paths), align, cache_root=cache, progress=progress)
     store_dir = (project_path(cache) if cache else default_cache_root()).parent / "embeddings"
     store = EmbeddingStore.for_checkpoint(checkpoint, store_dir, align.key())
-    ev = evaluate_pairs(model, pairs, faces, eval_transform(config.image_size), threshold, faces.hashes, store, batch_size, progress=progress)
+    ev = evaluate_pairs(
+        model,
+        pairs,
+        faces,
+        eval_transform(config.image_size),
+        threshold,
+        faces.hashes,
+        store,
+        batch_size,
+        progress=progress,
+    )
     return CheckpointEvaluation(model, config, ckpt, align, pairs, faces, ev)

@@ -8,10 +8,9 @@ embeds the images it has not seen.
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -19,9 +18,9 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from backbone.atomic import atomic_path
+from backbone.data.cache import file_digest
 from backbone.data.pairs import Pair
-from backbone.devices import default_device
-from backbone.metrics import DEFAULT_THRESHOLD, verification_metrics
+from backbone.metrics import fixed_threshold, verification_metrics
 from backbone.models.siamese import SiameseNet
 
 
@@ -52,20 +51,23 @@ def embed_paths(
     was_training = model.training
     model.eval()
     loader = DataLoader(_Images(paths, faces, transform), batch_size=batch_size, num_workers=workers)
-    out = [model.embed(x.to(device)).float().cpu() for x in tqdm(loader, desc="embedding", unit="batch", disable=not progress)]
+    out = [
+        model.embed(x.to(device)).float().cpu()
+        for x in tqdm(loader, desc="embedding", unit="batch", disable=not progress)
+    ]
     model.train(was_training)
     return torch.cat(out) if out else torch.empty(0, model.embedding_dim)
 
 
 def default_threshold(model: SiameseNet) -> float | None:
-    """0.6 for cosine similarity, 0.5 for the pair head's probability; none for other distances."""
-    if model.pair_head is not None:
-        return 0.5
-    return DEFAULT_THRESHOLD if model.distance == "cosine" else None
+    """The model's fixed threshold (``backbone.metrics.fixed_threshold``)."""
+    return fixed_threshold(model.distance, model.pair_head is not None)
 
 
 @torch.inference_mode()
-def score_pairs(model: SiameseNet, embeddings: torch.Tensor, rows: dict[str, int], pairs: Sequence[Pair], chunk: int = 65536) -> np.ndarray:
+def score_pairs(
+    model: SiameseNet, embeddings: torch.Tensor, rows: dict[str, int], pairs: Sequence[Pair], chunk: int = 65536
+) -> np.ndarray:
     """Scores of all pairs from precomputed embeddings, vectorised in chunks (higher = more alike)."""
     a = torch.tensor([rows[p.path_a] for p in pairs], dtype=torch.long)
     b = torch.tensor([rows[p.path_b] for p in pairs], dtype=torch.long)
@@ -78,14 +80,6 @@ def score_pairs(model: SiameseNet, embeddings: torch.Tensor, rows: dict[str, int
     ]
     model.train(was_training)
     return torch.cat(out).numpy() if out else np.empty(0)
-
-
-def file_digest(path: str | Path) -> str:
-    digest = hashlib.sha1()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class EmbeddingStore:
@@ -121,7 +115,7 @@ def evaluate_pairs(
     pairs: Sequence[Pair],
     faces: Callable[[str], torch.Tensor],
     transform,
-    threshold: float | None | str = "default",
+    threshold: float | None = None,
     hashes: dict[str, str] | None = None,
     store: EmbeddingStore | None = None,
     batch_size: int = 128,
@@ -149,8 +143,10 @@ def evaluate_pairs(
     else:
         embeddings = fresh
     scores = score_pairs(model, embeddings, rows, pairs)
-    threshold = default_threshold(model) if threshold == "default" else threshold
-    folds = np.array([-1 if p.fold is None else p.fold for p in pairs]) if any(p.fold is not None for p in pairs) else None
+    threshold = default_threshold(model) if threshold is None else threshold  # None: the model's fixed one
+    folds = (
+        np.array([-1 if p.fold is None else p.fold for p in pairs]) if any(p.fold is not None for p in pairs) else None
+    )
     twins = np.array([p.twins for p in pairs]) if any(p.twins for p in pairs) else None
     labels = np.array([p.same for p in pairs])
     metrics = verification_metrics(scores, labels, threshold=threshold, folds=folds, twins=twins)

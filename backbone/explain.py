@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -28,11 +28,13 @@ def attention_maps(model: SiameseNet, crops: Sequence[torch.Tensor], image_size:
 
 def twin_examples(pairs, n: int) -> list[str]:
     """Image paths of the first ``n`` twin-negative pairs (both twins, side by side), else any pairs."""
-    chosen = [p for p in pairs if p.twins][: n] or list(pairs)[:n]
+    chosen = [p for p in pairs if p.twins][:n] or list(pairs)[:n]
     return [path for p in chosen for path in (p.path_a, p.path_b)]
 
 
-def faces_and_maps(model: SiameseNet, faces: Callable[[str], torch.Tensor], paths: Sequence[str], image_size: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def faces_and_maps(
+    model: SiameseNet, faces: Callable[[str], torch.Tensor], paths: Sequence[str], image_size: int
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """uint8 HxWx3 faces resized to the model's input, and their attention maps."""
     crops = [faces(p) for p in paths]
     maps = attention_maps(model, crops, image_size)
@@ -63,6 +65,11 @@ def attention_figure(checkpoint: str | Path, pairs_file: str | Path | None = Non
         raise ValueError(f"{checkpoint} names no test pairs: pass pairs_file")
     index = load_index(data.get("root", "."))
     paths = twin_examples(read_pairs(pairs_file, root=index.root), n_pairs)
-    faces = open_faces(index.only_paths(paths), checkpoint_align_config(ckpt, config.image_size), cache_root=data.get("cache"), progress=False)
+    faces = open_faces(
+        index.only_paths(paths),
+        checkpoint_align_config(ckpt, config.image_size),
+        cache_root=data.get("cache"),
+        progress=False,
+    )
     images, maps = faces_and_maps(model, faces, paths, config.image_size)
     return plot_attention_grid(images, maps, [title_of(p) for p in paths], cols=2 * min(n_pairs, 3))

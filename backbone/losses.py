@@ -17,8 +17,8 @@ Embeddings are L2-normalised inside every metric loss.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +33,12 @@ from backbone.models.attention import attention_entropy
 from backbone.models.local_global import LocalGlobalOutput
 
 MINING = ("batch-hard", "semi-hard", "batch-all")
+
+
+def given(**settings: object) -> dict[str, object]:
+    """The settings that are set: a config's ``None`` leaves the loss its own default (each loss
+    states its defaults once, in its constructor)."""
+    return {k: v for k, v in settings.items() if v is not None}
 
 
 def _distance() -> LpDistance:
@@ -56,7 +62,9 @@ class ContrastiveLoss(nn.Module):
     def __init__(self, margin: float = 1.0):
         super().__init__()
         self.margin = margin
-        self.loss = pml_losses.ContrastiveLoss(pos_margin=0.0, neg_margin=margin, distance=_distance(), reducer=MeanReducer())
+        self.loss = pml_losses.ContrastiveLoss(
+            pos_margin=0.0, neg_margin=margin, distance=_distance(), reducer=MeanReducer()
+        )
 
     def forward(self, emb_a: torch.Tensor, emb_b: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
         return self.loss(torch.cat([emb_a, emb_b]), indices_tuple=_pair_indices(same))
@@ -78,11 +86,18 @@ class TripletLoss(nn.Module):
         self.margin, self.mining = margin, mining
         reducer = AvgNonZeroReducer() if mining == "batch-all" else MeanReducer()
         self.loss = pml_losses.TripletMarginLoss(
-            margin=margin, swap=False, smooth_loss=False, triplets_per_anchor="all", distance=_distance(), reducer=reducer
+            margin=margin,
+            swap=False,
+            smooth_loss=False,
+            triplets_per_anchor="all",
+            distance=_distance(),
+            reducer=reducer,
         )
         self.miner = {
             "batch-hard": pml_miners.BatchHardMiner(distance=_distance()),
-            "semi-hard": pml_miners.TripletMarginMiner(margin=margin, type_of_triplets="semihard", distance=_distance()),
+            "semi-hard": pml_miners.TripletMarginMiner(
+                margin=margin, type_of_triplets="semihard", distance=_distance()
+            ),
             "batch-all": None,
         }[mining]
 
@@ -110,7 +125,7 @@ class ArcFaceLoss(nn.Module):
     centres are parameters of this module: give them to the optimiser too.
     """
 
-    def __init__(self, num_classes: int, embedding_dim: int, margin: float = 0.5, scale: float = 64.0):
+    def __init__(self, num_classes: int, embedding_dim: int, margin: float = 0.5, scale: float = 30.0):
         super().__init__()
         self.margin, self.scale = margin, scale
         self.loss = pml_losses.ArcFaceLoss(num_classes, embedding_dim, margin=math.degrees(margin), scale=scale)
@@ -121,11 +136,12 @@ class ArcFaceLoss(nn.Module):
 
 @dataclass
 class BranchWeights:
-    """How the local-global network's losses add up (defaults from twin-verification work)."""
+    """How the local-global network's losses add up (defaults from twin-verification work); the
+    training config holds one as ``loss.branch``."""
 
     fused: float = 1.0
-    global_: float = 0.6
-    local: float = 0.4
+    global_branch: float = 0.6
+    local_branch: float = 0.4
     attention: float = 0.01  # entropy regulariser: favours focused attention maps
 
 
@@ -140,7 +156,7 @@ def branch_loss(
     *targets: torch.Tensor,
     weights: BranchWeights | None = None,
 ) -> torch.Tensor:
-    """``fused * L(fused) + global_ * L(global) + local * L(local) + attention * entropy``.
+    """``fused * L(fused) + global_branch * L(global) + local_branch * L(local) + attention * entropy``.
 
     ``loss_fn(*embeddings, *targets)`` takes one embedding batch per output (two for pairs, one
     for a mined batch), e.g. ``branch_loss(contrastive, [out_a, out_b], same)``. A mapping from
@@ -149,7 +165,11 @@ def branch_loss(
     """
     w = weights or BranchWeights()
     total = torch.zeros((), device=outputs[0].embedding.device)
-    for attr, weight in (("embedding", w.fused), ("global_embedding", w.global_), ("local_embedding", w.local)):
+    for attr, weight in (
+        ("embedding", w.fused),
+        ("global_embedding", w.global_branch),
+        ("local_embedding", w.local_branch),
+    ):
         if weight:
             fn = loss_fn[attr] if isinstance(loss_fn, Mapping) else loss_fn
             total = total + weight * fn(*[getattr(o, attr) for o in outputs], *targets)

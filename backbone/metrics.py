@@ -2,8 +2,10 @@
 
 Scores follow the project's rule, **higher = more alike**, and a pair is predicted ``SAME`` (1)
 when ``score >= threshold``. ROC and AUC come from scikit-learn, as do the folds of the LFW
-protocol (``PredefinedSplit``). The default fixed threshold is cosine similarity 0.6, the
-published convention for facenet-style embeddings.
+protocol (``PredefinedSplit``). ``fixed_threshold`` is the one rule for the fixed threshold a
+score is reported at (cosine similarity 0.6, the published convention for facenet-style
+embeddings; the pair head's probability 0.5); tables, figures and the explorer all use it, or the
+threshold a run's metrics record (``reported_threshold``).
 """
 
 from __future__ import annotations
@@ -16,9 +18,23 @@ from sklearn.model_selection import PredefinedSplit
 
 from backbone.labels import DIFFERENT, SAME
 
-DEFAULT_THRESHOLD = 0.6
+DEFAULT_THRESHOLD = 0.6  # cosine similarity
+PAIR_HEAD_THRESHOLD = 0.5  # the pair head's probability
 FAR_TARGETS = (1e-3, 1e-2)
 CURVE_POINTS = 201
+
+
+def fixed_threshold(distance: str = "cosine", pair_head: bool = False) -> float | None:
+    """The fixed threshold scores of such a model are reported at: 0.5 for the pair head's
+    probability, 0.6 for cosine similarity, none for other distances (pass one)."""
+    if pair_head:
+        return PAIR_HEAD_THRESHOLD
+    return DEFAULT_THRESHOLD if distance == "cosine" else None
+
+
+def reported_threshold(metrics: dict) -> float | None:
+    """The fixed threshold a run's metrics were reported at (None if they have none)."""
+    return metrics.get("at_threshold", {}).get("threshold")
 
 
 def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -107,7 +123,9 @@ def tar_at_far(fpr: np.ndarray, tpr: np.ndarray, far: float) -> float:
 def auc_standard_error(auc: float, n_positive: int, n_negative: int) -> float:
     """Hanley & McNeil (1982) standard error of an ROC AUC from its value and class counts."""
     q1, q2 = auc / (2 - auc), 2 * auc**2 / (1 + auc)
-    var = (auc * (1 - auc) + (n_positive - 1) * (q1 - auc**2) + (n_negative - 1) * (q2 - auc**2)) / (n_positive * n_negative)
+    var = (auc * (1 - auc) + (n_positive - 1) * (q1 - auc**2) + (n_negative - 1) * (q2 - auc**2)) / (
+        n_positive * n_negative
+    )
     return math.sqrt(max(var, 0.0))
 
 
@@ -120,7 +138,9 @@ def lfw_protocol(scores: np.ndarray, labels: np.ndarray, folds: np.ndarray) -> d
     per_fold = []
     for train, test in split.split():
         threshold = best_accuracy_threshold(scores[train], labels[train])
-        per_fold.append({"threshold": threshold, "accuracy": confusion_at(scores[test], labels[test], threshold)["accuracy"]})
+        per_fold.append(
+            {"threshold": threshold, "accuracy": confusion_at(scores[test], labels[test], threshold)["accuracy"]}
+        )
     acc = np.array([f["accuracy"] for f in per_fold])
     std = float(acc.std(ddof=1)) if len(acc) > 1 else 0.0
     return {

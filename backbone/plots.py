@@ -6,8 +6,8 @@ Scores follow the project's rule (higher = more alike; SAME = 1).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -15,6 +15,7 @@ from matplotlib.figure import Figure
 
 from backbone.atomic import atomic_path
 from backbone.labels import SAME
+from backbone.metrics import reported_threshold
 from backbone.paths import project_path
 
 COLOURS = plt.get_cmap("tab10").colors
@@ -35,7 +36,9 @@ def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", 
         path = stem.with_suffix(f".{fmt}")
         # a fixed salt and no date: the same figure gives the same bytes, so re-runs diff cleanly
         with atomic_path(path) as tmp, plt.rc_context({"svg.hashsalt": "backbone"}):
-            fig.savefig(tmp, format=fmt, dpi=dpi, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None)
+            fig.savefig(
+                tmp, format=fmt, dpi=dpi, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None
+            )
         out.append(path)
     return out
 
@@ -78,14 +81,21 @@ def plot_roc(runs: Mapping[str, dict], title: str = "ROC", log_far: bool = False
     return fig
 
 
-def plot_f1(runs: Mapping[str, dict], threshold: float | None = 0.6, title: str = "F1 vs threshold") -> Figure:
-    """F1-vs-threshold curves overlaid, with the fixed threshold marked."""
+def plot_f1(runs: Mapping[str, dict], title: str = "F1 vs threshold") -> Figure:
+    """F1-vs-threshold curves overlaid, each run's fixed threshold (the one its metrics were
+    reported at) marked on its curve."""
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for i, (name, m) in enumerate(runs.items()):
-        ax.plot(m["f1_curve"]["thresholds"], m["f1_curve"]["f1"], color=COLOURS[i % 10], lw=1.8, label=name)
-    if threshold is not None:
-        ax.axvline(threshold, ls="--", color="grey", lw=1, label=f"fixed threshold {threshold:g}")
-    ax.set_xlabel("threshold (cosine similarity)")
+        colour = COLOURS[i % 10]
+        ax.plot(m["f1_curve"]["thresholds"], m["f1_curve"]["f1"], color=colour, lw=1.8, label=name)
+        threshold = reported_threshold(m)
+        if threshold is not None:
+            f1 = m["at_threshold"]["f1"]
+            ax.plot([threshold], [f1], "o", color=colour, ms=5, mec="white", mew=0.8)
+    thresholds = sorted({t for m in runs.values() if (t := reported_threshold(m)) is not None})
+    if thresholds:
+        ax.plot([], [], "o", color="grey", label=f"fixed threshold {', '.join(f'{t:g}' for t in thresholds)}")
+    ax.set_xlabel("threshold (score: cosine similarity, or the pair head's probability)")
     ax.set_ylabel("F1")
     ax.set_ylim(0, 1.02)
     ax.set_title(title)
@@ -95,29 +105,39 @@ def plot_f1(runs: Mapping[str, dict], threshold: float | None = 0.6, title: str 
     return fig
 
 
-def _histogram(ax, scores: np.ndarray, labels: np.ndarray, twins: np.ndarray | None, threshold: float | None, title: str) -> None:
+def _histogram(
+    ax, scores: np.ndarray, labels: np.ndarray, twins: np.ndarray | None, threshold: float | None, title: str
+) -> None:
     bins = np.linspace(scores.min(), scores.max(), 41)
     same = labels == SAME
     twins = np.zeros_like(same) if twins is None else twins.astype(bool)
-    groups = [("same person", same, SAME_COLOUR), ("twin negatives", twins & ~same, TWIN_COLOUR), ("other negatives", ~twins & ~same, OTHER_COLOUR)]
+    groups = [
+        ("same person", same, SAME_COLOUR),
+        ("twin negatives", twins & ~same, TWIN_COLOUR),
+        ("other negatives", ~twins & ~same, OTHER_COLOUR),
+    ]
     for name, mask, colour in groups:
         if mask.any():
             ax.hist(scores[mask], bins=bins, density=True, alpha=0.55, color=colour, label=f"{name} ({mask.sum()})")
     if threshold is not None:
         ax.axvline(threshold, ls="--", color="black", lw=1)
     ax.set_title(title, fontsize=10)
-    ax.set_xlabel("similarity")
+    ax.set_xlabel("score")
     _style(ax)
 
 
-def plot_score_histograms(runs: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]], threshold: float | None = 0.6) -> Figure:
-    """Per run, the similarity distributions of same pairs, twin negatives and other negatives."""
+def plot_score_histograms(
+    runs: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]],
+    thresholds: Mapping[str, float | None] | None = None,
+) -> Figure:
+    """Per run, the score distributions of same pairs, twin negatives and other negatives, with
+    the run's fixed threshold (``thresholds[name]``) marked."""
     n = len(runs)
     cols = min(3, n)
     rows = int(np.ceil(n / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
     for ax, (name, (scores, labels, twins)) in zip(axes.flat, runs.items()):
-        _histogram(ax, np.asarray(scores), np.asarray(labels), twins, threshold, name)
+        _histogram(ax, np.asarray(scores), np.asarray(labels), twins, (thresholds or {}).get(name), name)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     axes.flat[0].legend(fontsize=7)
@@ -125,7 +145,9 @@ def plot_score_histograms(runs: Mapping[str, tuple[np.ndarray, np.ndarray, np.nd
     return fig
 
 
-def plot_image_grid(images: Sequence[np.ndarray], titles: Sequence[str] | None = None, cols: int = 8, size: float = 1.5) -> Figure:
+def plot_image_grid(
+    images: Sequence[np.ndarray], titles: Sequence[str] | None = None, cols: int = 8, size: float = 1.5
+) -> Figure:
     """HxWx3 uint8 images in a grid with optional titles."""
     rows = int(np.ceil(len(images) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows * 1.1), squeeze=False)
@@ -147,7 +169,9 @@ def overlay_attention(image: np.ndarray, attention: np.ndarray, alpha: float = 0
     return np.clip((1 - alpha) * image.astype(np.float64) + alpha * heat, 0, 255).astype(np.uint8)
 
 
-def plot_attention_grid(images: Sequence[np.ndarray], attentions: Sequence[np.ndarray], titles: Sequence[str] | None = None, cols: int = 6) -> Figure:
+def plot_attention_grid(
+    images: Sequence[np.ndarray], attentions: Sequence[np.ndarray], titles: Sequence[str] | None = None, cols: int = 6
+) -> Figure:
     """Each face above its attention overlay: where the local branch looks."""
     n = len(images)
     cols = min(cols, n)

@@ -6,9 +6,9 @@ Training writes the test pairs' scores to ``test_scores.tsv``, ``backbone evalua
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -43,7 +43,8 @@ class ScoredPairs:
         return np.array([p.twins for p in self.pairs], dtype=bool)
 
     @property
-    def same(self) -> np.ndarray:
+    def same_mask(self) -> np.ndarray:
+        """True where both images show the same person (``labels == SAME``)."""
         return self.labels == SAME
 
 

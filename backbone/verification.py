@@ -69,8 +69,5 @@ class Verifier:
         score = float(self.model.score(self.embed_face(a), self.embed_face(b))[0])
         return Verdict(score, self.threshold, SAME if score >= self.threshold else DIFFERENT)
 
-    def embed(self, image: str | Path | Image.Image) -> torch.Tensor:
-        return self.embed_face(self.face(image))
-
     def verify(self, a: str | Path | Image.Image, b: str | Path | Image.Image) -> Verdict:
         return self.verify_faces(self.face(a), self.face(b))

@@ -68,7 +68,9 @@ def main() -> None:
     config = AlignConfig()
     torch.manual_seed(0)
     print(f"{n} images from {root} ({index.summary()})")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, CPU")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}, CPU"
+    )
 
     aligner = FaceAligner(config)
     aligner.align([load_rgb(paths[0])])  # load the detector before timing
@@ -90,7 +92,12 @@ def main() -> None:
         packed = Path(tmp) / "packed.npy"
         np.save(packed, np.stack([faces(p).permute(1, 2, 0).numpy() for p in names]))
         array = np.load(packed, mmap_mode="r")
-        rows.append(("read crop from packed uint8 array (memmap)", rate(n, lambda: [torch.from_numpy(np.array(array[i])) for i in range(n)])))
+        rows.append(
+            (
+                "read crop from packed uint8 array (memmap)",
+                rate(n, lambda: [torch.from_numpy(np.array(array[i])) for i in range(n)]),
+            )
+        )
         start = time.perf_counter()
         preloaded = CachedFaces(index, cache, preload=True)
         preload_s = time.perf_counter() - start
@@ -101,7 +108,9 @@ def main() -> None:
         print(f"\n{'path':48s} {'img/s':>9s} {'vs detect':>10s}")
         for name, r in rows:
             print(f"{name:48s} {r:9.1f} {r / base:9.1f}x")
-        print(f"one-off cache build (detect + align + write, 2 loader workers): {build.aligned_now / build.seconds:.1f} img/s")
+        print(
+            f"one-off cache build (detect + align + write, 2 loader workers): {build.aligned_now / build.seconds:.1f} img/s"
+        )
         print(f"disk: PNG per face {png_mb:.1f} MiB, packed array {npy_mb:.1f} MiB for {n} crops of {config.size} px")
         print(f"preloading {n} crops into RAM: {preload_s:.2f} s once per run")
 
@@ -120,7 +129,9 @@ def main() -> None:
         step(x, labels)
         steps = 10
         model_rate = rate(steps * bs, lambda: [step(x, labels) for _ in range(steps)])
-        print(f"\ndefault model train step alone ({model_config.backbone}, {size} px, batch {bs}, triplet): {model_rate:.1f} img/s")
+        print(
+            f"\ndefault model train step alone ({model_config.backbone}, {size} px, batch {bs}, triplet): {model_rate:.1f} img/s"
+        )
         print(f"{'training input from':34s} {'loader alone':>13s} {'model fed by it':>16s} {'of model alone':>15s}")
         for name, source in (("PNG cache, read per sample", faces), ("PNG cache, preloaded to RAM", preloaded)):
             dataset = FaceDataset(index, source, train_transform(size=size))

@@ -1,6 +1,6 @@
 """Parameters and forward-pass images/s of every backbone at its default input size, on this machine.
 
-    .venv/bin/python benchmarks/backbones.py [--batch-size 32]
+.venv/bin/python benchmarks/backbones.py [--batch-size 32]
 """
 
 from __future__ import annotations
@@ -31,8 +31,10 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="time per model")
     args = parser.parse_args()
     torch.manual_seed(0)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}, CPU, batch {args.batch_size}, eval mode, no grad")
-    print(f"| model | input | parameters | forward img/s |\n|---|---|---:|---:|")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.machine()}, CPU, batch {args.batch_size}, eval mode, no grad"
+    )
+    print("| model | input | parameters | forward img/s |\n|---|---|---:|---:|")
     for config in CONFIGS:
         model = build_model(config).eval()
         size = config.image_size

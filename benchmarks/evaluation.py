@@ -83,10 +83,16 @@ def main() -> None:
     agree = np.abs(naive_scores - ev.scores[:n_naive]).max()
 
     print(f"\n{'method':44s} {'pairs':>9s} {'forward passes':>15s} {'seconds':>9s} {'pairs/s':>10s}")
-    print(f"{'unique images once + vectorised scoring':44s} {len(pairs):9,d} {ev.embedded:15,d} {unique_s:9.1f} {len(pairs) / unique_s:10,.0f}")
-    print(f"{'naive: both images of every pair':44s} {n_naive:9,d} {2 * n_naive:15,d} {naive_s:9.1f} {n_naive / naive_s:10,.0f}")
+    print(
+        f"{'unique images once + vectorised scoring':44s} {len(pairs):9,d} {ev.embedded:15,d} {unique_s:9.1f} {len(pairs) / unique_s:10,.0f}"
+    )
+    print(
+        f"{'naive: both images of every pair':44s} {n_naive:9,d} {2 * n_naive:15,d} {naive_s:9.1f} {n_naive / naive_s:10,.0f}"
+    )
     if n_naive < len(pairs):
-        print(f"(naive timed on the first {n_naive:,} pairs; all {len(pairs):,} would take about {naive_s * len(pairs) / n_naive:.0f} s)")
+        print(
+            f"(naive timed on the first {n_naive:,} pairs; all {len(pairs):,} would take about {naive_s * len(pairs) / n_naive:.0f} s)"
+        )
     speedup = (naive_s / n_naive) / (unique_s / len(pairs))
     print(f"speed-up per pair: {speedup:.0f}x; largest score difference between the two ways: {agree:.2e}")
     print(f"metrics on all pairs included in the unique-image time: AUC {ev.metrics['auc']:.4f} (untrained model)")

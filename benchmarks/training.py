@@ -18,7 +18,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from backbone.labels import DIFFERENT, SAME
 from backbone.models import ModelConfig, build_model
 from backbone.training.config import LossConfig
-from backbone.training.objectives import create_objective
+from backbone.training.regimes import REGIMES
 
 
 def timed(fn, seconds: float) -> float:
@@ -50,13 +50,15 @@ def main() -> None:
         ("small + CBAM local-global, contrastive", ModelConfig(attention="cbam", embedding_dim=512), "contrastive"),
     ]:
         model = build_model(config).train()
-        objective = create_objective(model, LossConfig(regime=regime))
+        objective = REGIMES.create(regime, model, LossConfig(regime=regime))
         optimizer = torch.optim.AdamW(objective.parameters(), lr=1e-3)
         size, b = config.image_size, args.batch_size
         a, p = torch.randn(b, 3, size, size), torch.randn(b, 3, size, size)
         same = torch.tensor([SAME, DIFFERENT]).repeat(b // 2 + 1)[:b]
 
-        def step():
+        def step(
+            objective=objective, optimizer=optimizer, a=a, p=p, same=same
+        ):  # bound now: timed() calls it in this loop only
             optimizer.zero_grad(set_to_none=True)
             objective(a, p, same).backward()
             optimizer.step()

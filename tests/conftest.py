@@ -84,7 +84,9 @@ def make_workbook(base: Path, synth: Path | None = None) -> Path:
         shutil.copytree(synth, base / "data" / "synthetic")
         index = load_index(base / "data" / "synthetic")
         for split, seed, twins in (("train", 0, 0.0), ("val", 1, 0.5), ("test", 2, 0.5)):
-            write_pairs(generate_pairs(index, 40, seed=seed, twin_share=twins), base / "files" / f"synthetic_{split}_pairs.tsv")
+            write_pairs(
+                generate_pairs(index, 40, seed=seed, twin_share=twins), base / "files" / f"synthetic_{split}_pairs.tsv"
+            )
         write_triplets(generate_triplets(index, 40, seed=3), base / "files" / "synthetic_train_triplets.tsv")
     return base
 

@@ -8,7 +8,13 @@ from backbone.data.align import AlignConfig, FaceAligner, center_crop
 
 def test_config_key_is_stable_and_tracks_every_parameter():
     assert AlignConfig().key() == AlignConfig().key()
-    keys = {AlignConfig(size=112).key(), AlignConfig(margin=0).key(), AlignConfig(detector="none").key(), AlignConfig(crop=0.5).key(), AlignConfig().key()}
+    keys = {
+        AlignConfig(size=112).key(),
+        AlignConfig(margin=0).key(),
+        AlignConfig(detector="none").key(),
+        AlignConfig(crop=0.5).key(),
+        AlignConfig().key(),
+    }
     assert len(keys) == 5
     with pytest.raises(ValueError, match="detector"):
         AlignConfig(detector="dlib")
@@ -39,7 +45,9 @@ def test_mixed_batch_of_faces_and_blanks_does_not_fail(tiny_synth):
 
 def test_real_faces_are_found_and_cropped(lfw_root):
     index = load_index(lfw_root)
-    images = [load_rgb(index.absolute(p)) for p in index.by_identity["Aaron_Eckhart"] + index.by_identity["Aaron_Peirsol"]]
+    images = [
+        load_rgb(index.absolute(p)) for p in index.by_identity["Aaron_Eckhart"] + index.by_identity["Aaron_Peirsol"]
+    ]
     out = FaceAligner(AlignConfig()).align(images)
     assert all(d.crop is not None and d.crop.shape == (160, 160, 3) and d.prob > 0.95 for d in out)
     for d in out:  # deep-funneled faces sit near the centre of the 250 px image

@@ -13,7 +13,12 @@ from conftest import PROJECT
 
 @pytest.mark.parametrize(
     "name, sizes",
-    [("small", (64, 96, 112)), ("resnet18", (64, 112)), ("efficientnet_b0", (64,)), ("inception_resnet_v1", (112, 160))],
+    [
+        ("small", (64, 96, 112)),
+        ("resnet18", (64, 112)),
+        ("efficientnet_b0", (64,)),
+        ("inception_resnet_v1", (112, 160)),
+    ],
 )
 def test_shapes_for_every_backbone_and_several_sizes(name, sizes):
     torch.manual_seed(0)
@@ -71,6 +76,8 @@ def test_shape_mismatch_is_named(tmp_path):
 def test_timm_pretrained_offline_fails_with_a_clear_message():
     code = "from backbone.models import create_backbone\ncreate_backbone('resnet18', pretrained=True)"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}  # fail at once instead of retrying the network
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=PROJECT, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=PROJECT, timeout=120
+    )
     assert out.returncode != 0
     assert "could not load timm's pretrained weights for 'resnet18'" in out.stderr and "pretrained=False" in out.stderr

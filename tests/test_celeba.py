@@ -16,7 +16,10 @@ def make_celeba(root, lines):
 def test_reads_identities(tmp_path):
     root = make_celeba(tmp_path, ["000001.jpg 2880", "000002.jpg 2880", "000003.jpg 17"])
     index = read_celeba(root)
-    assert index.by_identity == {"17": ["img_align_celeba/000003.jpg"], "2880": ["img_align_celeba/000001.jpg", "img_align_celeba/000002.jpg"]}
+    assert index.by_identity == {
+        "17": ["img_align_celeba/000003.jpg"],
+        "2880": ["img_align_celeba/000001.jpg", "img_align_celeba/000002.jpg"],
+    }
     assert (index.root / index.records[0].path).is_file()
 
 

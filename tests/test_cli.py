@@ -38,8 +38,43 @@ def test_errors_go_to_stderr_with_non_zero_exit(tmp_path, capsys):
 
 def test_data_commands_end_to_end(tiny_synth, tmp_path, capsys):
     out = tmp_path / "p.tsv"
-    assert main(["data", "pairs", str(tiny_synth), "--n-pairs", "20", "--out", str(out), "--triplets", str(tmp_path / "t.tsv"), "--split", "test", "--split-fractions", "train=0.5,test=0.5"]) == 0
-    assert main(["data", "validate", str(tiny_synth), "--pairs", str(out), "--pairs", str(tmp_path / "t.tsv"), "--strict", "--workers", "1"]) == 0
+    assert (
+        main(
+            [
+                "data",
+                "pairs",
+                str(tiny_synth),
+                "--n-pairs",
+                "20",
+                "--out",
+                str(out),
+                "--triplets",
+                str(tmp_path / "t.tsv"),
+                "--split",
+                "test",
+                "--split-fractions",
+                "train=0.5,test=0.5",
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "data",
+                "validate",
+                str(tiny_synth),
+                "--pairs",
+                str(out),
+                "--pairs",
+                str(tmp_path / "t.tsv"),
+                "--strict",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert "0 errors, 0 warnings" in capsys.readouterr().out
     assert main(["data", "analyze", str(tiny_synth), "--json", str(tmp_path / "a.json"), "--no-baseline"]) == 0
     assert '"identities": 12' in (tmp_path / "a.json").read_text()
@@ -65,7 +100,21 @@ def test_train_evaluate_verify_from_the_command_line(tiny_synth, tmp_path, capsy
     argv = ["train", "--out-dir", str(tmp_path / "run"), "--no-progress"] + [w for c in common for w in ("--set", c)]
     assert main(argv) == 0
     ckpt = tmp_path / "run" / "best.ckpt"
-    assert main(["evaluate", "--checkpoint", str(ckpt), "--pairs", str(tmp_path / "p.tsv"), "--cache", str(tmp_path / "cache"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "evaluate",
+                "--checkpoint",
+                str(ckpt),
+                "--pairs",
+                str(tmp_path / "p.tsv"),
+                "--cache",
+                str(tmp_path / "cache"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "auc" in out and (tmp_path / "run" / "metrics_p.json").is_file()
     from backbone.scores import read_scores
@@ -94,6 +143,9 @@ def test_pairs_from_an_lfw_people_file(lfw_root, tmp_path):
     assert main(argv) == 0
     from backbone.data import read_lfw_people, read_pairs
 
-    (train_people,), (test_people,) = read_lfw_people(lfw_root / "peopleDevTrain.txt"), read_lfw_people(lfw_root / "peopleDevTest.txt")
+    (train_people,), (test_people,) = (
+        read_lfw_people(lfw_root / "peopleDevTrain.txt"),
+        read_lfw_people(lfw_root / "peopleDevTest.txt"),
+    )
     names = {p.split("/")[0] for pair in read_pairs(out) for p in (pair.path_a, pair.path_b)}
     assert names <= set(train_people) and not names & set(test_people)

@@ -21,7 +21,12 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     base = tmp_path_factory.mktemp("exp")
-    root = generate(SynthConfig(twin_pairs=6, singletons=6, images_per_identity=4, size=64, seed=5), base / "synth", workers=1, progress=False)
+    root = generate(
+        SynthConfig(twin_pairs=6, singletons=6, images_per_identity=4, size=64, seed=5),
+        base / "synth",
+        workers=1,
+        progress=False,
+    )
     parts = split_identities(load_index(root), {"train": 0.5, "test": 0.5}, seed=0)
     write_pairs(generate_pairs(parts["train"], 48, seed=0), base / "train.tsv")
     write_pairs(generate_pairs(parts["test"], 32, seed=0, twin_share=0.5), base / "test.tsv")
@@ -77,7 +82,14 @@ def test_grid_runs_skips_resumes_and_analyses(tiny):
         assert 0 <= float(r["auc"]) <= 1 and 0 <= float(r["twin_auc"]) <= 1 and float(r["train_seconds"]) > 0
     md = (base / "results.md").read_text()
     assert "| experiment | architecture | attention |" in md and md.count("\n| contrastive") == 2
-    for fig in ("roc", "roc_twins", "f1_vs_threshold", "score_histograms", "attention_contrastive-cbam", "attention_triplet-cbam"):
+    for fig in (
+        "roc",
+        "roc_twins",
+        "f1_vs_threshold",
+        "score_histograms",
+        "attention_contrastive-cbam",
+        "attention_triplet-cbam",
+    ):
         assert (base / "figures" / f"{fig}.png").is_file() and (base / "figures" / f"{fig}.svg").is_file(), fig
     env = json.loads((base / "environment.json").read_text())
     assert env["torch"] and env["python"]
@@ -101,8 +113,12 @@ def test_data_and_attention_notebooks(tiny):
 def test_a_failing_notebook_stops_with_its_error(tiny):
     base, _ = tiny
     grid = base / "bad.yaml"
-    grid.write_text("experiments:\n  - {name: broken, notebook: notebooks/02_pair_training.ipynb, parameters: {regime: magic}}\n")
-    with pytest.raises(ExperimentFailed, match=r"02_pair_training.ipynb failed in cell \d+ \(ValueError: loss.regime must be one of"):
+    grid.write_text(
+        "experiments:\n  - {name: broken, notebook: notebooks/02_pair_training.ipynb, parameters: {regime: magic}}\n"
+    )
+    with pytest.raises(
+        ExperimentFailed, match=r"02_pair_training.ipynb failed in cell \d+ \(ValueError: loss.regime must be one of"
+    ):
         run_grid(load_grid(grid, PROJECT), base / "bad_runs", PROJECT, progress=False)
     assert (base / "bad_runs" / "broken" / "02_pair_training.ipynb").is_file()
     assert not (base / "bad_runs" / "broken" / "done.json").exists()

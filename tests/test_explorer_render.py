@@ -6,7 +6,17 @@ import numpy as np
 from PIL import Image
 
 from backbone.data.pairs import Pair
-from backbone.explorer.render import BAD, FACE_PIXELS, GOOD, display_face, face_png, metrics_html, position_html, RocPicture, verdict_html
+from backbone.explorer.render import (
+    BAD,
+    FACE_PIXELS,
+    GOOD,
+    RocPicture,
+    display_face,
+    face_png,
+    metrics_html,
+    position_html,
+    verdict_html,
+)
 from backbone.explorer.review import PairView
 from backbone.labels import DIFFERENT, SAME
 from backbone.metrics import confusion_at
@@ -29,7 +39,10 @@ def test_attention_overlay_is_brightest_where_the_map_is():
     att[:8, :8] = 1.0  # attention in the top-left corner only
     plain, overlaid = display_face(face), display_face(face, att)
     assert not np.array_equal(plain, overlaid)
-    corner, rest = overlaid[: FACE_PIXELS // 8, : FACE_PIXELS // 8].mean(), overlaid[FACE_PIXELS // 2 :, FACE_PIXELS // 2 :].mean()
+    corner, rest = (
+        overlaid[: FACE_PIXELS // 8, : FACE_PIXELS // 8].mean(),
+        overlaid[FACE_PIXELS // 2 :, FACE_PIXELS // 2 :].mean(),
+    )
     assert corner > rest + 40
 
 

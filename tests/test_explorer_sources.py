@@ -95,7 +95,9 @@ def test_verify_errors_name_the_file(tiny_run, tmp_path):
     with pytest.raises(ImageReadError, match="missing.png: no such file"):
         source.verify("missing.png", "twin000a/twin000a_0001.png")
     Image.new("RGB", (120, 120), (128, 128, 128)).save(tmp_path / "wall.png")
-    detecting = dataclasses.replace(source, align=AlignConfig(size=64, margin=6))  # MTCNN, whose weights ship with facenet-pytorch
+    detecting = dataclasses.replace(
+        source, align=AlignConfig(size=64, margin=6)
+    )  # MTCNN, whose weights ship with facenet-pytorch
     with pytest.raises(NoFaceError, match="no face found in .*wall.png"):
         detecting.verify(str(tmp_path / "wall.png"), str(tmp_path / "wall.png"))
 

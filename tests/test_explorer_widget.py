@@ -1,7 +1,7 @@
 """The widget layer driven from Python (no browser): each control changes what is shown."""
 
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from PIL import Image
@@ -22,7 +22,15 @@ def png(path) -> bytes:
 
 def upload(name: str, content: bytes) -> tuple[dict]:
     """What FileUpload.value holds after a user picks one file."""
-    return ({"name": name, "type": "image/png", "size": len(content), "content": memoryview(content), "last_modified": datetime.now(timezone.utc)},)
+    return (
+        {
+            "name": name,
+            "type": "image/png",
+            "size": len(content),
+            "content": memoryview(content),
+            "last_modified": datetime.now(UTC),
+        },
+    )
 
 
 def shown(image) -> bytes:

@@ -17,22 +17,30 @@ def test_the_default_grid_loads_and_compares_losses_and_attention():
     grid = load_grid(PROJECT / "experiments" / "grid.yaml", PROJECT)
     regimes = {(e.parameters.get("regime", "triplet"), e.parameters.get("attention")) for e in grid.experiments}
     assert regimes == {(r, a) for r in ("contrastive", "triplet", "pair-bce") for a in (None, "cbam")}
-    assert len({(e.parameters["epochs"], e.parameters["budget_images"], e.parameters["seed"]) for e in grid.experiments}) == 1
+    assert (
+        len({(e.parameters["epochs"], e.parameters["budget_images"], e.parameters["seed"]) for e in grid.experiments})
+        == 1
+    )
     assert grid.analysis_notebook == "notebooks/05_experiment_analysis.ipynb"
 
 
 def test_defaults_merge_and_selection(tmp_path):
-    path = write(tmp_path, f"""
+    path = write(
+        tmp_path,
+        f"""
 defaults: {{parameters: {{epochs: 2, seed: 1}}}}
 experiments:
   - {{name: a, notebook: {NOTEBOOK}, parameters: {{epochs: 3}}}}
   - {{name: b, notebook: {NOTEBOOK}}}
   - {{name: c, notebook: {NOTEBOOK}}}
-""")
+""",
+    )
     grid = load_grid(path, PROJECT)
     assert grid.experiments[0].parameters == {"epochs": 3, "seed": 1}
     assert [e.name for e in grid.select(only=["c", "a"])] == ["a", "c"]
-    assert [e.name for e in grid.select(shard="1/2")] == ["a", "c"] and [e.name for e in grid.select(shard="2/2")] == ["b"]
+    assert [e.name for e in grid.select(shard="1/2")] == ["a", "c"] and [e.name for e in grid.select(shard="2/2")] == [
+        "b"
+    ]
     with pytest.raises(ValueError, match="no experiments named \\['zz'\\]"):
         grid.select(only=["zz"])
 
@@ -40,7 +48,10 @@ experiments:
 @pytest.mark.parametrize(
     "body, message",
     [
-        (f"experiments:\n  - {{name: a, notebook: {NOTEBOOK}}}\n  - {{name: a, notebook: {NOTEBOOK}}}\n", "must be unique"),
+        (
+            f"experiments:\n  - {{name: a, notebook: {NOTEBOOK}}}\n  - {{name: a, notebook: {NOTEBOOK}}}\n",
+            "must be unique",
+        ),
         ("experiments:\n  - {name: a, notebook: notebooks/nope.ipynb}\n", "does not exist"),
         (f"experiments:\n  - {{name: 'a b', notebook: {NOTEBOOK}}}\n", "must be unique and made of"),
         (f"experiments:\n  - {{name: a, notebook: {NOTEBOOK}, params: {{}}}}\n", "unknown keys \\['params'\\]"),
@@ -71,3 +82,35 @@ def test_the_lfw_grid_and_config_load():
     cfg = TrainConfig.load(PROJECT / "experiments" / "lfw" / "config.yaml")
     assert cfg.data.align.detector == "mtcnn" and cfg.data.test_pairs.endswith("pairsDevTest.txt")
     assert cfg.model.image_size == 112
+
+
+def test_a_grid_extends_another(tmp_path):
+    (tmp_path / "base").mkdir()
+    write(
+        tmp_path / "base",
+        f"""defaults: {{parameters: {{epochs: 3, seed: 0}}}}
+experiments:
+  - {{name: a, notebook: {NOTEBOOK}, parameters: {{regime: contrastive}}}}
+  - {{name: b, notebook: {NOTEBOOK}, parameters: {{regime: pair-bce}}}}
+analysis: {{notebook: {NOTEBOOK}}}
+""",
+    )
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "grid.yaml").write_text(f"""extends: ../base/grid.yaml
+defaults: {{parameters: {{config_file: other.yaml, seed: 1}}}}
+experiments:
+  - {{name: b, notebook: {NOTEBOOK}, parameters: {{regime: triplet}}}}
+  - {{name: c, notebook: {NOTEBOOK}}}
+""")
+    grid = load_grid(tmp_path / "other" / "grid.yaml", PROJECT)
+    assert [e.name for e in grid.experiments] == ["a", "b", "c"] and grid.analysis_notebook == NOTEBOOK
+    assert grid.experiments[0].parameters == {
+        "epochs": 3,
+        "seed": 1,
+        "config_file": "other.yaml",
+        "regime": "contrastive",
+    }
+    assert grid.experiments[1].parameters["regime"] == "triplet"  # replaced by name
+    (tmp_path / "base" / "grid.yaml").write_text("extends: ../other/grid.yaml\n")
+    with pytest.raises(ValueError, match="loop"):
+        load_grid(tmp_path / "other" / "grid.yaml", PROJECT)

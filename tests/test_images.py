@@ -10,7 +10,16 @@ from conftest import write_image
 
 @pytest.mark.parametrize(
     "mode, ext",
-    [("L", ".png"), ("P", ".gif"), ("RGBA", ".png"), ("LA", ".png"), ("CMYK", ".jpg"), ("1", ".bmp"), ("L", ".pgm"), ("RGB", ".bmp")],
+    [
+        ("L", ".png"),
+        ("P", ".gif"),
+        ("RGBA", ".png"),
+        ("LA", ".png"),
+        ("CMYK", ".jpg"),
+        ("1", ".bmp"),
+        ("L", ".pgm"),
+        ("RGB", ".bmp"),
+    ],
 )
 def test_every_mode_loads_as_rgb(tmp_path, mode, ext):
     rgb = Image.fromarray(np.random.default_rng(0).integers(0, 256, (10, 12, 3), dtype=np.uint8), "RGB")
@@ -47,7 +56,12 @@ def test_bad_files_name_the_file_and_reason(tmp_path):
     good = write_image(tmp_path / "good.jpg", size=64)
     truncated = tmp_path / "truncated.jpg"
     truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
-    for path, reason in [(empty, "zero-byte"), (junk, "not a recognised"), (truncated, "truncated"), (tmp_path / "nope.png", "no such file")]:
+    for path, reason in [
+        (empty, "zero-byte"),
+        (junk, "not a recognised"),
+        (truncated, "truncated"),
+        (tmp_path / "nope.png", "no such file"),
+    ]:
         with pytest.raises(ImageReadError, match=reason) as info:
             load_rgb(path)
         assert str(path) in str(info.value)

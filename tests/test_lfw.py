@@ -102,5 +102,8 @@ def test_real_lfw_people_sets_are_identity_disjoint(lfw_root):
     assert len(names) == len(set(names)) == 5749
     index = read_lfw_index(lfw_root)
     assert all(len(index.by_identity[n]) == c for s in sets for n, c in s.items())
-    (dev_train,), (dev_test,) = read_lfw_people(lfw_root / "peopleDevTrain.txt"), read_lfw_people(lfw_root / "peopleDevTest.txt")
+    (dev_train,), (dev_test,) = (
+        read_lfw_people(lfw_root / "peopleDevTrain.txt"),
+        read_lfw_people(lfw_root / "peopleDevTest.txt"),
+    )
     assert (len(dev_train), len(dev_test)) == (4038, 1711) and not set(dev_train) & set(dev_test)

@@ -2,24 +2,28 @@ import pytest
 import torch
 
 from backbone.losses import BranchWeights, ContrastiveLoss, branch_loss
-from backbone.models import ATTENTIONS, LocalGlobalNet, create_backbone
+from backbone.models import ATTENTION, LocalGlobalNet, create_backbone
 
 
-@pytest.mark.parametrize("attention", ATTENTIONS)
+@pytest.mark.parametrize("attention", ATTENTION.names())
 @pytest.mark.parametrize("size", [64, 112])
 def test_outputs_and_attention_at_input_resolution(attention, size):
     torch.manual_seed(0)
     net = LocalGlobalNet(create_backbone("small"), attention, embedding_dim=512, branch_dim=96).eval()
     x = torch.randn(2, 3, size, size)
     out = net.forward_all(x, attention_size=(size, size))
-    assert out.embedding.shape == (2, 512) and out.global_embedding.shape == (2, 96) and out.local_embedding.shape == (2, 96)
+    assert (
+        out.embedding.shape == (2, 512)
+        and out.global_embedding.shape == (2, 96)
+        and out.local_embedding.shape == (2, 96)
+    )
     assert out.attention.shape == (2, 1, size, size)
     assert torch.allclose(out.attention.sum((1, 2, 3)), torch.ones(2), atol=1e-5)
     assert net.forward_all(x).attention.shape == (2, 1, size // 16, size // 16)
     assert torch.equal(net(x), out.embedding)
 
 
-@pytest.mark.parametrize("attention", ATTENTIONS)
+@pytest.mark.parametrize("attention", ATTENTION.names())
 def test_gradients_reach_both_branches_and_the_attention(attention):
     torch.manual_seed(0)
     net = LocalGlobalNet(create_backbone("small"), attention, embedding_dim=32, branch_dim=16)
@@ -49,5 +53,7 @@ def test_branch_loss_weights_add_up():
     entropy = (attention_entropy(outs[0].attention) + attention_entropy(outs[1].attention)) / 2
     expected = 1.0 * parts["fused"] + 0.6 * parts["global_"] + 0.4 * parts["local"] + 0.01 * entropy
     assert torch.allclose(branch_loss(loss, outs, same), expected)
-    only_local = branch_loss(loss, outs, same, weights=BranchWeights(fused=0, global_=0, local=1, attention=0))
+    only_local = branch_loss(
+        loss, outs, same, weights=BranchWeights(fused=0, global_branch=0, local_branch=1, attention=0)
+    )
     assert torch.allclose(only_local, parts["local"])

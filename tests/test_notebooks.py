@@ -11,7 +11,14 @@ NOTEBOOKS = sorted((PROJECT / "notebooks").glob("*.ipynb"))
 
 def test_the_ordered_notebooks_are_there():
     names = [p.name for p in NOTEBOOKS]
-    for prefix in ("01_data_loading", "02_pair_training", "03_triplet_training", "04_attention_visualisation", "05_experiment_analysis", "06_pair_explorer"):
+    for prefix in (
+        "01_data_loading",
+        "02_pair_training",
+        "03_triplet_training",
+        "04_attention_visualisation",
+        "05_experiment_analysis",
+        "06_pair_explorer",
+    ):
         assert any(n.startswith(prefix) for n in names), prefix
 
 

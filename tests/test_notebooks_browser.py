@@ -35,6 +35,7 @@ from backbone.data.load import load_index
 from backbone.labels import DIFFERENT
 from backbone.scores import read_scores
 from backbone.training.config import TrainConfig
+
 from conftest import PROJECT, make_workbook
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
@@ -62,7 +63,13 @@ def prepare_notebook(folder: Path, run: Path) -> Path:
     import papermill as pm
 
     out = folder / "explorer.ipynb"
-    pm.execute_notebook(str(PROJECT / "notebooks" / "06_pair_explorer.ipynb"), str(out), parameters={"run": str(run)}, prepare_only=True, progress_bar=False)
+    pm.execute_notebook(
+        str(PROJECT / "notebooks" / "06_pair_explorer.ipynb"),
+        str(out),
+        parameters={"run": str(run)},
+        prepare_only=True,
+        progress_bar=False,
+    )
     return out
 
 
@@ -75,8 +82,15 @@ class JupyterLab:
         config = home / "config"
         (config / "labconfig").mkdir(parents=True)
         # no "receive Jupyter news?" toast over the screenshots
-        (config / "labconfig" / "page_config.json").write_text(json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}}))
-        env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config), "JUPYTER_RUNTIME_DIR": str(home / "runtime"), "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces")}
+        (config / "labconfig" / "page_config.json").write_text(
+            json.dumps({"disabledExtensions": {"@jupyterlab/apputils-extension:announcements": True}})
+        )
+        env = {
+            **os.environ,
+            "JUPYTER_CONFIG_DIR": str(config),
+            "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+            "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
+        }
         self.log = open(home / "jupyterlab.log", "w")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}", f"--IdentityProvider.token={self.token}",
@@ -179,7 +193,10 @@ def test_the_data_loading_notebook_opened_from_notebooks(tiny_synth, lab, tmp_pa
     shots.mkdir(parents=True, exist_ok=True)
     workbook = make_workbook(lab.root, tiny_synth)  # the server's root is a tiny clone of the project
     shutil.copy(PROJECT / "notebooks" / "01_data_loading.ipynb", workbook / "notebooks")
-    cells = sum(c["cell_type"] == "code" for c in json.loads((workbook / "notebooks" / "01_data_loading.ipynb").read_text())["cells"])
+    cells = sum(
+        c["cell_type"] == "code"
+        for c in json.loads((workbook / "notebooks" / "01_data_loading.ipynb").read_text())["cells"]
+    )
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS)
@@ -190,7 +207,10 @@ def test_the_data_loading_notebook_opened_from_notebooks(tiny_synth, lab, tmp_pa
             page.wait_for_function(
                 r"""n => { const p = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(e => e.textContent.trim());
                           return p.length === n && p.every(t => /^\[\d+\]:$/.test(t)); }""", arg=cells, timeout=180_000)  # fmt: skip
-            errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']", has_text=re.compile("Error|Traceback"))
+            errors = page.locator(
+                ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
+                has_text=re.compile("Error|Traceback"),
+            )
             assert errors.count() == 0, errors.first.inner_text()
             grids = page.locator(".jp-OutputArea-output img")
             assert grids.count() == 3, "twins, one person's photos and example pairs"
@@ -217,6 +237,7 @@ def test_the_explorer_in_jupyterlab(tiny_run, lab, tmp_path):
 
     def false_accepts(threshold: float) -> str:
         return f"false accepts {int(((scores >= threshold) & (scored.labels == DIFFERENT)).sum())}"
+
     notebook = prepare_notebook(lab.root, run)
     data = TrainConfig.load(run / "config.yaml").data
     image = load_index(data.root, data.kind).absolute(scored.pairs[0].path_a).resolve()  # any image of the run's data
@@ -244,11 +265,15 @@ def test_the_explorer_in_jupyterlab(tiny_run, lab, tmp_path):
             target = float(np.median(scores))
             page.mouse.move(handle["x"] + handle["width"] / 2, handle["y"] + handle["height"] / 2)
             page.mouse.down()
-            page.mouse.move(box["x"] + box["width"] * (target - low) / (high - low), handle["y"] + handle["height"] / 2, steps=12)
+            page.mouse.move(
+                box["x"] + box["width"] * (target - low) / (high - low), handle["y"] + handle["height"] / 2, steps=12
+            )
             page.mouse.up()
             shown = float(page.locator(".bb-threshold .widget-readout").inner_text())
             assert abs(shown - target) < 0.05 * (high - low), (shown, target)
-            page.locator(".bb-verdict", has_text=f"threshold {shown:.4f}").wait_for(timeout=30_000)  # the kernel caught up
+            page.locator(".bb-verdict", has_text=f"threshold {shown:.4f}").wait_for(
+                timeout=30_000
+            )  # the kernel caught up
             assert text(page, "metrics") != metrics
             assert false_accepts(shown) in text(page, "counts"), text(page, "counts")
 
@@ -256,7 +281,9 @@ def test_the_explorer_in_jupyterlab(tiny_run, lab, tmp_path):
             face, before = src(page, "face-a"), text(page, "position")
             page.locator("button.bb-next").click()
             now = wait_changed(page, lambda: text(page, "position"), before, "the position after next")
-            number = int(re.search(r"pair (\d+) of", before).group(1))  # the pair on show stays on show when the threshold moves
+            number = int(
+                re.search(r"pair (\d+) of", before).group(1)
+            )  # the pair on show stays on show when the threshold moves
             assert f"pair {number + 1} of" in now, (before, now)
             wait_changed(page, lambda: src(page, "face-a"), face, "face A after next")
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from backbone.experiments.runner import ExperimentFailed, execute
+
 from conftest import PROJECT, TINY_TRAINING, make_workbook
 
 pytestmark = pytest.mark.slow
@@ -52,7 +53,9 @@ def test_from_notebooks_and_from_the_root_the_notebooks_write_the_same_files(tin
         assert artefact in from_notebooks, artefact
     assert (workbook / ".cache" / "faces").is_dir()  # the project's face cache, not notebooks/.cache
     config = (workbook / "experiments" / "runs" / "contrastive-demo" / "config.yaml").read_text()
-    assert "out_dir: experiments/runs/contrastive-demo\n" in config and str(workbook) not in config  # stored as typed: relative
+    assert (
+        "out_dir: experiments/runs/contrastive-demo\n" in config and str(workbook) not in config
+    )  # stored as typed: relative
 
     shutil.rmtree(workbook / "experiments")
     run_all(workbook, workbook, tmp_path / "executed-in-root")
@@ -78,7 +81,9 @@ def test_on_a_fresh_clone_each_notebook_says_what_to_run_first(name, parameters,
     shutil.copy(PROJECT / "experiments" / "grid.yaml", workbook / "experiments" / "grid.yaml")
     if name != "05_experiment_analysis":  # a run as committed: finished, but its weights are not in git
         run = PROJECT / "experiments" / "runs" / "contrastive-cbam"
-        shutil.copytree(run, workbook / "experiments" / "runs" / run.name, ignore=shutil.ignore_patterns("*.ckpt", "tensorboard"))
+        shutil.copytree(
+            run, workbook / "experiments" / "runs" / run.name, ignore=shutil.ignore_patterns("*.ckpt", "tensorboard")
+        )
     output = tmp_path / f"{name}.ipynb"
     with pytest.raises(ExperimentFailed, match="MissingInput"):
         execute(PROJECT / "notebooks" / f"{name}.ipynb", output, parameters, workbook, cwd=workbook / "notebooks")

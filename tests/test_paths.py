@@ -11,6 +11,7 @@ from backbone.cli import main
 from backbone.data import load_index, read_pairs
 from backbone.data.errors import DataError, MissingInput, existing, missing_all
 from backbone.paths import PACKAGE_CHECKOUT, cli_path, how_to_make, project_path, project_relative, project_root
+
 from conftest import PROJECT, make_workbook
 
 
@@ -54,11 +55,17 @@ def test_what_makes_each_project_input(workbook, monkeypatch):
     (workbook / "experiments").mkdir()
     (workbook / "experiments" / "grid.yaml").write_text("experiments:\n  - {name: a, notebook: notebooks/02.ipynb}\n")
     (workbook / "experiments" / "lfw").mkdir()
-    (workbook / "experiments" / "lfw" / "grid.yaml").write_text("experiments:\n  - {name: b, notebook: notebooks/02.ipynb}\n")
-    assert "`make data`" in how_to_make("data/synthetic") and "`make data`" in how_to_make("files/synthetic_test_pairs.tsv")
+    (workbook / "experiments" / "lfw" / "grid.yaml").write_text(
+        "experiments:\n  - {name: b, notebook: notebooks/02.ipynb}\n"
+    )
+    assert "`make data`" in how_to_make("data/synthetic") and "`make data`" in how_to_make(
+        "files/synthetic_test_pairs.tsv"
+    )
     assert how_to_make("experiments/runs/a/best.ckpt").endswith("`backbone experiments run --only a --force`")
     assert how_to_make("experiments/runs/a").endswith("`backbone experiments run --only a`")
-    assert how_to_make("experiments/lfw/runs/b/best.ckpt").endswith("`backbone experiments run --grid experiments/lfw/grid.yaml --only b --force`")
+    assert how_to_make("experiments/lfw/runs/b/best.ckpt").endswith(
+        "`backbone experiments run --grid experiments/lfw/grid.yaml --only b --force`"
+    )
     assert "notebooks 02 and 03" in how_to_make("experiments/runs/not-in-the-grid/best.ckpt")
     assert "`make reproduce`" in how_to_make("experiments/runs")
     assert "--grid experiments/lfw/grid.yaml" in how_to_make("experiments/lfw/runs")
@@ -73,7 +80,9 @@ def test_library_entry_points_read_relative_paths_from_the_project_root(workbook
     index = load_index("data/tiny")
     assert index.root.resolve() == tiny_synth.resolve()
     (workbook / "files").mkdir()
-    (workbook / "files" / "p.tsv").write_text(f"path_a\tpath_b\tsame\ttwins\n{index.records[0].path}\t{index.records[1].path}\t1\t0\n")
+    (workbook / "files" / "p.tsv").write_text(
+        f"path_a\tpath_b\tsame\ttwins\n{index.records[0].path}\t{index.records[1].path}\t1\t0\n"
+    )
     assert len(read_pairs("files/p.tsv", root=index.root)) == 1
 
 
@@ -81,9 +90,16 @@ def test_a_missing_input_is_one_sentence_with_the_command_that_makes_it(workbook
     monkeypatch.chdir(workbook / "notebooks")
     with pytest.raises(MissingInput) as info:
         load_index("data/synthetic")
-    assert str(info.value) == "data root data/synthetic does not exist: run `make data` (the first step of `make reproduce`)"
-    assert isinstance(info.value, DataError) and isinstance(info.value, FileNotFoundError)  # callers' handlers still catch it
-    assert info.value._render_traceback_() == [f"\x1b[0;31mMissingInput\x1b[0m: {info.value}"]  # what Jupyter shows: no traceback
+    assert (
+        str(info.value)
+        == "data root data/synthetic does not exist: run `make data` (the first step of `make reproduce`)"
+    )
+    assert isinstance(info.value, DataError) and isinstance(
+        info.value, FileNotFoundError
+    )  # callers' handlers still catch it
+    assert info.value._render_traceback_() == [
+        f"\x1b[0;31mMissingInput\x1b[0m: {info.value}"
+    ]  # what Jupyter shows: no traceback
     (workbook / "afile").write_text("")
     with pytest.raises(DataError, match="is not a directory"):
         existing("afile", "data root", kind="dir")
@@ -91,7 +107,9 @@ def test_a_missing_input_is_one_sentence_with_the_command_that_makes_it(workbook
 
 def test_several_missing_inputs_are_grouped_by_what_makes_them(workbook, monkeypatch):
     monkeypatch.chdir(workbook)
-    error = missing_all([("data root", "data/synthetic"), ("pair file", "files/synthetic_val_pairs.tsv"), ("pair file", "mine.tsv")])
+    error = missing_all(
+        [("data root", "data/synthetic"), ("pair file", "files/synthetic_val_pairs.tsv"), ("pair file", "mine.tsv")]
+    )
     assert str(error) == ("data root data/synthetic, pair file files/synthetic_val_pairs.tsv do not exist: run `make data` "
                           "(the first step of `make reproduce`); pair file mine.tsv does not exist")  # fmt: skip
 

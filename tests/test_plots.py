@@ -23,7 +23,9 @@ def test_every_figure_draws_and_saves(tmp_path):
     m = verification_metrics(scores, labels, twins=twins)
     images = [rng.integers(0, 255, (16, 16, 3), dtype=np.uint8) for _ in range(4)]
     figures = [
-        plot_history([{"epoch": 1, "train_loss": 1.0, "val_auc": 0.6}, {"epoch": 2, "train_loss": 0.8, "val_auc": 0.7}]),
+        plot_history(
+            [{"epoch": 1, "train_loss": 1.0, "val_auc": 0.6}, {"epoch": 2, "train_loss": 0.8, "val_auc": 0.7}]
+        ),
         plot_roc({"a": m, "b": m}),
         plot_roc({"a": m}, log_far=True),
         plot_f1({"a": m}),

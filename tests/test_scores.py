@@ -8,15 +8,21 @@ from backbone.data.pairs import Pair
 from backbone.labels import DIFFERENT, SAME
 from backbone.scores import ScoredPairs, read_scores, write_scores
 
-PAIRS = [Pair("a/1.png", "a/2.png", SAME), Pair("a/1.png", "b/1.png", DIFFERENT, twins=True), Pair("a/2.png", "c/1.png", DIFFERENT)]
+PAIRS = [
+    Pair("a/1.png", "a/2.png", SAME),
+    Pair("a/1.png", "b/1.png", DIFFERENT, twins=True),
+    Pair("a/2.png", "c/1.png", DIFFERENT),
+]
 
 
 def test_round_trip_keeps_pairs_labels_twins_and_scores(tmp_path):
     write_scores(tmp_path / "s.tsv", PAIRS, [0.9, 0.75, -0.123456789])
     scored = read_scores(tmp_path / "s.tsv")
-    assert [(p.path_a, p.path_b, p.same, p.twins) for p in scored.pairs] == [(p.path_a, p.path_b, p.same, p.twins) for p in PAIRS]
+    assert [(p.path_a, p.path_b, p.same, p.twins) for p in scored.pairs] == [
+        (p.path_a, p.path_b, p.same, p.twins) for p in PAIRS
+    ]
     np.testing.assert_allclose(scored.scores, [0.9, 0.75, -0.123457])
-    assert scored.labels.tolist() == [SAME, DIFFERENT, DIFFERENT] and scored.same.tolist() == [True, False, False]
+    assert scored.labels.tolist() == [SAME, DIFFERENT, DIFFERENT] and scored.same_mask.tolist() == [True, False, False]
     assert scored.twins.tolist() == [False, True, False]
     assert (tmp_path / "s.tsv").read_text().splitlines()[0] == "path_a\tpath_b\tsame\ttwins\tscore"
 

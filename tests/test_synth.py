@@ -4,18 +4,21 @@ import time
 
 import pytest
 
+from backbone.cli import main
 from backbone.data.analyze import pixel_baseline
 from backbone.data.ndtwin import read_twin_folders
 from backbone.data.synth import SynthConfig, generate, identity_traits
 from backbone.data.validate import validate_dataset
 
-from backbone.cli import main
-
 from conftest import PROJECT, TINY
 
 
 def digest(root):
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_layout_and_twin_list(tiny_synth):
@@ -29,7 +32,9 @@ def test_layout_and_twin_list(tiny_synth):
 def test_same_seed_same_bytes_whatever_the_worker_count(tiny_synth, tmp_path):
     serial_again = generate(TINY, tmp_path / "again", workers=2, progress=False)
     assert digest(serial_again) == digest(tiny_synth)
-    other = generate(SynthConfig(**{**TINY.__dict__, "seed": TINY.seed + 1}), tmp_path / "other", workers=1, progress=False)
+    other = generate(
+        SynthConfig(**{**TINY.__dict__, "seed": TINY.seed + 1}), tmp_path / "other", workers=1, progress=False
+    )
     assert digest(other) != digest(tiny_synth)
 
 
@@ -81,7 +86,11 @@ def test_default_set_is_valid_and_twins_are_hard_for_a_low_resolution_whole_face
 @pytest.mark.slow
 def test_committed_pair_files_are_what_make_reproduce_writes(default_set, tmp_path):
     makefile = (PROJECT / "Makefile").read_text()
-    commands = [line.split("$(BACKBONE) ", 1)[1] for line in makefile.splitlines() if "$(BACKBONE) data pairs $(SYNTH_DIR)" in line]
+    commands = [
+        line.split("$(BACKBONE) ", 1)[1]
+        for line in makefile.splitlines()
+        if "$(BACKBONE) data pairs $(SYNTH_DIR)" in line
+    ]
     assert len(commands) == 3
     for command in commands:
         words = command.replace("$(SYNTH_DIR)", str(default_set)).replace("$(SEED)", "0").split()

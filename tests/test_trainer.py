@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from lightning_fabric import Fabric
 
 from backbone.data import generate_pairs, load_index, split_identities, write_pairs
 from backbone.data.cache import open_faces
@@ -11,16 +12,23 @@ from backbone.data.synth import SynthConfig, generate
 from backbone.data.transforms import eval_transform
 from backbone.evaluation import evaluate_pairs
 from backbone.models import build_model, load_model
-from backbone.training import objectives
 from backbone.training.config import TrainConfig
-from backbone.training.trainer import TrainingDiverged, seed_all, train
+from backbone.training.regimes import pairs as regimes_pairs
+from backbone.training.trainer import TrainingDiverged, train
+
+pytestmark = pytest.mark.slow  # every test here trains a model for a few epochs
 
 
 @pytest.fixture(scope="module")
 def small(tmp_path_factory):
     """60 identities x 6 images at 64 px, with easy (non-twin) train/val pairs and twin test pairs."""
     base = tmp_path_factory.mktemp("small")
-    root = generate(SynthConfig(twin_pairs=20, singletons=40, images_per_identity=6, size=64, seed=3), base / "synth", workers=2, progress=False)
+    root = generate(
+        SynthConfig(twin_pairs=20, singletons=40, images_per_identity=6, size=64, seed=3),
+        base / "synth",
+        workers=2,
+        progress=False,
+    )
     parts = split_identities(load_index(root), {"train": 0.6, "val": 0.4}, seed=0)
     write_pairs(generate_pairs(parts["train"], 600, seed=0, twin_share=0.0), base / "train.tsv")
     write_pairs(generate_pairs(parts["val"], 300, seed=0, twin_share=0.0), base / "val.tsv")
@@ -41,13 +49,18 @@ def config(small, out, **overrides) -> TrainConfig:
 
 
 def untrained_val_auc(cfg: TrainConfig) -> float:
-    seed_all(cfg.seed)
+    Fabric.seed_everything(cfg.seed, workers=False, verbose=False)
     model = build_model(cfg.model)
     index = load_index(cfg.data.root)
     from backbone.data import read_pairs
 
     pairs = read_pairs(cfg.data.val_pairs, root=index.root)
-    faces = open_faces(index.only_paths({p for x in pairs for p in (x.path_a, x.path_b)}), cfg.data.align, cache_root=cfg.data.cache, progress=False)
+    faces = open_faces(
+        index.only_paths({p for x in pairs for p in (x.path_a, x.path_b)}),
+        cfg.data.align,
+        cache_root=cfg.data.cache,
+        progress=False,
+    )
     return evaluate_pairs(model, pairs, faces, eval_transform(64), progress=False).metrics["auc"]
 
 
@@ -72,7 +85,7 @@ def test_a_short_run_lowers_the_loss_and_raises_validation_auc(small, tmp_path):
 def test_resume_after_a_kill_equals_an_uninterrupted_run(small, tmp_path, monkeypatch):
     whole = train(config(small, tmp_path / "whole"), progress=False)
     calls = {"n": 0}
-    real = objectives.ContrastiveObjective.forward
+    real = regimes_pairs.Contrastive.forward
 
     def dies_in_epoch_three(self, *batch):
         calls["n"] += 1
@@ -80,7 +93,7 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(small, tmp_path, monkey
             raise KeyboardInterrupt
         return real(self, *batch)
 
-    monkeypatch.setattr(objectives.ContrastiveObjective, "forward", dies_in_epoch_three)
+    monkeypatch.setattr(regimes_pairs.Contrastive, "forward", dies_in_epoch_three)
     with pytest.raises(KeyboardInterrupt):
         train(config(small, tmp_path / "killed"), progress=False)
     assert torch.load(tmp_path / "killed" / "last.ckpt", weights_only=False)["epoch"] == 2
@@ -96,15 +109,17 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(small, tmp_path, monkey
 
 def test_nan_loss_stops_with_a_clear_message_and_keeps_the_last_good_checkpoint(small, tmp_path, monkeypatch):
     calls = {"n": 0}
-    real = objectives.ContrastiveObjective.forward
+    real = regimes_pairs.Contrastive.forward
 
     def nan_in_epoch_two(self, *batch):
         calls["n"] += 1
         loss = real(self, *batch)
         return loss * float("nan") if calls["n"] > 18 else loss
 
-    monkeypatch.setattr(objectives.ContrastiveObjective, "forward", nan_in_epoch_two)
-    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2, step 1; the last good checkpoint .*last.ckpt is kept"):
+    monkeypatch.setattr(regimes_pairs.Contrastive, "forward", nan_in_epoch_two)
+    with pytest.raises(
+        TrainingDiverged, match=r"loss became nan at epoch 2, step 1; the last good checkpoint .*last.ckpt is kept"
+    ):
         train(config(small, tmp_path / "run"), progress=False)
     model, _, ckpt = load_model(tmp_path / "run" / "last.ckpt")
     assert ckpt["epoch"] == 1
@@ -116,15 +131,17 @@ def test_early_stopping_follows_the_monitored_metric(small, tmp_path, monkeypatc
 
     aucs = iter([0.70, 0.80, 0.75, 0.79, 0.95])
     monkeypatch.setattr(trainer, "validate", lambda *a: {"val_auc": next(aucs)})
-    result = train(config(small, tmp_path / "run", epochs=5, steps_per_epoch=2, early_stopping_patience=2), progress=False)
+    result = train(
+        config(small, tmp_path / "run", epochs=5, steps_per_epoch=2, early_stopping_patience=2), progress=False
+    )
     assert result.stopped_early and result.epochs_run == 4 and result.best_epoch == 2 and result.best_metric == 0.80
     assert torch.load(tmp_path / "run" / "best.ckpt", weights_only=False)["epoch"] == 2
 
 
 def test_a_frozen_backbone_does_not_move(small, tmp_path):
-    cfg = config(small, tmp_path / "run", epochs=1, steps_per_epoch=5, freeze_backbone_epochs=1)
+    cfg = config(small, tmp_path / "run", epochs=1, steps_per_epoch=5, freeze_trunk_epochs=1)
     train(cfg, progress=False)
-    seed_all(cfg.seed)
+    Fabric.seed_everything(cfg.seed, workers=False, verbose=False)
     initial = build_model(cfg.model).state_dict()
     trained = torch.load(tmp_path / "run" / "last.ckpt", weights_only=False)["model"]
     trunk = [k for k in initial if k.startswith("net.trunk.")]
@@ -148,7 +165,12 @@ def test_a_resumed_run_must_have_the_same_config(small, tmp_path):
         {"loss.regime": "pair-bce"},
         {"loss.regime": "pair-bce", "model.attention": "spatial", "model.branch_dim": 32},
         {"loss.regime": "arcface", "optim.name": "sgd", "optim.scheduler": "step"},
-        {"loss.regime": "arcface", "model.attention": "transformer", "model.branch_dim": 32, "optim.scheduler": "plateau"},
+        {
+            "loss.regime": "arcface",
+            "model.attention": "transformer",
+            "model.branch_dim": 32,
+            "optim.scheduler": "plateau",
+        },
         {"model.attention": "cbam", "model.branch_dim": 32, "optim.name": "adam", "optim.scheduler": "none"},
     ],
 )

@@ -4,8 +4,12 @@ from backbone.training.config import TrainConfig
 
 
 def test_yaml_and_json_round_trip(tmp_path):
-    cfg = TrainConfig().with_overrides(["model.attention=cbam", "epochs=7", "data.align.size=96", "optim.grad_clip=null"])
-    assert cfg.model.attention == "cbam" and cfg.epochs == 7 and cfg.data.align.size == 96 and cfg.optim.grad_clip is None
+    cfg = TrainConfig().with_overrides(
+        ["model.attention=cbam", "epochs=7", "data.align.size=96", "optim.grad_clip=null"]
+    )
+    assert (
+        cfg.model.attention == "cbam" and cfg.epochs == 7 and cfg.data.align.size == 96 and cfg.optim.grad_clip is None
+    )
     for name in ("c.yaml", "c.json"):
         cfg.save(tmp_path / name)
         assert TrainConfig.load(tmp_path / name) == cfg

@@ -48,7 +48,11 @@ def test_malformed_lines_and_triplets(folders, tmp_path):
     write_triplets([Triplet("alice/alice_0001.jpg", "alice/alice_0002.jpg", "nobody/nobody_0001.jpg")], triplets)
     report = validate_dataset(folders, [bad, triplets, tmp_path / "absent.tsv"], decode=False)
     found = sorted((f.kind, f.problem.path.rsplit("/", 1)[-1], f.problem.line) for f in report.errors)
-    assert found == [("malformed-line", "absent.tsv", None), ("malformed-line", "bad.txt", 3), ("unknown-person", "t.tsv", 2)]
+    assert found == [
+        ("malformed-line", "absent.tsv", None),
+        ("malformed-line", "bad.txt", 3),
+        ("unknown-person", "t.tsv", 2),
+    ]
 
 
 def test_broken_index_is_reported_not_raised(folders):

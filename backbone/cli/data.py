@@ -1,4 +1,4 @@
-"""``backbone data``: synthesise, validate, analyse data sets and write pair files."""
+"""``backbone data``: synthesise, validate, analyze data sets and write pair files."""
 
 from __future__ import annotations
 
@@ -38,9 +38,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("validate", help="find unreadable images and bad pair files", description=cmd_validate.__doc__)
     p.add_argument("root", type=cli_path)
-    p.add_argument("--pairs", action="append", default=[], type=cli_path, metavar="FILE", help="pair or triplet file (repeatable)")
+    p.add_argument(
+        "--pairs", action="append", default=[], type=cli_path, metavar="FILE", help="pair or triplet file (repeatable)"
+    )
     p.add_argument("--kind", choices=KINDS, default="auto")
-    p.add_argument("--strict", action="store_true", help="fail on warnings too (single-image identities, repeated pairs)")
+    p.add_argument(
+        "--strict", action="store_true", help="fail on warnings too (single-image identities, repeated pairs)"
+    )
     p.add_argument("--no-decode", action="store_true", help="skip decoding every image")
     p.add_argument("--workers", type=int, default=2)
     p.set_defaults(func=cmd_validate)
@@ -50,11 +54,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("root", type=cli_path)
     p.add_argument("--kind", choices=KINDS, default="auto")
     p.add_argument("--cache", type=cli_path, help=f"cache folder (default: {default_cache_root()})")
-    p.add_argument("--size", type=int, default=defaults.size, help="output side in pixels (160 facenet, 112 small models)")
+    p.add_argument(
+        "--size", type=int, default=defaults.size, help="output side in pixels (160 facenet, 112 small models)"
+    )
     p.add_argument("--margin", type=int, default=defaults.margin, help="margin around the face box, in output pixels")
-    p.add_argument("--detector", choices=DETECTORS, default=defaults.detector, help="'none': centre-crop already-aligned images")
+    p.add_argument(
+        "--detector", choices=DETECTORS, default=defaults.detector, help="'none': centre-crop already-aligned images"
+    )
     p.add_argument("--crop", type=float, default=defaults.crop, help="centre crop: fraction of the shorter side kept")
-    p.add_argument("--policy", choices=POLICIES, default="fallback", help="no face found: centre crop (fallback) or report")
+    p.add_argument(
+        "--policy", choices=POLICIES, default="fallback", help="no face found: centre crop (fallback) or report"
+    )
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--workers", type=int, default=2)
     p.set_defaults(func=cmd_align)
@@ -71,12 +81,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("root", type=cli_path)
     p.add_argument("--out", required=True, type=cli_path, help="pair file: .tsv, or .txt for the LFW format")
     p.add_argument("--n-pairs", type=int, default=6000)
-    p.add_argument("--twin-share", type=float, default=DEFAULT_TWIN_SHARE, help="share of negatives drawn from twin siblings")
+    p.add_argument(
+        "--twin-share", type=float, default=DEFAULT_TWIN_SHARE, help="share of negatives drawn from twin siblings"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--folds", type=int, help="identity-disjoint folds, LFW View 2 style")
     p.add_argument("--format", choices=("tsv", "lfw"), help="default: by the extension of --out")
     p.add_argument("--kind", choices=KINDS, default="auto")
-    p.add_argument("--people", type=cli_path, metavar="FILE", help="only these people (an LFW people file, e.g. peopleDevTrain.txt)")
+    p.add_argument(
+        "--people",
+        type=cli_path,
+        metavar="FILE",
+        help="only these people (an LFW people file, e.g. peopleDevTrain.txt)",
+    )
     p.add_argument("--split", help="draw from one identity-disjoint split only (e.g. train, val, test)")
     p.add_argument("--split-fractions", default=",".join(f"{k}={v}" for k, v in DEFAULT_FRACTIONS.items()))
     p.add_argument("--split-seed", type=int, default=0, help="keep it the same for every split of one data set")
@@ -147,7 +164,10 @@ def cmd_pairs(args: argparse.Namespace) -> int:
     """Generate balanced matched/mismatched pairs (same seed, same file) and optional triplets."""
     index = load_index(args.root, args.kind)
     if args.people:
-        index = index.subset({name for people in read_lfw_people(args.people) for name in people}, name=f"{index.name}:{args.people.stem}")
+        index = index.subset(
+            {name for people in read_lfw_people(args.people) for name in people},
+            name=f"{index.name}:{args.people.stem}",
+        )
     if args.split:
         parts = split_identities(index, _fractions(args.split_fractions), seed=args.split_seed)
         if args.split not in parts:

@@ -33,7 +33,9 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def format_summary(metrics: dict) -> str:
     row = summary_row(metrics)
-    lines = [f"{'pairs':24s} {metrics['pairs']} ({metrics['same']} same, {metrics['different']} different; {metrics['unique_images']} unique images)"]
+    lines = [
+        f"{'pairs':24s} {metrics['pairs']} ({metrics['same']} same, {metrics['different']} different; {metrics['unique_images']} unique images)"
+    ]
     lines += [f"{k:24s} {v:.4f}" for k, v in row.items()]
     return "\n".join(lines)
 
@@ -41,11 +43,26 @@ def format_summary(metrics: dict) -> str:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Embed every unique image once (cached per checkpoint), score all pairs, write the metrics
     JSON and the per-pair scores (``scores_<pairs>.tsv``, what the pair explorer opens)."""
-    threshold = args.threshold if args.threshold is not None else "default"
-    result = evaluate_checkpoint(args.checkpoint, args.pairs, args.root, args.cache, threshold, args.batch_size, progress=not args.no_progress)
+    result = evaluate_checkpoint(
+        args.checkpoint,
+        args.pairs,
+        args.root,
+        args.cache,
+        args.threshold,
+        args.batch_size,
+        progress=not args.no_progress,
+    )
     ev = result.evaluation
     out = args.out or args.checkpoint.with_name(f"metrics_{args.pairs.stem}.json")
-    atomic_write_json(out, {**ev.metrics, "checkpoint": str(args.checkpoint), "pairs": str(args.pairs), "summary": summary_row(ev.metrics)})
+    atomic_write_json(
+        out,
+        {
+            **ev.metrics,
+            "checkpoint": str(args.checkpoint),
+            "pairs": str(args.pairs),
+            "summary": summary_row(ev.metrics),
+        },
+    )
     scores = out.with_name(f"scores_{args.pairs.stem}.tsv")
     write_scores(scores, result.pairs, ev.scores)
     print(format_summary(ev.metrics))

@@ -1,4 +1,4 @@
-"""``backbone experiments``: run the experiment grid with papermill, and analyse the runs."""
+"""``backbone experiments``: run the experiment grid with papermill, and analyze the runs."""
 
 from __future__ import annotations
 
@@ -13,19 +13,25 @@ from backbone.paths import cli_path, project_root
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    group = commands.add_parser("experiments", help="run the experiment grid and analyse it", description=__doc__)
+    group = commands.add_parser("experiments", help="run the experiment grid and analyze it", description=__doc__)
     sub = group.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
     p = sub.add_parser("run", help="execute every experiment notebook, then the analysis", description=cmd_run.__doc__)
     p.add_argument("--grid", type=cli_path, default=project_root() / "experiments" / "grid.yaml")
     p.add_argument("--runs", type=cli_path, help="where runs go (default: runs/ beside the grid file)")
     p.add_argument("--only", nargs="+", metavar="NAME", help="run these experiments only")
     p.add_argument("--force", action="store_true", help="run again even when complete (from scratch)")
-    p.add_argument("--shard", metavar="K/N", help="run every N-th experiment starting at the K-th (e.g. one Slurm array task)")
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a parameter for every notebook (YAML value)")
+    p.add_argument(
+        "--shard", metavar="K/N", help="run every N-th experiment starting at the K-th (e.g. one Slurm array task)"
+    )
+    p.add_argument(
+        "--param", action="append", default=[], metavar="KEY=VALUE", help="a parameter for every notebook (YAML value)"
+    )
     p.add_argument("--no-analysis", action="store_true", help="skip the analysis notebook")
     p.add_argument("--log-output", action="store_true", help="stream the notebooks' output")
     p.set_defaults(func=cmd_run)
-    p = sub.add_parser("analyze", help="run only the analysis notebook over the existing runs", description=cmd_analyze.__doc__)
+    p = sub.add_parser(
+        "analyze", help="run only the analysis notebook over the existing runs", description=cmd_analyze.__doc__
+    )
     p.add_argument("--grid", type=cli_path, default=project_root() / "experiments" / "grid.yaml")
     p.add_argument("--runs", type=cli_path)
     p.set_defaults(func=cmd_analyze)
@@ -48,8 +54,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     grid = load_grid(args.grid, root)
     runs = args.runs or args.grid.parent / "runs"
     try:
-        report = run_grid(grid, runs, root, args.only, args.shard, args.force, _params(args.param), log_output=args.log_output)
-        print(f"ran {len(report.ran)} ({', '.join(report.ran) or '-'}), skipped {len(report.skipped)} complete, in {report.seconds:.0f} s")
+        report = run_grid(
+            grid, runs, root, args.only, args.shard, args.force, _params(args.param), log_output=args.log_output
+        )
+        print(
+            f"ran {len(report.ran)} ({', '.join(report.ran) or '-'}), skipped {len(report.skipped)} complete, in {report.seconds:.0f} s"
+        )
         if not args.no_analysis:
             notebook = run_analysis(grid, runs, args.grid.parent, root, log_output=args.log_output)
             print(f"analysis: {notebook}; tables in {args.grid.parent / 'results.md'}")

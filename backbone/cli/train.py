@@ -12,7 +12,9 @@ from backbone.training.trainer import train
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("train", help="train a verification model", description=cmd_train.__doc__)
     p.add_argument("--config", type=cli_path, help="YAML/JSON training config (default: built-in defaults)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting, e.g. model.attention=cbam")
+    p.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting, e.g. model.attention=cbam"
+    )
     p.add_argument("--out-dir", type=cli_path, help="where checkpoints, history and metrics go")
     p.add_argument("--fresh", action="store_true", help="ignore an existing last.ckpt instead of resuming from it")
     p.add_argument("--no-progress", action="store_true")

@@ -63,7 +63,9 @@ def _tiny_gray(path: Path, size: int) -> np.ndarray:
     return (x - x.mean()) / (x.std() + 1e-6)
 
 
-def pixel_baseline(index: IdentityIndex, n_pairs: int = 2000, size: int = 16, seed: int = 0, progress: bool = True) -> dict:
+def pixel_baseline(
+    index: IdentityIndex, n_pairs: int = 2000, size: int = 16, seed: int = 0, progress: bool = True
+) -> dict:
     """ROC AUC of a whole-face, low-resolution pixel distance, for twin vs random negatives.
 
     Each kind of negative is scored against the matched pairs of the same population: twin
@@ -76,7 +78,10 @@ def pixel_baseline(index: IdentityIndex, n_pairs: int = 2000, size: int = 16, se
     n_pairs = min(n_pairs, cap["same"], 2 * cap["twin"]) // 2 * 2
     pairs: list[Pair] = generate_pairs(index, n_pairs, seed=seed, twin_share=0.5)
     paths = sorted({p for pair in pairs for p in (pair.path_a, pair.path_b)})
-    feats = {p: _tiny_gray(index.absolute(p), size) for p in tqdm(paths, desc="pixel baseline", unit="img", disable=not progress)}
+    feats = {
+        p: _tiny_gray(index.absolute(p), size)
+        for p in tqdm(paths, desc="pixel baseline", unit="img", disable=not progress)
+    }
     score = np.array([-np.linalg.norm(feats[p.path_a] - feats[p.path_b]) for p in pairs])
     same = np.array([p.same == SAME for p in pairs])
     twins = np.array([p.twins for p in pairs])
@@ -121,8 +126,10 @@ def format_report(report: dict) -> str:
         f"images per identity: min {ipi['min']}, median {ipi['median']:g}, mean {ipi['mean']:g}, max {ipi['max']}",
         "  " + ", ".join(f"{k}: {v}" for k, v in ipi["histogram"].items() if v),
         f"sizes ({props['distinct_sizes']} distinct): " + ", ".join(f"{k} x{v}" for k, v in props["sizes"].items()),
-        "modes: " + ", ".join(f"{k} x{v}" for k, v in props["modes"].items())
-        + "; formats: " + ", ".join(f"{k} x{v}" for k, v in props["formats"].items()),
+        "modes: "
+        + ", ".join(f"{k} x{v}" for k, v in props["modes"].items())
+        + "; formats: "
+        + ", ".join(f"{k} x{v}" for k, v in props["formats"].items()),
     ]
     if props["unreadable"]:
         lines.append(f"unreadable headers: {props['unreadable']} (run `backbone data validate` for details)")

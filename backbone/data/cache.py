@@ -21,9 +21,9 @@ import json
 import os
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -48,7 +48,8 @@ def default_cache_root() -> Path:
     return Path.home() / ".cache" / "backbone" / "faces"
 
 
-def sha1_file(path: Path) -> str:
+def file_digest(path: str | Path) -> str:
+    """The SHA-1 of a file's content (what caches are keyed by)."""
     digest = hashlib.sha1()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -115,7 +116,7 @@ class FaceCache:
                 raise ImageReadError(path, "no such file") from None
             memo = self._hashes.get(key)
             if memo is None or memo[0] != st.st_size or memo[1] != st.st_mtime_ns:
-                memo = [st.st_size, st.st_mtime_ns, sha1_file(path)]
+                memo = [st.st_size, st.st_mtime_ns, file_digest(path)]
                 self._hashes[key] = memo
                 changed = True
             out[path] = memo[2]
@@ -229,7 +230,9 @@ def align_index(
         num_workers=workers if len(todo) > batch_size else 0,
         collate_fn=list,
     )
-    with tqdm(total=len(todo), desc=f"aligning ({cache.config.key()})", unit="img", disable=not progress or not todo) as bar:
+    with tqdm(
+        total=len(todo), desc=f"aligning ({cache.config.key()})", unit="img", disable=not progress or not todo
+    ) as bar:
         for batch in loader:
             good = [(path, sha, img) for path, sha, img, err in batch if err is None]
             summary.unreadable += [Problem(str(path), err) for path, _, _, err in batch if err is not None]
@@ -237,7 +240,7 @@ def align_index(
                 for _, sha, crop in good:
                     cache.add(Record(sha, FACE), crop)
             else:
-                for (path, sha, img), det in zip(good, aligner.align([g[2] for g in good])):
+                for (_, sha, img), det in zip(good, aligner.align([g[2] for g in good])):
                     if det.crop is not None:
                         cache.add(Record(sha, FACE, det.box, det.prob), det.crop)
                     elif cache.policy == "fallback":
@@ -248,7 +251,9 @@ def align_index(
             bar.update(len(batch))
     summary.counts = cache.status_counts(hashes[p] for p in paths)
     refused = {NO_FACE} | ({FALLBACK} if cache.policy == "report" else set())
-    summary.no_face = [str(p) for p in paths if hashes[p] in cache.records and cache.records[hashes[p]].status in refused]
+    summary.no_face = [
+        str(p) for p in paths if hashes[p] in cache.records and cache.records[hashes[p]].status in refused
+    ]
     summary.seconds = time.perf_counter() - start
     return summary
 

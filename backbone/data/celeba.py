@@ -19,7 +19,9 @@ def find_celeba_images(root: Path) -> Path:
     raise DataError(f"no CelebA image folder under {root} (looked for {', '.join(CELEBA_IMAGE_DIRS)})")
 
 
-def read_celeba(root: str | Path, identity_file: str = CELEBA_IDENTITY_FILE, images_dir: str | None = None) -> IdentityIndex:
+def read_celeba(
+    root: str | Path, identity_file: str = CELEBA_IDENTITY_FILE, images_dir: str | None = None
+) -> IdentityIndex:
     """Index CelebA images by identity id. Malformed lines and missing images raise, all listed."""
     root = Path(root)
     ident_path = root / identity_file

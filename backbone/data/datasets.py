@@ -6,7 +6,7 @@ They take any ``faces`` callable mapping an image path to a uint8 3xHxW tensor, 
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch.utils.data import Dataset

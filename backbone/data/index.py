@@ -8,10 +8,10 @@ validation and the datasets all read from it.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Iterable
 
 
 @dataclass(frozen=True, order=True)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from backbone.data.errors import DataError, Problem, existing
 from backbone.data.folders import read_identity_folders
@@ -70,9 +70,7 @@ def read_lfw_pairs(path: str | Path, ext: str = ".jpg") -> list[Pair]:
     body = [(i, line) for i, line in enumerate(lines[1:], start=2) if line.strip()]
     expected = folds * 2 * n
     if len(body) != expected:
-        raise DataError(
-            f"{path}: header {lines[0].strip()!r} promises {expected} pair lines, the file has {len(body)}"
-        )
+        raise DataError(f"{path}: header {lines[0].strip()!r} promises {expected} pair lines, the file has {len(body)}")
     pairs: list[Pair] = []
     problems: list[Problem] = []
     for k, (lineno, line) in enumerate(body):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backbone.data.errors import existing
 from backbone.data.celeba import CELEBA_IDENTITY_FILE, read_celeba
+from backbone.data.errors import existing
 from backbone.data.folders import read_identity_folders
 from backbone.data.index import IdentityIndex
 from backbone.data.lfw import LFW_IMAGE_DIRS, read_lfw_index
@@ -33,5 +33,10 @@ def load_index(root: str | Path, kind: str = "auto") -> IdentityIndex:
         raise ValueError(f"unknown data set kind {kind!r}; choose from {KINDS}")
     root = existing(root, "data root", kind="dir")
     kind = detect_kind(root) if kind == "auto" else kind
-    reader = {"folders": read_identity_folders, "lfw": read_lfw_index, "twins": read_twin_folders, "celeba": read_celeba}
+    reader = {
+        "folders": read_identity_folders,
+        "lfw": read_lfw_index,
+        "twins": read_twin_folders,
+        "celeba": read_celeba,
+    }
     return reader[kind](root)

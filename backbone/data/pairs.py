@@ -13,9 +13,9 @@ Readers never drop a line: malformed lines and pairs whose images are missing ra
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 from backbone.atomic import atomic_write_text
 from backbone.data.errors import DataError, Problem, existing
@@ -84,7 +84,9 @@ def read_tsv_table(path: str | Path, extra: Sequence[str] = ()) -> tuple[list[Pa
             continue
         fields = line.split("\t")
         if len(fields) != len(header):
-            problems.append(Problem(str(path), f"expected {len(header)} tab-separated fields, got {len(fields)}: {line!r}", lineno))
+            problems.append(
+                Problem(str(path), f"expected {len(header)} tab-separated fields, got {len(fields)}: {line!r}", lineno)
+            )
             continue
         try:
             fold = fields[col["fold"]] if "fold" in col else ""

@@ -3,7 +3,7 @@ always finds positives (pytorch-metric-learning's MPerClassSampler)."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from pytorch_metric_learning.samplers import MPerClassSampler
 

@@ -57,9 +57,7 @@ def _two(rng: np.random.Generator, items: list) -> tuple:
 def pair_capacity(index: IdentityIndex) -> dict[str, int]:
     """How many distinct matched and twin-negative pairs the index can give at most."""
     sizes = {i: len(paths) for i, paths in index.by_identity.items()}
-    twin = sum(
-        sizes[a] * sizes[b] for ids in index.groups.values() for k, a in enumerate(ids) for b in ids[k + 1 :]
-    )
+    twin = sum(sizes[a] * sizes[b] for ids in index.groups.values() for k, a in enumerate(ids) for b in ids[k + 1 :])
     return {"same": sum(n * (n - 1) // 2 for n in sizes.values()), "twin": twin}
 
 
@@ -69,7 +67,9 @@ def _twin_share_count(index: IdentityIndex, n_negative: int, twin_share: float) 
     return int(round(n_negative * twin_share)) if index.groups else 0
 
 
-def _pairs_one_fold(index: IdentityIndex, n_pairs: int, rng: np.random.Generator, twin_share: float, fold: int | None) -> list[Pair]:
+def _pairs_one_fold(
+    index: IdentityIndex, n_pairs: int, rng: np.random.Generator, twin_share: float, fold: int | None
+) -> list[Pair]:
     images = index.by_identity
     multi = [i for i, paths in images.items() if len(paths) >= 2]
     ids = list(images)
@@ -127,7 +127,9 @@ def generate_pairs(
     return pairs
 
 
-def generate_triplets(index: IdentityIndex, n: int, seed: int = 0, twin_share: float = DEFAULT_TWIN_SHARE) -> list[Triplet]:
+def generate_triplets(
+    index: IdentityIndex, n: int, seed: int = 0, twin_share: float = DEFAULT_TWIN_SHARE
+) -> list[Triplet]:
     """Distinct (anchor, positive, negative) triplets; ``twin_share`` of them have a twin as negative."""
     rng = np.random.default_rng(seed)
     images = index.by_identity

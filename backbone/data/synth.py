@@ -54,8 +54,12 @@ class SynthConfig:
 
 # ---------------------------------------------------------------- traits
 
-SKIN_TONES = np.array([[255, 224, 196], [241, 194, 160], [224, 172, 130], [198, 134, 94], [141, 85, 54], [92, 58, 40]], float)
-HAIR_COLOURS = np.array([[25, 20, 18], [70, 45, 30], [120, 80, 45], [200, 160, 90], [150, 60, 30], [150, 150, 150]], float)
+SKIN_TONES = np.array(
+    [[255, 224, 196], [241, 194, 160], [224, 172, 130], [198, 134, 94], [141, 85, 54], [92, 58, 40]], float
+)
+HAIR_COLOURS = np.array(
+    [[25, 20, 18], [70, 45, 30], [120, 80, 45], [200, 160, 90], [150, 60, 30], [150, 150, 150]], float
+)
 IRIS_COLOURS = np.array([[60, 40, 25], [90, 60, 30], [60, 100, 140], [80, 110, 70], [110, 110, 120]], float)
 
 
@@ -117,7 +121,10 @@ def local_traits(rng: np.random.Generator, g: dict) -> dict:
     if rng.random() < 0.4:
         side = 1 if rng.random() < 0.5 else -1
         centre = [side * g["eye_dx"], g["eye_y"] + 0.13]
-        freckles = [[float(centre[0] + rng.normal(0, 0.04)), float(centre[1] + rng.normal(0, 0.03))] for _ in range(int(rng.integers(5, 12)))]
+        freckles = [
+            [float(centre[0] + rng.normal(0, 0.04)), float(centre[1] + rng.normal(0, 0.03))]
+            for _ in range(int(rng.integers(5, 12)))
+        ]
     return {
         "moles": moles,
         "scar": scar,
@@ -179,7 +186,9 @@ class _Canvas:
         self.draw.polygon([self.xy(x, y, feature) for x, y in points], fill=tuple(fill))
 
     def line(self, points, fill, width: float, feature: bool = True) -> None:
-        self.draw.line([self.xy(x, y, feature) for x, y in points], fill=tuple(fill), width=max(1, round(self.px(width))))
+        self.draw.line(
+            [self.xy(x, y, feature) for x, y in points], fill=tuple(fill), width=max(1, round(self.px(width)))
+        )
 
 
 def _shade(colour, factor: float) -> list[int]:
@@ -224,7 +233,9 @@ def _draw_face(c: _Canvas, g: dict, loc: dict, nu: dict) -> None:
         c.ellipse(ex, ey, h * 0.95, h * 0.95, g["iris"])
         c.ellipse(ex, ey, h * 0.4, h * 0.4, (10, 10, 10))
         lid = ey - h + 2 * h * (1 - nu["eye_open"]) * 0.8
-        c.polygon([(ex - w * 1.1, ey - h * 1.3), (ex + w * 1.1, ey - h * 1.3), (ex + w * 1.1, lid), (ex - w * 1.1, lid)], skin)
+        c.polygon(
+            [(ex - w * 1.1, ey - h * 1.3), (ex + w * 1.1, ey - h * 1.3), (ex + w * 1.1, lid), (ex - w * 1.1, lid)], skin
+        )
         c.line([(ex - w, lid), (ex + w, lid)], _shade(skin, 0.55), 0.008)
         by = ey - h - g["brow_gap"] - nu["brow_raise"] + (loc["brow_shift"] if side < 0 else 0.0)
         tilt = g["brow_tilt"] * side * 0.04
@@ -233,7 +244,9 @@ def _draw_face(c: _Canvas, g: dict, loc: dict, nu: dict) -> None:
     # Nose: a shaded ridge and two nostrils.
     top, bottom = g["eye_y"] + 0.02, g["eye_y"] + 0.02 + g["nose_len"]
     c.line([(0.015, top), (0.03, bottom - 0.02)], _shade(skin, 0.8), 0.012)
-    c.polygon([(-g["nose_w"], bottom), (0, bottom - 0.05), (g["nose_w"], bottom), (0, bottom + 0.015)], _shade(skin, 0.88))
+    c.polygon(
+        [(-g["nose_w"], bottom), (0, bottom - 0.05), (g["nose_w"], bottom), (0, bottom + 0.015)], _shade(skin, 0.88)
+    )
     for side in (-1, 1):
         c.ellipse(side * g["nose_w"] * 0.5, bottom, 0.014, 0.009, _shade(skin, 0.45))
 
@@ -247,7 +260,10 @@ def _draw_face(c: _Canvas, g: dict, loc: dict, nu: dict) -> None:
     lower = [(x, y + lip + gap / 2) for x, y in zip(xs[::-1], centre[::-1])]
     c.polygon(upper + lower, g["lip_colour"])
     if gap > 0.004:
-        c.polygon([(x, y - gap / 2) for x, y in zip(xs, centre)] + [(x, y + gap / 2) for x, y in zip(xs[::-1], centre[::-1])], (60, 20, 25))
+        c.polygon(
+            [(x, y - gap / 2) for x, y in zip(xs, centre)] + [(x, y + gap / 2) for x, y in zip(xs[::-1], centre[::-1])],
+            (60, 20, 25),
+        )
 
     # Hair on top, drawn last so it covers the forehead down to the hairline.
     hl = g["hairline"] + (0.06 if g["hair_style"] == 3 else 0.0)
@@ -326,7 +342,9 @@ def _render_identity(args: tuple[str, int, dict, SynthConfig, str]) -> str:
     return name
 
 
-def generate(config: SynthConfig, out: str | Path, workers: int = 2, force: bool = False, progress: bool = True) -> Path:
+def generate(
+    config: SynthConfig, out: str | Path, workers: int = 2, force: bool = False, progress: bool = True
+) -> Path:
     """Write the data set to ``out``; returns ``out``.
 
     Generation goes to ``out.partial`` and is renamed when complete, so an interrupted run
@@ -340,7 +358,9 @@ def generate(config: SynthConfig, out: str | Path, workers: int = 2, force: bool
         if meta_path.is_file() and json.loads(meta_path.read_text()) == meta and not force:
             return out
         if not force:
-            raise FileExistsError(f"{out} exists and was not made with this config; pass force=True (--force) to replace it")
+            raise FileExistsError(
+                f"{out} exists and was not made with this config; pass force=True (--force) to replace it"
+            )
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from backbone.atomic import atomic_write_text
 from backbone.data.errors import DataError, Problem, existing

@@ -9,10 +9,10 @@ have one photo), repeated pairs. ``strict`` turns warnings into failures.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 from tqdm.auto import tqdm
 
@@ -91,7 +91,11 @@ def _reference_findings(index: IdentityIndex, refs: Iterable[tuple[str, int | No
             continue
         person = path.split("/", 1)[0]
         kind = "missing-image" if person in people or "/" not in path else "unknown-person"
-        what = f"image {path} is not in the data set" if kind == "missing-image" else f"person {person!r} is not in the data set ({path})"
+        what = (
+            f"image {path} is not in the data set"
+            if kind == "missing-image"
+            else f"person {person!r} is not in the data set ({path})"
+        )
         out.append(Finding("error", kind, Problem(source, what, line)))
     return out
 
@@ -105,10 +109,14 @@ def check_pairs(index: IdentityIndex, pairs: list[Pair], source: str) -> list[Fi
         ia, ib = index.identity_of.get(p.path_a), index.identity_of.get(p.path_b)
         if ia is not None and ib is not None and (ia == ib) != (p.same == SAME):
             label = "same" if p.same == SAME else "different"
-            findings.append(Finding("error", "wrong-label", Problem(source, f"labelled {label} but shows {ia} and {ib}", p.line)))
+            findings.append(
+                Finding("error", "wrong-label", Problem(source, f"labelled {label} but shows {ia} and {ib}", p.line))
+            )
         key = frozenset((p.path_a, p.path_b))
         if key in seen:
-            findings.append(Finding("warning", "repeated-pair", Problem(source, f"same pair as line {seen[key]}", p.line)))
+            findings.append(
+                Finding("warning", "repeated-pair", Problem(source, f"same pair as line {seen[key]}", p.line))
+            )
         seen.setdefault(key, p.line)
     return findings
 
@@ -131,13 +139,19 @@ def validate_dataset(
     try:
         index = load_index(root, kind)
     except DataError as exc:
-        report.findings += [Finding("error", "index", p) for p in exc.problems] or [Finding("error", "index", Problem(str(root), str(exc)))]
+        report.findings += [Finding("error", "index", p) for p in exc.problems] or [
+            Finding("error", "index", Problem(str(root), str(exc)))
+        ]
         return report
     report.images, report.identities = len(index), len(index.by_identity)
     if decode:
         report.findings += check_images(index, workers=workers, progress=progress)
     report.findings += [
-        Finding("warning", "single-image", Problem(str(index.absolute(paths[0])), f"identity {identity!r} has only one image"))
+        Finding(
+            "warning",
+            "single-image",
+            Problem(str(index.absolute(paths[0])), f"identity {identity!r} has only one image"),
+        )
         for identity, paths in index.by_identity.items()
         if len(paths) == 1
     ]

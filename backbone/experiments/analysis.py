@@ -22,7 +22,7 @@ import numpy as np
 from backbone.atomic import atomic_write_json, atomic_write_text
 from backbone.data.errors import existing, missing
 from backbone.explain import attention_figure
-from backbone.metrics import auc_standard_error
+from backbone.metrics import auc_standard_error, reported_threshold
 from backbone.paths import project_path
 from backbone.plots import plot_f1, plot_history, plot_roc, plot_score_histograms, save_figure
 from backbone.scores import read_scores
@@ -66,7 +66,15 @@ def collect_runs(runs_dir: str | Path) -> list[Run]:
     for d in sorted(runs_dir.iterdir()) if runs_dir.is_dir() else []:
         if (d / "metrics.json").is_file() and (d / "config.yaml").is_file():
             history = json.loads((d / "history.json").read_text()) if (d / "history.json").is_file() else []
-            out.append(Run(d.name, d, TrainConfig.load(d / "config.yaml"), json.loads((d / "metrics.json").read_text()), history))
+            out.append(
+                Run(
+                    d.name,
+                    d,
+                    TrainConfig.load(d / "config.yaml"),
+                    json.loads((d / "metrics.json").read_text()),
+                    history,
+                )
+            )
     return out
 
 
@@ -119,8 +127,12 @@ def attention_verdicts(rows: list[dict]) -> list[str]:
     errors of the two AUCs, taken as independent); otherwise it is called within noise."""
     out = []
     for loss in dict.fromkeys(r["loss"] for r in rows):
-        plain = [r for r in rows if r["loss"] == loss and r["attention"].startswith("none") and r["twin_auc"] is not None]
-        attended = [r for r in rows if r["loss"] == loss and not r["attention"].startswith("none") and r["twin_auc"] is not None]
+        plain = [
+            r for r in rows if r["loss"] == loss and r["attention"].startswith("none") and r["twin_auc"] is not None
+        ]
+        attended = [
+            r for r in rows if r["loss"] == loss and not r["attention"].startswith("none") and r["twin_auc"] is not None
+        ]
         for g in plain:
             for a in attended:
                 diff = a["twin_auc"] - g["twin_auc"]
@@ -149,7 +161,9 @@ def write_tables(rows: list[dict], out_dir: Path, note: str = "") -> None:
     verdicts = attention_verdicts(rows)
     if verdicts:
         lines += ["", "Does local attention help on identical twins (same loss, budget and backbone)?", "", *verdicts]
-    atomic_write_text(out_dir / "results.md", "# Experiment results\n\n" + (note + "\n\n" if note else "") + "\n".join(lines) + "\n")
+    atomic_write_text(
+        out_dir / "results.md", "# Experiment results\n\n" + (note + "\n\n" if note else "") + "\n".join(lines) + "\n"
+    )
 
 
 def _version(distribution: str) -> str | None:
@@ -165,7 +179,9 @@ def environment() -> dict:
     import torch
 
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
     return {
@@ -175,7 +191,17 @@ def environment() -> dict:
         "scikit-learn": sklearn.__version__,
         # everything else that touches pixels or training: a fresh install changing one of these
         # changes the numbers, so they are recorded too
-        **{name: _version(name) for name in ("torchvision", "pillow", "timm", "pytorch-metric-learning", "lightning-fabric", "facenet-pytorch")},
+        **{
+            name: _version(name)
+            for name in (
+                "torchvision",
+                "pillow",
+                "timm",
+                "pytorch-metric-learning",
+                "lightning-fabric",
+                "facenet-pytorch",
+            )
+        },
         "machine": platform.machine(),
         "processor": platform.processor() or "unknown",
         "cpu_threads": torch.get_num_threads(),
@@ -186,7 +212,7 @@ def environment() -> dict:
 
 @dataclass
 class Analysis:
-    """What ``analyse`` wrote: the table rows, ``results.md`` as text, and the PNG of each
+    """What ``analyze`` wrote: the table rows, ``results.md`` as text, and the PNG of each
     figure by name (``roc``, ``roc_twins`` when there are twin negatives, ``f1_vs_threshold``,
     ``score_histograms``, ``attention_<run>`` for local-global runs with a checkpoint)."""
 
@@ -195,7 +221,27 @@ class Analysis:
     figures: dict[str, Path]
 
 
-def analyse(runs_dir: str | Path, out_dir: str | Path) -> Analysis:
+def threshold_note(runs: list[Run]) -> str:
+    """Which fixed threshold the table's F1 and accuracy use, per kind of score."""
+    used: dict[str, set[float]] = {}
+    for r in runs:
+        model = r.config.model
+        kind = (
+            "pair head probability"
+            if model.pair_head
+            else "cosine similarity"
+            if model.distance == "cosine"
+            else f"minus {model.distance} distance"
+        )
+        if (t := reported_threshold(r.metrics)) is not None:
+            used.setdefault(kind, set()).add(t)
+    return "; ".join(
+        f"{kind} {', '.join(f'{t:g}' for t in sorted(ts))}"
+        for kind, ts in sorted(used.items(), key=lambda kv: kv[0] != "cosine similarity")
+    )
+
+
+def analyze(runs_dir: str | Path, out_dir: str | Path) -> Analysis:
     """Write the tables, environment and comparison figures of every finished run in ``runs_dir``
     into ``out_dir`` (relative paths: under the project root)."""
     runs, out = collect_runs(runs_dir), project_path(out_dir)
@@ -204,7 +250,7 @@ def analyse(runs_dir: str | Path, out_dir: str | Path) -> Analysis:
     rows = [result_row(r) for r in runs]
     env = environment()
     note = (
-        f"Test pairs of each run, fixed threshold = cosine similarity 0.6. Produced by `backbone experiments run`; "
+        f"Test pairs of each run, at its fixed threshold ({threshold_note(runs)}). Produced by `backbone experiments run`; "
         f"torch {env['torch']} on {env['cpu_threads']} CPU threads ({env['machine']}), commit {env['git_commit']}."
     )
     write_tables(rows, out, note)
@@ -217,7 +263,8 @@ def analyse(runs_dir: str | Path, out_dir: str | Path) -> Analysis:
         written["roc_twins"] = save_figure(plot_roc(twins, "ROC: same pairs vs twin negatives"), figures / "roc_twins")
     written["f1_vs_threshold"] = save_figure(plot_f1(metrics), figures / "f1_vs_threshold")
     scored = {r.name: r.scores() for r in runs if (r.dir / "test_scores.tsv").is_file()}
-    written["score_histograms"] = save_figure(plot_score_histograms(scored), figures / "score_histograms")
+    thresholds = {name: reported_threshold(m) for name, m in metrics.items()}
+    written["score_histograms"] = save_figure(plot_score_histograms(scored, thresholds), figures / "score_histograms")
     for r in runs:
         if r.config.model.attention and (r.dir / "best.ckpt").is_file():
             name = f"attention_{r.name}"
@@ -225,7 +272,7 @@ def analyse(runs_dir: str | Path, out_dir: str | Path) -> Analysis:
     return Analysis(rows, (out / "results.md").read_text(), {name: paths[0] for name, paths in written.items()})
 
 
-def training_report(run_dir: str | Path, threshold: float = 0.6) -> dict:
+def training_report(run_dir: str | Path) -> dict:
     """A training run's figures (loss and AUC per epoch, ROC, F1 vs threshold, score histograms),
     saved under ``<run>/figures/``; returns them by name for display."""
     run_dir = existing(run_dir, "run folder", kind="dir")
@@ -234,8 +281,10 @@ def training_report(run_dir: str | Path, threshold: float = 0.6) -> dict:
     figures = {
         "history": plot_history(run.history, f"{run.name}: training"),
         "roc": plot_roc({run.name: run.metrics}, f"{run.name}: ROC (test pairs)"),
-        "f1_vs_threshold": plot_f1({run.name: run.metrics}, threshold),
-        "score_histograms": plot_score_histograms({run.name: run.scores()}, threshold),
+        "f1_vs_threshold": plot_f1({run.name: run.metrics}),
+        "score_histograms": plot_score_histograms(
+            {run.name: run.scores()}, {run.name: reported_threshold(run.metrics)}
+        ),
     }
     for name, fig in figures.items():
         save_figure(fig, run.dir / "figures" / name)

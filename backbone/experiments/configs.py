@@ -7,19 +7,12 @@ triplet run takes twice as many steps as a contrastive one and sees as many face
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from backbone.training.config import TrainConfig
 from backbone.training.data import check_inputs
-
-
-def images_per_batch(cfg: TrainConfig) -> int:
-    if cfg.loss.regime in ("contrastive", "pair-bce"):
-        return 2 * cfg.batch_size
-    if cfg.loss.regime == "triplet" and cfg.data.train_triplets:
-        return 3 * cfg.batch_size
-    return cfg.batch_size
+from backbone.training.regimes import REGIMES
 
 
 def experiment_config(
@@ -50,7 +43,7 @@ def experiment_config(
     ]
     cfg = base.with_overrides(sets + list(overrides))
     if budget_images:
-        steps = max(1, budget_images // images_per_batch(cfg))
+        steps = max(1, budget_images // REGIMES.get(cfg.loss.regime).images_per_batch(cfg))
         cfg = cfg.with_overrides([f"steps_per_epoch={steps}"])
     if check:
         check_inputs(cfg)

@@ -66,12 +66,31 @@ def parse_shard(text: str) -> tuple[int, int]:
     return int(m[1]), int(m[2])
 
 
+def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+    """A grid file as a dict, with ``extends: OTHER.yaml`` (relative to the file) resolved: the
+    other grid's defaults, experiments and analysis, this file's defaults merged on top and its
+    experiments appended (or replacing those of the same name)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"grid file {path} does not exist")
+    if path.resolve() in seen:
+        raise ValueError(f"{path}: grids extend each other in a loop ({' -> '.join(map(str, seen))})")
+    d = yaml.safe_load(path.read_text()) or {}
+    if "extends" not in d:
+        return d
+    base = _read(path.parent / d.pop("extends"), (*seen, path.resolve()))
+    defaults = {
+        **((base.get("defaults") or {}).get("parameters") or {}),
+        **((d.get("defaults") or {}).get("parameters") or {}),
+    }
+    mine = {e.get("name"): e for e in d.get("experiments") or [] if isinstance(e, dict)}
+    experiments = [mine.pop(e.get("name"), e) for e in base.get("experiments") or []] + list(mine.values())
+    return {**base, **d, "defaults": {"parameters": defaults}, "experiments": experiments}
+
+
 def load_grid(path: str | Path, root: str | Path = ".") -> Grid:
     """Read and check a grid file; notebook paths are relative to ``root`` (the project)."""
     path, root = Path(path), Path(root)
-    if not path.is_file():
-        raise FileNotFoundError(f"grid file {path} does not exist")
-    d = yaml.safe_load(path.read_text()) or {}
+    d = _read(path)
     defaults = (d.get("defaults") or {}).get("parameters") or {}
     experiments, names = [], set()
     for i, e in enumerate(d.get("experiments") or []):

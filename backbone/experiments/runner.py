@@ -48,7 +48,9 @@ def is_complete(exp: Experiment, out: Path, root: Path) -> bool:
     return done.is_file() and json.loads(done.read_text()).get("fingerprint") == exp.fingerprint(root)
 
 
-def execute(notebook: Path, output: Path, parameters: dict, root: Path, log_output: bool = False, cwd: Path | None = None) -> None:
+def execute(
+    notebook: Path, output: Path, parameters: dict, root: Path, log_output: bool = False, cwd: Path | None = None
+) -> None:
     """papermill, with the kernel in ``cwd`` (default: the project root ``root``; relative paths
     mean the same from anywhere in the project, see ``backbone.paths``); a failing cell becomes
     ExperimentFailed with the cell's error."""
@@ -118,12 +120,19 @@ def run_grid(
     return RunReport(ran, skipped, time.perf_counter() - start)
 
 
-def run_analysis(grid: Grid, runs: Path, out_dir: Path, root: Path, extra: dict | None = None, log_output: bool = False) -> Path:
+def run_analysis(
+    grid: Grid, runs: Path, out_dir: Path, root: Path, extra: dict | None = None, log_output: bool = False
+) -> Path:
     """Execute the grid's analysis notebook over whatever runs exist in ``runs``."""
     if not grid.analysis_notebook:
         raise ValueError(f"{grid.path} names no analysis notebook")
     notebook = root / grid.analysis_notebook
     output = out_dir / Path(grid.analysis_notebook).name
-    parameters = {**grid.analysis_parameters, **(extra or {}), "runs_dir": in_project(runs, root), "out_dir": in_project(out_dir, root)}
+    parameters = {
+        **grid.analysis_parameters,
+        **(extra or {}),
+        "runs_dir": in_project(runs, root),
+        "out_dir": in_project(out_dir, root),
+    }
     execute(notebook, output, parameters, root, log_output)
     return output

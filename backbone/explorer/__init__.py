@@ -11,4 +11,15 @@ from backbone.explorer.review import FILTERS, ORDERS, PairReview, PairView
 from backbone.explorer.sources import ExplorerSource, open_checkpoint, open_run, open_scores, open_source
 from backbone.explorer.widget import PairExplorer
 
-__all__ = ["FILTERS", "ORDERS", "PairReview", "PairView", "ExplorerSource", "PairExplorer", "open_checkpoint", "open_run", "open_scores", "open_source"]
+__all__ = [
+    "FILTERS",
+    "ORDERS",
+    "PairReview",
+    "PairView",
+    "ExplorerSource",
+    "PairExplorer",
+    "open_checkpoint",
+    "open_run",
+    "open_scores",
+    "open_source",
+]

@@ -96,10 +96,18 @@ def position_html(view: PairView | None, filter_name: str, n_pairs: int) -> str:
 
 def metrics_html(metrics: dict) -> str:
     """FAR, FRR, accuracy, F1 and the confusion counts at one threshold, as a compact table."""
-    rates = "".join(f"<td style='padding:2px 14px 2px 0'>{name} <b>{metrics[key]:.4f}</b></td>" for name, key in (("FAR", "far"), ("FRR", "frr"), ("accuracy", "accuracy"), ("F1", "f1")))
+    rates = "".join(
+        f"<td style='padding:2px 14px 2px 0'>{name} <b>{metrics[key]:.4f}</b></td>"
+        for name, key in (("FAR", "far"), ("FRR", "frr"), ("accuracy", "accuracy"), ("F1", "f1"))
+    )
     counts = "".join(
         f"<td style='padding:2px 14px 2px 0'>{name} <b>{metrics[key]}</b></td>"
-        for name, key in (("false accepts", "fp"), ("false rejects", "fn"), ("true accepts", "tp"), ("true rejects", "tn"))
+        for name, key in (
+            ("false accepts", "fp"),
+            ("false rejects", "fn"),
+            ("true accepts", "tp"),
+            ("true rejects", "tn"),
+        )
     )
     return f"<table style='font-size:14px;margin-top:8px'><tr>{rates}</tr><tr>{counts}</tr></table>"
 

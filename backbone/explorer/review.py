@@ -192,4 +192,6 @@ class PairReview:
         if not len(self.selection):
             return None
         i = int(self.selection[self.position])
-        return PairView(self.position, len(self.selection), i, self.scored.pairs[i], float(self.scores[i]), self._threshold)
+        return PairView(
+            self.position, len(self.selection), i, self.scored.pairs[i], float(self.scores[i]), self._threshold
+        )

@@ -9,10 +9,10 @@ overlay (local-global models) and verifying two new images.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, Union
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ from backbone.data.pairs import check_pair_images
 from backbone.evaluation import default_threshold
 from backbone.explain import attention_maps
 from backbone.explorer.review import PairReview
-from backbone.metrics import DEFAULT_THRESHOLD
+from backbone.metrics import fixed_threshold
 from backbone.models.build import load_model
 from backbone.models.local_global import LocalGlobalNet
 from backbone.models.siamese import SiameseNet
@@ -39,7 +39,7 @@ from backbone.training.config import TrainConfig
 from backbone.verification import Verdict, Verifier
 
 # An image to verify: a path (absolute, from here, or under the data root) or an upload (name, bytes).
-ImageInput = Union[str, Path, tuple[str, bytes]]
+ImageInput = str | Path | tuple[str, bytes]
 
 
 @dataclass
@@ -99,8 +99,6 @@ class ExplorerSource:
         return Verification(faces, verifier.verify_faces(*faces))
 
 
-
-
 def _index(root: Path, kind: str, scored: ScoredPairs, source: Path) -> IdentityIndex:
     """The data set's index; score files name images relative to its ``root`` (for LFW, the
     ``lfw-deepfunneled`` folder inside the data root), and every one of them must exist."""
@@ -109,13 +107,17 @@ def _index(root: Path, kind: str, scored: ScoredPairs, source: Path) -> Identity
     return index
 
 
-def _aligned_faces(index: IdentityIndex, scored: ScoredPairs, align: AlignConfig, policy: str, cache: str | None, progress: bool) -> Callable[[str], np.ndarray]:
+def _aligned_faces(
+    index: IdentityIndex, scored: ScoredPairs, align: AlignConfig, policy: str, cache: str | None, progress: bool
+) -> Callable[[str], np.ndarray]:
     paths = {p for pair in scored.pairs for p in (pair.path_a, pair.path_b)}
     cached = open_faces(index.only_paths(paths), align, policy=policy, cache_root=cache, progress=progress)
     return lambda path: cached(path).permute(1, 2, 0).numpy()
 
 
-def open_run(run: str | Path, threshold: float | None = None, checkpoint: str | Path | None = None, progress: bool = True) -> ExplorerSource:
+def open_run(
+    run: str | Path, threshold: float | None = None, checkpoint: str | Path | None = None, progress: bool = True
+) -> ExplorerSource:
     """A finished run folder: its ``test_scores.tsv``, config and, when present, ``best.ckpt``.
 
     The threshold defaults to the one the run's metrics were reported at."""
@@ -124,19 +126,33 @@ def open_run(run: str | Path, threshold: float | None = None, checkpoint: str | 
         raise DataError(f"{run} is not a finished run: no test_scores.tsv (train it, or pass a score file)")
     config = TrainConfig.load(run / "config.yaml")
     scored = read_scores(run / "test_scores.tsv")
-    index = _index(existing(config.data.root, "data root", kind="dir"), config.data.kind, scored, run / "test_scores.tsv")
+    index = _index(
+        existing(config.data.root, "data root", kind="dir"), config.data.kind, scored, run / "test_scores.tsv"
+    )
     if threshold is None and (run / "metrics.json").is_file():
         threshold = json.loads((run / "metrics.json").read_text()).get("at_threshold", {}).get("threshold")
-    checkpoint = project_path(checkpoint) if checkpoint else run / "best.ckpt"  # a named one must exist; the run's may not
-    model, model_config, _ = load_model(checkpoint) if checkpoint.is_file() or checkpoint != run / "best.ckpt" else (None, None, None)
+    checkpoint = (
+        project_path(checkpoint) if checkpoint else run / "best.ckpt"
+    )  # a named one must exist; the run's may not
+    model, model_config, _ = (
+        load_model(checkpoint) if checkpoint.is_file() or checkpoint != run / "best.ckpt" else (None, None, None)
+    )
     threshold = threshold if threshold is not None else _default_threshold(model)
     faces = _aligned_faces(index, scored, config.data.align, config.data.policy, config.data.cache, progress)
-    title = f"{run.name}: {len(scored.pairs)} test pairs" + ("" if model else " (no best.ckpt: attention and verify are off)")
+    title = f"{run.name}: {len(scored.pairs)} test pairs" + (
+        "" if model else " (no best.ckpt: attention and verify are off)"
+    )
     image_size = model_config.image_size if model_config else None
     return ExplorerSource(PairReview(scored, threshold), index.root, faces, title, model, image_size, config.data.align)
 
 
-def open_scores(scores: str | Path, root: str | Path, checkpoint: str | Path | None = None, threshold: float | None = None, progress: bool = True) -> ExplorerSource:
+def open_scores(
+    scores: str | Path,
+    root: str | Path,
+    checkpoint: str | Path | None = None,
+    threshold: float | None = None,
+    progress: bool = True,
+) -> ExplorerSource:
     """A score file (``test_scores.tsv``, ``scores_<pairs>.tsv``) over the images under ``root``.
 
     With a checkpoint, faces are aligned as it was trained; without, images are shown whole."""
@@ -155,22 +171,53 @@ def open_scores(scores: str | Path, root: str | Path, checkpoint: str | Path | N
     if checkpoint:
         faces = _aligned_faces(index, scored, align, data.get("policy", "fallback"), data.get("cache"), progress)
     threshold = threshold if threshold is not None else _default_threshold(model)
-    return ExplorerSource(PairReview(scored, threshold), index.root, faces, f"{scores.name}: {len(scored.pairs)} pairs", model, image_size, align)
+    return ExplorerSource(
+        PairReview(scored, threshold),
+        index.root,
+        faces,
+        f"{scores.name}: {len(scored.pairs)} pairs",
+        model,
+        image_size,
+        align,
+    )
 
 
-def open_checkpoint(checkpoint: str | Path, pairs: str | Path, root: str | Path | None = None, threshold: float | None = None, progress: bool = True) -> ExplorerSource:
+def open_checkpoint(
+    checkpoint: str | Path,
+    pairs: str | Path,
+    root: str | Path | None = None,
+    threshold: float | None = None,
+    progress: bool = True,
+) -> ExplorerSource:
     """Score a pair list with a checkpoint now (embeddings cached), then explore it."""
     result = evaluate_checkpoint(checkpoint, pairs, root, threshold=None, progress=progress)
     scored = ScoredPairs(result.pairs, result.evaluation.scores, str(pairs))
     threshold = threshold if threshold is not None else _default_threshold(result.model)
+
     def faces(path: str) -> np.ndarray:
         return result.faces(path).permute(1, 2, 0).numpy()
 
     title = f"{Path(checkpoint).name} on {Path(pairs).name}: {len(scored.pairs)} pairs"
-    return ExplorerSource(PairReview(scored, threshold), result.faces.index.root, faces, title, result.model, result.config.image_size, result.align)
+    return ExplorerSource(
+        PairReview(scored, threshold),
+        result.faces.index.root,
+        faces,
+        title,
+        result.model,
+        result.config.image_size,
+        result.align,
+    )
 
 
-def open_source(run: str | Path | None = None, scores: str | Path | None = None, checkpoint: str | Path | None = None, pairs: str | Path | None = None, root: str | Path | None = None, threshold: float | None = None, progress: bool = True) -> ExplorerSource:
+def open_source(
+    run: str | Path | None = None,
+    scores: str | Path | None = None,
+    checkpoint: str | Path | None = None,
+    pairs: str | Path | None = None,
+    root: str | Path | None = None,
+    threshold: float | None = None,
+    progress: bool = True,
+) -> ExplorerSource:
     """The notebook's entry point: a run folder, a score file plus data root, or a checkpoint plus pair list."""
     if run:
         return open_run(run, threshold, checkpoint, progress)
@@ -180,11 +227,13 @@ def open_source(run: str | Path | None = None, scores: str | Path | None = None,
         return open_scores(scores, root, checkpoint, threshold, progress)
     if checkpoint and pairs:
         return open_checkpoint(checkpoint, pairs, root, threshold, progress)
-    raise ValueError("open a run folder (run=...), a score file (scores=..., root=...) or a checkpoint with a pair list (checkpoint=..., pairs=...)")
+    raise ValueError(
+        "open a run folder (run=...), a score file (scores=..., root=...) or a checkpoint with a pair list (checkpoint=..., pairs=...)"
+    )
 
 
 def _default_threshold(model: SiameseNet | None) -> float:
-    chosen = default_threshold(model) if model is not None else DEFAULT_THRESHOLD
+    chosen = default_threshold(model) if model is not None else fixed_threshold()
     if chosen is None:
         raise ValueError(f"no default threshold for distance {model.distance!r}: pass threshold=...")
     return chosen

@@ -13,7 +13,16 @@ from functools import lru_cache
 import ipywidgets as w
 
 from backbone.data.errors import DataError
-from backbone.explorer.render import FACE_PIXELS, RocPicture, caption_html, face_png, message_html, metrics_html, position_html, verdict_html
+from backbone.explorer.render import (
+    FACE_PIXELS,
+    RocPicture,
+    caption_html,
+    face_png,
+    message_html,
+    metrics_html,
+    position_html,
+    verdict_html,
+)
 from backbone.explorer.review import FILTERS, ORDERS
 from backbone.explorer.sources import ExplorerSource, ImageInput
 
@@ -40,21 +49,29 @@ class PairExplorer:
         self.source = source
         self.review = source.review
         low, high = self.review.score_range()
-        low, high = math.floor(min(low, self.review.threshold) * 100) / 100, math.ceil(max(high, self.review.threshold) * 100) / 100
+        low, high = (
+            math.floor(min(low, self.review.threshold) * 100) / 100,
+            math.ceil(max(high, self.review.threshold) * 100) / 100,
+        )
         self.title = w.HTML(f"<h3 style='margin:4px 0'>{html.escape(source.title)}</h3>")
         self.counts = _tagged(w.HTML(), "counts")
         self.filter = _tagged(w.Dropdown(options=FILTERS, value=self.review.filter, description="show"), "filter")
         self.order = _tagged(w.Dropdown(options=ORDERS, value=self.review.order, description="order"), "order")
         self.previous = _tagged(w.Button(description="previous", icon="arrow-left"), "previous")
         self.next = _tagged(w.Button(description="next", icon="arrow-right"), "next")
-        self.jump = _tagged(w.BoundedIntText(value=1, min=1, max=1, description="go to", layout=w.Layout(width="160px")), "jump")
+        self.jump = _tagged(
+            w.BoundedIntText(value=1, min=1, max=1, description="go to", layout=w.Layout(width="160px")), "jump"
+        )
         self.position = _tagged(w.HTML(), "position")
         self.threshold = _tagged(
             w.FloatSlider(value=self.review.threshold, min=low, max=high, step=0.001, readout_format=".3f",
                           description="threshold", continuous_update=True, layout=w.Layout(width="520px")),
             "threshold",
         )  # fmt: skip
-        self.attention = _tagged(w.Checkbox(value=False, description="attention overlay", disabled=not source.has_attention, indent=False), "attention")
+        self.attention = _tagged(
+            w.Checkbox(value=False, description="attention overlay", disabled=not source.has_attention, indent=False),
+            "attention",
+        )
         if not source.has_attention:
             self.attention.description = "attention overlay (needs a local-global checkpoint)"
         self.face_a, self.face_b = _face_image("face-a"), _face_image("face-b")
@@ -76,7 +93,9 @@ class PairExplorer:
 
         controls = w.HBox([self.filter, self.order, self.previous, self.next, self.jump])
         spaced = w.Layout(margin="0 12px 0 0")
-        faces = w.HBox([w.VBox([self.face_a, self.caption_a], layout=spaced), w.VBox([self.face_b, self.caption_b], layout=spaced)])
+        faces = w.HBox(
+            [w.VBox([self.face_a, self.caption_a], layout=spaced), w.VBox([self.face_b, self.caption_b], layout=spaced)]
+        )
         faces = w.VBox([faces, self.metrics])
         side = w.VBox([self.verdict, self.roc], layout=w.Layout(margin="0 0 0 18px"))
         self.widget = _tagged(
@@ -144,13 +163,18 @@ class VerifyPanel:
         self.upload_b = _tagged(w.FileUpload(accept="image/*", multiple=False, description="image B"), "upload-b")
         self.path_a = _tagged(w.Text(placeholder=hint, layout=w.Layout(width="360px")), "path-a")
         self.path_b = _tagged(w.Text(placeholder=hint, layout=w.Layout(width="360px")), "path-b")
-        self.button = _tagged(w.Button(description="verify", icon="check", button_style="primary", disabled=source.model is None), "verify")
+        self.button = _tagged(
+            w.Button(description="verify", icon="check", button_style="primary", disabled=source.model is None),
+            "verify",
+        )
         self.face_a, self.face_b = _face_image("verify-face-a"), _face_image("verify-face-b")
         _show(self.face_a, b"")
         _show(self.face_b, b"")
         self.result = _tagged(w.HTML(), "verify-result")
         if source.model is None:
-            self.result.value = message_html("verifying images needs a model: open a run that has best.ckpt, or pass a checkpoint", ok=False)
+            self.result.value = message_html(
+                "verifying images needs a model: open a run that has best.ckpt, or pass a checkpoint", ok=False
+            )
         self.button.on_click(lambda _: self.run())
         self.widget = w.VBox([
             w.HBox([self.upload_a, self.path_a]), w.HBox([self.upload_b, self.path_b]), self.button,
@@ -171,7 +195,9 @@ class VerifyPanel:
         _show(self.face_a, b"")
         _show(self.face_b, b"")
         try:
-            result = self.source.verify(self._input(self.upload_a, self.path_a, "A"), self._input(self.upload_b, self.path_b, "B"))
+            result = self.source.verify(
+                self._input(self.upload_a, self.path_a, "A"), self._input(self.upload_b, self.path_b, "B")
+            )
         except (DataError, ValueError) as exc:
             self.result.value = message_html(str(exc), ok=False)
             return

@@ -1,13 +1,13 @@
 """Models: backbones, the local-global attention network, the Siamese wrapper, checkpoints."""
 
-from backbone.models.attention import ATTENTIONS, attention_entropy
+from backbone.models.attention import ATTENTION, attention_entropy
 from backbone.models.backbones import Backbone, create_backbone
 from backbone.models.build import ModelConfig, build_model, load_model, save_model
 from backbone.models.local_global import LocalGlobalNet, LocalGlobalOutput
 from backbone.models.siamese import DISTANCES, PairHead, SiameseNet, pair_distance, pair_score
 
 __all__ = [
-    "ATTENTIONS",
+    "ATTENTION",
     "DISTANCES",
     "Backbone",
     "LocalGlobalNet",

@@ -10,6 +10,9 @@ so maps of different modules compare directly and the entropy regulariser is wel
   positions, attention-weighted pooling.
 * ``transformer``: one pre-norm transformer block (multi-head self-attention) over the feature
   map's tokens with a class token; the class token's attention over the tokens is the map.
+
+Each is registered by name in ``ATTENTION``; a new module is one class with
+``@ATTENTION.register("name")`` and a constructor taking the feature map's channel count.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-ATTENTIONS = ("cbam", "spatial", "transformer")
+from backbone.registry import Registry
+
+ATTENTION: Registry[type[nn.Module]] = Registry("attention")
 
 
 def _as_distribution(weights: torch.Tensor) -> torch.Tensor:
@@ -26,7 +31,16 @@ def _as_distribution(weights: torch.Tensor) -> torch.Tensor:
     return (flat / flat.sum(1, keepdim=True).clamp_min(1e-12)).view_as(weights)
 
 
+@ATTENTION.register("cbam")
 class CBAM(nn.Module):
+    """Channel then spatial attention (Woo et al., 2018).
+
+    Args:
+        channels: channels ``C`` of the feature map.
+        reduction: channel-MLP bottleneck ratio (at least 8 hidden units).
+        kernel_size: the spatial attention's convolution.
+    """
+
     def __init__(self, channels: int, reduction: int = 16, kernel_size: int = 7):
         super().__init__()
         hidden = max(channels // reduction, 8)
@@ -34,6 +48,7 @@ class CBAM(nn.Module):
         self.spatial = nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2)
 
     def forward(self, fmap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``fmap`` (B, C, h, w) -> local vector (B, C), attention (B, 1, h, w) summing to 1."""
         channel = torch.sigmoid(self.mlp(fmap.mean((2, 3))) + self.mlp(fmap.amax((2, 3))))
         fmap = fmap * channel[:, :, None, None]
         pooled = torch.cat([fmap.mean(1, keepdim=True), fmap.amax(1, keepdim=True)], 1)
@@ -41,18 +56,39 @@ class CBAM(nn.Module):
         return (fmap * spatial).mean((2, 3)), _as_distribution(spatial)
 
 
+@ATTENTION.register("spatial")
 class SpatialAttention(nn.Module):
+    """A small conv scores each position; softmax over positions; attention-weighted pooling.
+
+    Args:
+        channels: channels ``C`` of the feature map.
+        hidden: width of the scoring conv.
+    """
+
     def __init__(self, channels: int, hidden: int = 64):
         super().__init__()
-        self.score = nn.Sequential(nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, 1, 3, padding=1))
+        self.score = nn.Sequential(
+            nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, 1, 3, padding=1)
+        )
 
     def forward(self, fmap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``fmap`` (B, C, h, w) -> local vector (B, C), attention (B, 1, h, w) summing to 1."""
         b, _, h, w = fmap.shape
         attn = torch.softmax(self.score(fmap).flatten(1), dim=1).view(b, 1, h, w)
         return (fmap * attn).sum((2, 3)), attn
 
 
+@ATTENTION.register("transformer")
 class TransformerAttention(nn.Module):
+    """One pre-norm transformer block over the feature map's tokens plus a class token.
+
+    Args:
+        channels: channels ``C`` of the feature map (the token width).
+        heads: attention heads (lowered until it divides ``channels``).
+        mlp_ratio: hidden width of the MLP, as a multiple of ``channels``.
+        dropout: attention dropout.
+    """
+
     def __init__(self, channels: int, heads: int = 4, mlp_ratio: float = 2.0, dropout: float = 0.0):
         super().__init__()
         while channels % heads:
@@ -67,6 +103,7 @@ class TransformerAttention(nn.Module):
         nn.init.trunc_normal_(self.cls, std=0.02)
 
     def forward(self, fmap: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``fmap`` (B, C, h, w) -> class token (B, C), its attention over positions (B, 1, h, w)."""
         b, c, h, w = fmap.shape
         tokens = (fmap + self.position(fmap)).flatten(2).transpose(1, 2)
         x = torch.cat([self.cls.expand(b, -1, -1), tokens], 1)
@@ -79,13 +116,8 @@ class TransformerAttention(nn.Module):
 
 
 def create_attention(kind: str, channels: int) -> nn.Module:
-    if kind == "cbam":
-        return CBAM(channels)
-    if kind == "spatial":
-        return SpatialAttention(channels)
-    if kind == "transformer":
-        return TransformerAttention(channels)
-    raise ValueError(f"unknown attention {kind!r}; choose from {ATTENTIONS}")
+    """The attention module registered as ``kind``, for a feature map of ``channels`` channels."""
+    return ATTENTION.create(kind, channels)
 
 
 def upsample_attention(attn: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

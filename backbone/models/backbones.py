@@ -1,13 +1,17 @@
 """Backbones: an image trunk (images -> feature map) plus an embedding head (-> vector).
 
-``create_backbone`` knows three families:
+``create_backbone`` builds the backbones of our own, registered by name in ``BACKBONES`` (with
+their default input size), and lets every other name fall through to timm:
 
 * ``"small"``: :class:`~backbone.models.small.SmallResNet`, fit for CPU training (the default);
-* any timm model name (``"resnet18"``, ``"efficientnet_b0"``, ...); ``pretrained=True`` uses
-  timm's own download, which needs the internet;
 * ``"inception_resnet_v1"``: facenet-pytorch's InceptionResnetV1, with weights from a state-dict
   file (``weights="pretrained/20180402-114759-vggface2.pt"``); ``pretrained="vggface2"`` or
-  ``"casia-webface"`` uses facenet-pytorch's download instead (online only).
+  ``"casia-webface"`` uses facenet-pytorch's download instead (online only);
+* any timm model name (``"resnet18"``, ``"efficientnet_b0"``, ...); ``pretrained=True`` uses
+  timm's own download, which needs the internet.
+
+A new backbone is one function ``(embedding_dim, pretrained, weights, dropout) -> Backbone`` with
+``@BACKBONES.register("name", input_size=N)``.
 """
 
 from __future__ import annotations
@@ -19,8 +23,10 @@ from torch import nn
 
 from backbone.data.errors import existing
 from backbone.models.small import SmallResNet
+from backbone.registry import Registry
 
-DEFAULT_INPUT_SIZE = {"small": 112, "inception_resnet_v1": 160}
+BACKBONES: Registry = Registry("backbone")
+TIMM_INPUT_SIZE = 224  # timm names: their usual ImageNet size
 FACENET_PRETRAINED = ("vggface2", "casia-webface")
 
 
@@ -61,7 +67,9 @@ class _TimmTrunk(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fmap = self.model.forward_features(x)
         if fmap.ndim != 4:
-            raise ValueError(f"timm model {type(self.model).__name__} gives {fmap.ndim}-d features; a CNN feature map is needed")
+            raise ValueError(
+                f"timm model {type(self.model).__name__} gives {fmap.ndim}-d features; a CNN feature map is needed"
+            )
         return fmap
 
 
@@ -77,7 +85,9 @@ def _timm_backbone(name: str, embedding_dim: int, pretrained: bool, dropout: flo
             f"could not load timm's pretrained weights for {name!r} ({type(exc).__name__}: {exc}). "
             "Downloading needs the internet; offline, use pretrained=False"
         ) from exc
-    return Backbone(_TimmTrunk(model), model.num_features, EmbeddingHead(model.num_features, embedding_dim, dropout), name)
+    return Backbone(
+        _TimmTrunk(model), model.num_features, EmbeddingHead(model.num_features, embedding_dim, dropout), name
+    )
 
 
 def load_state_dict_file(model: nn.Module, path: str | Path, ignore: tuple[str, ...] = ()) -> None:
@@ -103,7 +113,11 @@ def load_state_dict_file(model: nn.Module, path: str | Path, ignore: tuple[str, 
     model.load_state_dict(state)
 
 
-def _inception_backbone(embedding_dim: int, pretrained: bool | str, weights: str | Path | None, dropout: float) -> Backbone:
+@BACKBONES.register("inception_resnet_v1", input_size=160)
+def inception_resnet_v1(
+    embedding_dim: int, pretrained: bool | str, weights: str | Path | None, dropout: float
+) -> Backbone:
+    """facenet-pytorch's InceptionResnetV1 (512-d, projected to ``embedding_dim`` when it differs)."""
     from facenet_pytorch import InceptionResnetV1
 
     if pretrained and pretrained not in FACENET_PRETRAINED:
@@ -129,6 +143,20 @@ def _inception_backbone(embedding_dim: int, pretrained: bool | str, weights: str
     return Backbone(trunk, 1792, nn.Sequential(*head), "inception_resnet_v1")
 
 
+@BACKBONES.register("small", input_size=112)
+def small(embedding_dim: int, pretrained: bool | str, weights: str | Path | None, dropout: float) -> Backbone:
+    """The small residual CNN for CPU training (no pretrained weights)."""
+    if pretrained or weights:
+        raise ValueError("the 'small' backbone has no pretrained weights")
+    trunk = SmallResNet()
+    return Backbone(trunk, trunk.out_channels, EmbeddingHead(trunk.out_channels, embedding_dim, dropout), "small")
+
+
+def default_input_size(name: str) -> int:
+    """The input side a backbone is built for: its registered size, else timm's usual 224."""
+    return BACKBONES.info(name).get("input_size", TIMM_INPUT_SIZE)
+
+
 def create_backbone(
     name: str = "small",
     embedding_dim: int = 128,
@@ -136,14 +164,9 @@ def create_backbone(
     weights: str | Path | None = None,
     dropout: float = 0.0,
 ) -> Backbone:
-    """Build a backbone by name (see the module docstring for the names)."""
-    if name == "small":
-        if pretrained or weights:
-            raise ValueError("the 'small' backbone has no pretrained weights")
-        trunk = SmallResNet()
-        return Backbone(trunk, trunk.out_channels, EmbeddingHead(trunk.out_channels, embedding_dim, dropout), name)
-    if name == "inception_resnet_v1":
-        return _inception_backbone(embedding_dim, pretrained, weights, dropout)
+    """Build a backbone by name: a registered one, else a timm model (see the module docstring)."""
+    if name in BACKBONES:
+        return BACKBONES.create(name, embedding_dim, pretrained, weights, dropout)
     if weights is not None:
         backbone = _timm_backbone(name, embedding_dim, False, dropout)
         load_state_dict_file(backbone.trunk.model, weights, ignore=("fc.", "classifier.", "head."))

@@ -10,9 +10,10 @@ import torch
 
 from backbone.atomic import atomic_path
 from backbone.data.errors import existing
-from backbone.models.backbones import DEFAULT_INPUT_SIZE, create_backbone
+from backbone.models.attention import ATTENTION
+from backbone.models.backbones import create_backbone, default_input_size
 from backbone.models.local_global import LocalGlobalNet
-from backbone.models.siamese import SiameseNet
+from backbone.models.siamese import DISTANCES, SiameseNet
 
 
 @dataclass
@@ -30,9 +31,14 @@ class ModelConfig:
     dropout: float = 0.0
     input_size: int | None = None  # None: the backbone's default (112 small, 160 inception, 224 timm)
 
+    def __post_init__(self) -> None:
+        if self.attention is not None:
+            ATTENTION.get(self.attention)  # an unknown name lists the registered ones
+        DISTANCES.get(self.distance)
+
     @property
     def image_size(self) -> int:
-        return self.input_size or DEFAULT_INPUT_SIZE.get(self.backbone, 224)
+        return self.input_size or default_input_size(self.backbone)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:

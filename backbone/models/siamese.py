@@ -13,27 +13,62 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-DISTANCES = ("cosine", "euclidean", "sqeuclidean", "l1")
+from backbone.registry import Registry
+
+
+class Distance:
+    """A distance between embeddings, row by row; its ``score`` is higher = more alike (minus
+    the distance unless a distance defines a similarity)."""
+
+    def distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """``a``, ``b`` (B, D) -> (B,)."""
+        raise NotImplementedError
+
+    def score(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """``a``, ``b`` (B, D) -> (B,), higher = more alike."""
+        return -self.distance(a, b)
+
+
+DISTANCES: Registry[type[Distance]] = Registry("distance")
+
+
+@DISTANCES.register("cosine")
+class Cosine(Distance):
+    """``1 - cos``; the score is the cosine similarity itself (the 0.6 threshold convention)."""
+
+    def distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return 1.0 - F.cosine_similarity(a, b, dim=1)
+
+    def score(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return F.cosine_similarity(a, b, dim=1)
+
+
+@DISTANCES.register("euclidean")
+class Euclidean(Distance):
+    def distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a - b).norm(dim=1)
+
+
+@DISTANCES.register("sqeuclidean")
+class SquaredEuclidean(Distance):
+    def distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a - b).pow(2).sum(1)
+
+
+@DISTANCES.register("l1")
+class L1(Distance):
+    def distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a - b).abs().sum(1)
 
 
 def pair_distance(a: torch.Tensor, b: torch.Tensor, kind: str = "cosine") -> torch.Tensor:
     """Row-wise distance between two batches of embeddings (cosine distance is 1 - cos)."""
-    if kind == "cosine":
-        return 1.0 - F.cosine_similarity(a, b, dim=1)
-    if kind == "euclidean":
-        return (a - b).norm(dim=1)
-    if kind == "sqeuclidean":
-        return (a - b).pow(2).sum(1)
-    if kind == "l1":
-        return (a - b).abs().sum(1)
-    raise ValueError(f"unknown distance {kind!r}; choose from {DISTANCES}")
+    return DISTANCES.create(kind).distance(a, b)
 
 
 def pair_score(a: torch.Tensor, b: torch.Tensor, kind: str = "cosine") -> torch.Tensor:
     """Similarity score, higher = more alike: cosine similarity, or minus the distance."""
-    if kind == "cosine":
-        return F.cosine_similarity(a, b, dim=1)
-    return -pair_distance(a, b, kind)
+    return DISTANCES.create(kind).score(a, b)
 
 
 class PairHead(nn.Module):
@@ -62,8 +97,7 @@ class SiameseNet(nn.Module):
 
     def __init__(self, net: nn.Module, embedding_dim: int, distance: str = "cosine", pair_head: bool = False):
         super().__init__()
-        if distance not in DISTANCES:
-            raise ValueError(f"unknown distance {distance!r}; choose from {DISTANCES}")
+        DISTANCES.get(distance)  # an unknown name lists the registered ones
         self.net, self.distance = net, distance
         self.embedding_dim = embedding_dim
         self.pair_head = PairHead(embedding_dim) if pair_head else None

@@ -1,4 +1,4 @@
-"""Training: the config, the per-regime objectives, the data they read, and the loop."""
+"""Training: the config, the regimes (what a batch is, its data and its loss), the optimisers, and the loop."""
 
 from backbone.training.config import TrainConfig
 from backbone.training.trainer import TrainingDiverged, TrainResult, train

@@ -6,8 +6,9 @@
 
 from __future__ import annotations
 
+import copy
 import json
-from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,21 @@ import yaml
 from backbone.atomic import atomic_write_text
 from backbone.data.align import AlignConfig
 from backbone.data.errors import existing
+from backbone.losses import BranchWeights
 from backbone.models.build import ModelConfig
+from backbone.training.optim import OPTIMISERS, SCHEDULERS
+from backbone.training.regimes import REGIMES
 
-REGIMES = ("contrastive", "triplet", "pair-bce", "arcface")
-OPTIMISERS = ("adam", "adamw", "sgd")
-SCHEDULERS = ("none", "plateau", "cosine", "step")
-PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed")
+# settings of earlier versions and their names now, so that older run folders and checkpoints load
+RENAMED = {
+    "freeze_backbone_epochs": "freeze_trunk_epochs",
+    "loss.weight_fused": "loss.branch.fused",
+    "loss.weight_global": "loss.branch.global_branch",
+    "loss.weight_local": "loss.branch.local_branch",
+    "loss.weight_attention": "loss.branch.attention",
+}
+PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed")  # Lightning Fabric's, with auto
+MONITORS = {"val_auc": "max", "val_accuracy": "max", "val_best_accuracy": "max", "val_eer": "min"}  # name: better
 
 
 @dataclass
@@ -45,15 +55,12 @@ class DataConfig:
 @dataclass
 class LossConfig:
     regime: str = "contrastive"
-    margin: float | None = None  # None: 1.0 contrastive, 0.2 triplet
+    margin: float | None = None  # None: the loss's own default (backbone.losses)
     mining: str = "batch-hard"
     m_per_class: int = 4  # images per identity per batch (triplet mining)
-    arcface_margin: float = 0.5  # radians
-    arcface_scale: float = 30.0
-    weight_fused: float = 1.0  # local-global network: see backbone.losses.branch_loss
-    weight_global: float = 0.6
-    weight_local: float = 0.4
-    weight_attention: float = 0.01
+    arcface_margin: float | None = None  # radians; None: ArcFaceLoss's default
+    arcface_scale: float | None = None  # None: ArcFaceLoss's default
+    branch: BranchWeights = field(default_factory=BranchWeights)  # local-global network: backbone.losses.branch_loss
 
 
 @dataclass
@@ -77,7 +84,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 64
     steps_per_epoch: int | None = None  # cap on batches per epoch (quick runs)
-    freeze_backbone_epochs: int = 0
+    freeze_trunk_epochs: int = 0  # the trunk (feature extractor) takes no gradient for the first N epochs
     early_stopping_patience: int | None = None  # epochs without a better monitored metric
     monitor: str = "val_auc"
     precision: str = "auto"  # mixed precision where the device supports it
@@ -90,16 +97,16 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         checks = [
-            ("loss.regime", self.loss.regime, REGIMES),
-            ("optim.name", self.optim.name, OPTIMISERS),
-            ("optim.scheduler", self.optim.scheduler, SCHEDULERS),
+            ("loss.regime", self.loss.regime, REGIMES.names()),
+            ("optim.name", self.optim.name, OPTIMISERS.names()),
+            ("optim.scheduler", self.optim.scheduler, SCHEDULERS.names()),
             ("precision", self.precision, PRECISIONS),
+            ("monitor", self.monitor, tuple(MONITORS)),
         ]
         for key, value, allowed in checks:
             if value not in allowed:
                 raise ValueError(f"{key} must be one of {allowed}, got {value!r}")
-        if self.loss.regime == "pair-bce" and not self.model.pair_head:
-            self.model = replace(self.model, pair_head=True)
+        self.model = REGIMES.get(self.loss.regime).configure_model(self.model)
 
     # ---- (de)serialisation
 
@@ -108,7 +115,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        return _build(cls, d, "")
+        """A config from its dict form; settings under an earlier name (``RENAMED``) are moved."""
+        return _build(cls, _renamed(d), "")
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
@@ -124,7 +132,11 @@ class TrainConfig:
 
     def save(self, path: str | Path) -> None:
         path = Path(path)
-        text = json.dumps(self.to_dict(), indent=2) + "\n" if path.suffix == ".json" else yaml.safe_dump(self.to_dict(), sort_keys=False)
+        text = (
+            json.dumps(self.to_dict(), indent=2) + "\n"
+            if path.suffix == ".json"
+            else yaml.safe_dump(self.to_dict(), sort_keys=False)
+        )
         atomic_write_text(path, text)
 
     def with_overrides(self, overrides: list[str]) -> TrainConfig:
@@ -134,6 +146,7 @@ class TrainConfig:
             if "=" not in item:
                 raise ValueError(f"override {item!r} must look like key=value (e.g. model.attention=cbam)")
             key, value = item.split("=", 1)
+            key = RENAMED.get(key, key)
             node = d
             parts = key.split(".")
             for part in parts[:-1]:
@@ -144,6 +157,27 @@ class TrainConfig:
                 raise ValueError(f"unknown setting {key!r}")
             node[parts[-1]] = yaml.safe_load(value)
         return TrainConfig.from_dict(d)
+
+
+def _renamed(d: Any) -> Any:
+    """``d`` with the settings of ``RENAMED`` under their current names (a copy; ``d`` is kept)."""
+    if not isinstance(d, dict):
+        return d
+    d = copy.deepcopy(d)
+    for old, new in RENAMED.items():
+        *path, leaf = old.split(".")
+        node = d
+        for part in path:
+            node = node.get(part) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or leaf not in node:
+            continue
+        value = node.pop(leaf)
+        *path, leaf = new.split(".")
+        node = d
+        for part in path:
+            node = node.setdefault(part, {})
+        node.setdefault(leaf, value)
+    return d
 
 
 def _build(cls, d: Any, where: str):

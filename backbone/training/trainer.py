@@ -1,17 +1,19 @@
-"""The training loop: one function, readable top to bottom.
+"""The training loop, read top to bottom in short functions, as Lightning Fabric's example trainer.
 
-``train(config)`` builds the data, model, objective, optimiser and scheduler; runs the epochs with a
+``train(config)`` builds the data, model, regime, optimiser and scheduler; runs the epochs with a
 progress bar; validates on the validation pairs every epoch; writes ``history.json``, TensorBoard
-scalars, ``last.ckpt`` and ``best.ckpt`` (atomically); stops early when the monitored metric stops
-improving; resumes exactly from ``last.ckpt``; and finally evaluates the best checkpoint on the test
-pairs into ``metrics.json`` and ``test_scores.tsv``.
+scalars (Fabric's logger), ``last.ckpt`` and ``best.ckpt`` (``fabric.save``, atomically); stops
+early when the monitored metric stops improving; resumes exactly from ``last.ckpt``; and finally
+evaluates the best checkpoint on the test pairs into ``metrics.json`` and ``test_scores.tsv``.
 
-Devices go through Lightning Fabric: the CPU here, a GPU when one is present, and several GPUs with
-the same code under ``torchrun --nproc_per_node=N -m backbone train --config ...``.
+Fabric does the plumbing: devices (the CPU here, a GPU when one is present, several under
+``torchrun --nproc_per_node=N -m backbone train --config ...``), precision, seeding, checkpoint
+files and logging.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import shutil
 import time
@@ -21,20 +23,19 @@ from pathlib import Path
 import numpy as np
 import torch
 from lightning_fabric import Fabric
-from torch.utils.tensorboard import SummaryWriter
+from lightning_fabric.loggers import TensorBoardLogger
 from tqdm.auto import tqdm
 
 from backbone.atomic import atomic_path, atomic_write_json
 from backbone.evaluation import evaluate_pairs
 from backbone.metrics import summary_row
 from backbone.models.build import build_model
-from backbone.scores import write_scores
 from backbone.paths import project_path
-from backbone.training.config import TrainConfig
-from backbone.training.data import EvalSet, build_training_data, check_inputs
-from backbone.training.objectives import create_objective
-
-MONITORS = {"val_auc": "max", "val_accuracy": "max", "val_best_accuracy": "max", "val_eer": "min"}
+from backbone.scores import write_scores
+from backbone.training.config import MONITORS, TrainConfig
+from backbone.training.data import EvalSet, TrainingData, build_training_data, check_inputs
+from backbone.training.optim import create_optimizer, create_scheduler
+from backbone.training.regimes import REGIMES, Regime
 
 
 class TrainingDiverged(RuntimeError):
@@ -52,6 +53,27 @@ class TrainResult:
     test_metrics: dict | None = None
 
 
+@dataclass
+class Progress:
+    """Where a run stands: saved in every checkpoint, restored on resume."""
+
+    epoch: int = 0
+    history: list[dict] = field(default_factory=list)
+    best: float | None = None
+    best_epoch: int | None = None
+    bad_epochs: int = 0
+
+    def update(self, value: float | None, mode: str) -> bool:
+        """Count the epoch just run; whether ``value`` of the monitored metric is the best yet."""
+        improved = value is None or self.best is None or (value > self.best if mode == "max" else value < self.best)
+        if improved:
+            self.best, self.best_epoch, self.bad_epochs = value, self.epoch + 1, 0
+        else:
+            self.bad_epochs += 1
+        self.epoch += 1
+        return improved
+
+
 def resolve_precision(precision: str, accelerator: str) -> str:
     """``auto``: bf16 or fp16 mixed precision on a GPU that supports it, full precision on the CPU."""
     if precision != "auto":
@@ -61,10 +83,9 @@ def resolve_precision(precision: str, accelerator: str) -> str:
     return "32-true"
 
 
-def seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
+def epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    """The seed of one epoch on one process, so a resumed run draws the same batches."""
+    return (seed * 1_000_003 + epoch * 7919 + rank) % 2**32
 
 
 def rng_state() -> dict:
@@ -82,23 +103,11 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def make_optimizer(params, cfg) -> torch.optim.Optimizer:
-    params = [p for p in params if p.requires_grad]
-    if cfg.name == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=True)
-    if cfg.name == "adam":
-        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-
-def make_scheduler(optimizer: torch.optim.Optimizer, cfg, epochs: int, mode: str):
-    if cfg.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
-    if cfg.scheduler == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.gamma)
-    if cfg.scheduler == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, factor=cfg.gamma, patience=cfg.plateau_patience)
-    return None
+def _comparable(d: dict) -> dict:
+    """A config without what may change between a run and its resumption."""
+    d = {k: v for k, v in d.items() if k not in ("epochs", "early_stopping_patience")}
+    d["data"] = {k: v for k, v in d["data"].items() if k not in ("workers", "preload")}
+    return d
 
 
 def validate(model, val: EvalSet, transform) -> dict:
@@ -112,161 +121,190 @@ def validate(model, val: EvalSet, transform) -> dict:
     }
 
 
+def save_checkpoint(fabric: Fabric, path: Path, state: dict) -> None:
+    """``fabric.save`` beside ``path``, then one rename: a kill never leaves a half-written checkpoint."""
+    partial = path.with_name(f".{path.name}.partial")
+    fabric.save(partial, state)
+    if fabric.is_global_zero:
+        with open(partial, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(partial, path)
+    fabric.barrier()
+
+
 def _images_in(batch) -> int:
     return sum(len(x) for x in batch if torch.is_tensor(x) and x.ndim == 4)
 
 
-def _comparable(d: dict) -> dict:
-    """A config without what may change between a run and its resumption."""
-    d = {k: v for k, v in d.items() if k not in ("epochs", "early_stopping_patience")}
-    d["data"] = {k: v for k, v in d["data"].items() if k not in ("workers", "preload")}
-    return d
+def train_epoch(fabric: Fabric, cfg: TrainConfig, model, objective, optimizer, loader, data: TrainingData, epoch: int,
+                last_path: Path, progress: bool) -> dict:  # fmt: skip
+    """One epoch of ``steps_per_epoch`` batches (all by default); the epoch's loss and speed."""
+    fabric.seed_everything(epoch_seed(cfg.seed, epoch, fabric.global_rank), workers=False, verbose=False)
+    data.generator.manual_seed(cfg.seed * 1_000_003 + epoch)  # the same batches after a resume
+    if hasattr(loader.sampler, "set_epoch"):
+        loader.sampler.set_epoch(epoch)
+    trunk = model.net.trunk
+    frozen = epoch < cfg.freeze_trunk_epochs
+    for p in trunk.parameters():
+        p.requires_grad_(not frozen)
+    objective.train()
+    if frozen:
+        trunk.eval()  # keep the batch-norm statistics of the frozen trunk too
+    steps = min(len(loader), cfg.steps_per_epoch or len(loader))
+    total_loss, seen, images, start = 0.0, 0, 0, time.perf_counter()
+    show = progress and fabric.is_global_zero
+    bar = tqdm(loader, total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=not show, leave=False)
+    for step, batch in enumerate(bar):
+        if step >= steps:
+            break
+        loss = objective(*batch)
+        if not torch.isfinite(loss):
+            kept = (
+                f"the last good checkpoint {last_path} is kept"
+                if last_path.is_file()
+                else "no checkpoint was written yet"
+            )
+            raise TrainingDiverged(
+                f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; {kept}. Lower optim.lr or set optim.grad_clip"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        fabric.backward(loss)
+        if cfg.optim.grad_clip:
+            fabric.clip_gradients(objective, optimizer, max_norm=cfg.optim.grad_clip)
+        optimizer.step()
+        total_loss += loss.item() * len(batch[0])
+        seen += len(batch[0])
+        images += _images_in(batch)
+        bar.set_postfix(loss=f"{total_loss / seen:.4f}")
+    seconds = time.perf_counter() - start
+    return {
+        "epoch": epoch + 1,
+        "train_loss": total_loss / max(seen, 1),
+        "lr": optimizer.param_groups[0]["lr"],
+        "images_per_s": images * fabric.world_size / seconds,
+        "train_seconds": seconds,
+        "frozen_backbone": frozen,
+    }
+
+
+def step_scheduler(scheduler, value: float | None) -> None:
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        if value is not None:
+            scheduler.step(value)
+    elif scheduler is not None:
+        scheduler.step()
+
+
+def log_epoch(fabric: Fabric, out: Path, cfg: TrainConfig, record: dict, history: list[dict]) -> None:
+    """``history.json``, TensorBoard scalars and a one-line summary (process 0)."""
+    fabric.log_dict(
+        {k: v for k, v in record.items() if isinstance(v, int | float) and k != "epoch"}, step=record["epoch"]
+    )
+    if fabric.is_global_zero:
+        atomic_write_json(out / "history.json", history)
+        for logger in fabric.loggers:
+            logger.experiment.flush()
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k.startswith("val_"))
+    fabric.print(
+        f"epoch {record['epoch']}/{cfg.epochs}: loss {record['train_loss']:.4f}{', ' + shown if shown else ''}, "
+        f"{record['images_per_s']:.0f} img/s"
+    )
+
+
+def test_best(
+    fabric: Fabric, model, out: Path, data: TrainingData, best_epoch: int | None, progress: bool
+) -> dict | None:
+    """The best checkpoint on the test pairs: ``metrics.json`` and ``test_scores.tsv`` (process 0)."""
+    best_path = out / "best.ckpt"
+    if data.test is None or not fabric.is_global_zero or not best_path.is_file():
+        return None
+    model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=False)["model"])  # process 0 only
+    ev = evaluate_pairs(model, data.test.pairs, data.test.faces, data.eval_transform, progress=progress)
+    metrics = {**ev.metrics, "checkpoint": str(best_path), "epoch": best_epoch, "summary": summary_row(ev.metrics)}
+    atomic_write_json(out / "metrics.json", metrics)
+    write_scores(out / "test_scores.tsv", data.test.pairs, ev.scores)
+    return metrics
 
 
 def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> TrainResult:
     cfg = config
     check_inputs(cfg)
-    if cfg.monitor not in MONITORS:
-        raise ValueError(f"monitor must be one of {sorted(MONITORS)}, got {cfg.monitor!r}")
     mode = MONITORS[cfg.monitor]
-    fabric = Fabric(accelerator=cfg.accelerator, devices=cfg.devices, precision=resolve_precision(cfg.precision, cfg.accelerator))
-    fabric.launch()
-    rank0 = fabric.is_global_zero
     out = project_path(cfg.out_dir)
     last_path, best_path = out / "last.ckpt", out / "best.ckpt"
+    logger = TensorBoardLogger(root_dir=str(out), name="tensorboard", version="")
+    precision = resolve_precision(cfg.precision, cfg.accelerator)
+    fabric = Fabric(accelerator=cfg.accelerator, devices=cfg.devices, precision=precision, loggers=logger)
+    fabric.launch()
+    rank0 = fabric.is_global_zero
 
-    prior = torch.load(last_path, map_location="cpu", weights_only=False) if resume and last_path.is_file() else None
-    if prior is not None and _comparable(prior["train_config"]) != _comparable(cfg.to_dict()):
+    prior = fabric.load(last_path, weights_only=False) if resume and last_path.is_file() else None
+    if prior is not None and _comparable(TrainConfig.from_dict(prior["train_config"]).to_dict()) != _comparable(
+        cfg.to_dict()
+    ):
         raise ValueError(f"{out} holds a run with another configuration; use another out_dir or remove it (--fresh)")
 
-    # ---- model, data, objective, optimiser (the initial weights depend on the seed alone)
-    seed_all(cfg.seed)
+    # ---- model, data, regime, optimiser (the initial weights depend on the seed alone)
+    fabric.seed_everything(
+        cfg.seed, workers=False, verbose=False
+    )  # workers=False: loader workers draw from the loader generator, as before
     model = build_model(cfg.model)
     data = build_training_data(cfg, progress=progress and rank0)
-    objective = create_objective(model, cfg.loss, data.num_classes)
-    optimizer = make_optimizer(objective.parameters(), cfg.optim)
-    scheduler = make_scheduler(optimizer, cfg.optim, cfg.epochs, mode)
-    epoch, history, best, best_epoch, bad_epochs = 0, [], None, None, 0
+    objective: Regime = REGIMES.create(cfg.loss.regime, model, cfg.loss, data.num_classes)
+    optimizer = create_optimizer(objective.parameters(), cfg.optim)
+    scheduler = create_scheduler(optimizer, cfg.optim, cfg.epochs, mode)
+    run = Progress()
+    extra_keys = [k for k in objective.state_dict() if not k.startswith("model.")]  # e.g. ArcFace centres
     if prior is not None:
         model.load_state_dict(prior["model"])
         objective.load_state_dict(prior["objective_extra"], strict=False)
         optimizer.load_state_dict(prior["optimizer"])
         if scheduler is not None and prior["scheduler"] is not None:
             scheduler.load_state_dict(prior["scheduler"])
-        epoch, history = prior["epoch"], prior["history"]
-        best, best_epoch, bad_epochs = prior["best"], prior["best_epoch"], prior["bad_epochs"]
+        run = Progress(prior["epoch"], prior["history"], prior["best"], prior["best_epoch"], prior["bad_epochs"])
         set_rng_state(prior["rng"])
-        fabric.print(f"resuming {out} after epoch {epoch}")
+        fabric.print(f"resuming {out} after epoch {run.epoch}")
     if rank0:
         out.mkdir(parents=True, exist_ok=True)
         cfg.save(out / "config.yaml")
-    trunk = model.net.trunk
-    extra_keys = [k for k in objective.state_dict() if not k.startswith("model.")]  # e.g. ArcFace centres
     raw_objective = objective
     objective, optimizer = fabric.setup(objective, optimizer)
     loader = fabric.setup_dataloaders(data.loader, use_distributed_sampler=fabric.world_size > 1)
-    writer = SummaryWriter(str(out / "tensorboard")) if rank0 else None
-    steps = min(len(loader), cfg.steps_per_epoch or len(loader))
     stopped_early = False
 
     # ---- epochs
-    while epoch < cfg.epochs:
-        seed_all(cfg.seed * 1_000_003 + epoch * 7919 + fabric.global_rank)  # same batches after a resume
-        data.generator.manual_seed(cfg.seed * 1_000_003 + epoch)
-        if hasattr(loader.sampler, "set_epoch"):
-            loader.sampler.set_epoch(epoch)
-        frozen = epoch < cfg.freeze_backbone_epochs
-        for p in trunk.parameters():
-            p.requires_grad_(not frozen)
-        objective.train()
-        if frozen:
-            trunk.eval()  # keep the batch-norm statistics of the frozen trunk too
-        total_loss, seen, images, start = 0.0, 0, 0, time.perf_counter()
-        bar = tqdm(loader, total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=not (progress and rank0), leave=False)
-        for step, batch in enumerate(bar):
-            if step >= steps:
-                break
-            loss = objective(*batch)
-            if not torch.isfinite(loss):
-                kept = f"the last good checkpoint {last_path} is kept" if last_path.is_file() else "no checkpoint was written yet"
-                raise TrainingDiverged(f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; {kept}. Lower optim.lr or set optim.grad_clip")
-            optimizer.zero_grad(set_to_none=True)
-            fabric.backward(loss)
-            if cfg.optim.grad_clip:
-                fabric.clip_gradients(objective, optimizer, max_norm=cfg.optim.grad_clip)
-            optimizer.step()
-            total_loss += loss.item() * len(batch[0])
-            seen += len(batch[0])
-            images += _images_in(batch)
-            bar.set_postfix(loss=f"{total_loss / seen:.4f}")
-        train_seconds = time.perf_counter() - start
-
+    while run.epoch < cfg.epochs:
+        record = train_epoch(fabric, cfg, model, objective, optimizer, loader, data, run.epoch, last_path, progress)
         metrics = validate(model, data.val, data.eval_transform) if data.val is not None and rank0 else {}
         value = fabric.broadcast(metrics.get(cfg.monitor), src=0)
-        lr = optimizer.param_groups[0]["lr"]
-        if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-            if value is not None:
-                scheduler.step(value)
-        elif scheduler is not None:
-            scheduler.step()
-        record = {
-            "epoch": epoch + 1,
-            "train_loss": total_loss / max(seen, 1),
-            **metrics,
-            "lr": lr,
-            "images_per_s": images * fabric.world_size / train_seconds,
-            "train_seconds": train_seconds,
-            "frozen_backbone": frozen,
-        }
-        history.append(record)
-        improved = value is None or best is None or (value > best if mode == "max" else value < best)
-        if improved:
-            best, best_epoch, bad_epochs = value, epoch + 1, 0
-        else:
-            bad_epochs += 1
-        epoch += 1
-
+        step_scheduler(scheduler, value)
+        record = {**record, **metrics}
+        run.history.append(record)
+        improved = run.update(value, mode)
         state = {
             "model_config": cfg.to_dict()["model"],
             "train_config": cfg.to_dict(),
-            "model": model.state_dict(),
+            "model": model,
             "objective_extra": {k: v for k, v in raw_objective.state_dict().items() if k in extra_keys},
-            "optimizer": optimizer.state_dict(),
+            "optimizer": optimizer,
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "epoch": epoch,
-            "history": history,
-            "best": best,
-            "best_epoch": best_epoch,
-            "bad_epochs": bad_epochs,
+            **vars(run),
             "rng": rng_state(),
         }
-        if rank0:
-            with atomic_path(last_path) as tmp:
-                torch.save(state, tmp)
-            if improved:
-                with atomic_path(best_path) as tmp:
-                    shutil.copyfile(last_path, tmp)
-            atomic_write_json(out / "history.json", history)
-            for key, v in record.items():
-                if isinstance(v, (int, float)) and key != "epoch":
-                    writer.add_scalar(key, v, epoch)
-            writer.flush()
-            shown = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k.startswith("val_"))
-            fabric.print(f"epoch {epoch}/{cfg.epochs}: loss {record['train_loss']:.4f}{', ' + shown if shown else ''}, {record['images_per_s']:.0f} img/s")
+        save_checkpoint(fabric, last_path, state)
+        if improved and rank0:
+            with atomic_path(best_path) as tmp:
+                shutil.copyfile(last_path, tmp)
+        log_epoch(fabric, out, cfg, record, run.history)
         fabric.barrier()
-        if cfg.early_stopping_patience and bad_epochs >= cfg.early_stopping_patience:
+        if cfg.early_stopping_patience and run.bad_epochs >= cfg.early_stopping_patience:
             stopped_early = True
-            fabric.print(f"early stop: {cfg.monitor} has not improved for {bad_epochs} epochs (best {best} at epoch {best_epoch})")
+            fabric.print(
+                f"early stop: {cfg.monitor} has not improved for {run.bad_epochs} epochs "
+                f"(best {run.best} at epoch {run.best_epoch})"
+            )
             break
-    if writer is not None:
-        writer.close()
+    logger.finalize("success")
 
-    # ---- the best checkpoint on the test pairs
-    test_metrics = None
-    if data.test is not None and rank0 and best_path.is_file():
-        model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=False)["model"])
-        ev = evaluate_pairs(model, data.test.pairs, data.test.faces, data.eval_transform, progress=progress)
-        test_metrics = {**ev.metrics, "checkpoint": str(best_path), "epoch": best_epoch, "summary": summary_row(ev.metrics)}
-        atomic_write_json(out / "metrics.json", test_metrics)
-        write_scores(out / "test_scores.tsv", data.test.pairs, ev.scores)
-    return TrainResult(out, epoch, best_epoch, best, stopped_early, history, test_metrics)
+    test_metrics = test_best(fabric, model, out, data, run.best_epoch, progress)
+    return TrainResult(out, run.epoch, run.best_epoch, run.best, stopped_early, run.history, test_metrics)

@@ -1,0 +1,66 @@
+"""One training experiment as notebooks 02 and 03 run it: its config from the notebook's
+parameters, the training, the test summary and the figures. The two notebooks share all of it
+and differ only in their loss's own parameters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+from backbone.experiments.analysis import training_report
+from backbone.experiments.configs import experiment_config
+from backbone.metrics import summary_row
+from backbone.training import TrainConfig, TrainResult, train
+
+
+@dataclass
+class TrainingExperiment:
+    """A training run of the workbook: ``config`` and, once trained, its ``result``."""
+
+    config: TrainConfig
+    result: TrainResult | None = None
+
+    @classmethod
+    def from_parameters(
+        cls,
+        out_dir: str | Path,
+        config_file: str | Path | None = None,
+        regime: str = "contrastive",
+        attention: str | None = None,
+        epochs: int = 4,
+        budget_images: int | None = None,
+        seed: int = 0,
+        overrides: Sequence[str] = (),
+    ) -> TrainingExperiment:
+        """The experiment a notebook's parameters describe (see ``experiment_config``); its inputs
+        must exist, so a notebook stops at this first cell saying what makes a missing one."""
+        return cls(experiment_config(out_dir, config_file, regime, attention, epochs, budget_images, seed, overrides))
+
+    def __str__(self) -> str:
+        c = self.config
+        return (
+            f"{c.name}: {c.model.backbone} ({c.model.attention or 'global only'}), {c.loss.regime}, "
+            f"{c.epochs} epochs of {c.steps_per_epoch or 'all'} steps"
+        )
+
+    def train(self) -> TrainResult:
+        """Train (an interrupted run resumes from ``last.ckpt``), then test the best checkpoint."""
+        self.result = train(self.config)
+        r = self.result
+        best = f"{r.best_metric:.4f}" if r.best_metric is not None else "n/a"
+        print(f"best validation {self.config.monitor} {best} at epoch {r.best_epoch}")
+        return r
+
+    def print_test_summary(self) -> None:
+        """The best checkpoint's metrics on the test pairs."""
+        if self.result is None or not self.result.test_metrics:
+            raise ValueError(f"{self.config.name} has no test metrics: train it first (with data.test_pairs set)")
+        for key, value in summary_row(self.result.test_metrics).items():
+            print(f"{key:18s} {value:.4f}")
+
+    def figures(self) -> dict[str, Figure]:
+        """Loss and AUC per epoch, ROC, F1 vs threshold and score histograms (saved under the run)."""
+        return training_report(self.config.out_dir)

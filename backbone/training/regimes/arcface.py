@@ -1,0 +1,44 @@
+"""The ArcFace regime: identity classification with an additive angular margin."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from backbone.losses import ArcFaceLoss, branch_loss, given
+from backbone.models.siamese import SiameseNet
+from backbone.training.regimes.base import REGIMES, Regime, TrainingInputs, TrainingSet
+
+
+@REGIMES.register("arcface")
+class ArcFace(Regime):
+    """Batches ``(images (B, 3, H, W), identity labels (B,))`` drawn at random from every image of
+    the training identities. Class centres live here, one set per embedding space
+    (``loss.arcface_margin`` in radians, ``loss.arcface_scale``)."""
+
+    name = "arcface"
+
+    def __init__(self, model: SiameseNet, cfg, num_classes: int = 0):
+        super().__init__(model, cfg, num_classes)
+
+        def head(dim: int) -> ArcFaceLoss:
+            return ArcFaceLoss(num_classes, dim, **given(margin=cfg.arcface_margin, scale=cfg.arcface_scale))
+
+        self.heads = nn.ModuleDict({"embedding": head(model.embedding_dim)})
+        if self.local_global:
+            branch = model.net.branch_dim
+            self.heads.update({"global_embedding": head(branch), "local_embedding": head(branch)})
+
+    @classmethod
+    def images_per_batch(cls, cfg) -> int:
+        return cfg.batch_size
+
+    @classmethod
+    def training_set(cls, inputs: TrainingInputs) -> TrainingSet:
+        dataset = inputs.identities()
+        return TrainingSet(dataset, inputs.shuffled(dataset), len(dataset.classes))
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        if self.local_global:
+            return branch_loss(dict(self.heads), [self.model.net.forward_all(x)], labels, weights=self.weights)
+        return self.heads["embedding"](self.model.net(x), labels)
