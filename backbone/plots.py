@@ -14,8 +14,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from backbone.atomic import atomic_path
+from backbone.evaluation.metrics import reported_threshold
 from backbone.labels import SAME
-from backbone.metrics import reported_threshold
 from backbone.paths import project_path
 
 COLOURS = plt.get_cmap("tab10").colors

@@ -25,11 +25,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from backbone.data import load_index, load_rgb
-from backbone.data.align import AlignConfig, FaceAligner, center_crop
-from backbone.data.cache import CachedFaces, FaceCache, align_index
-from backbone.data.datasets import FaceDataset
-from backbone.data.samplers import balanced_sampler
-from backbone.data.transforms import train_transform
+from backbone.data.faces.align import AlignConfig, FaceAligner, center_crop
+from backbone.data.faces.cache import CachedFaces, FaceCache, align_index
+from backbone.data.faces.datasets import FaceDataset
+from backbone.data.faces.samplers import balanced_sampler
+from backbone.data.faces.transforms import train_transform
 from backbone.losses import TripletLoss
 from backbone.models import ModelConfig, build_model
 

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from backbone.data import Pair, load_index
-from backbone.data.align import AlignConfig
-from backbone.data.cache import open_faces
-from backbone.data.transforms import eval_transform
-from backbone.evaluation import evaluate_pairs
+from backbone.data.faces.align import AlignConfig
+from backbone.data.faces.cache import open_faces
+from backbone.data.faces.transforms import eval_transform
+from backbone.evaluation.embeddings import evaluate_pairs
 from backbone.labels import DIFFERENT, SAME
 from backbone.models import ModelConfig, build_model
 

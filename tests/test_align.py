@@ -3,7 +3,7 @@ import pytest
 from PIL import Image
 
 from backbone.data import load_index, load_rgb
-from backbone.data.align import AlignConfig, FaceAligner, center_crop
+from backbone.data.faces.align import AlignConfig, FaceAligner, center_crop
 
 
 def test_config_key_is_stable_and_tracks_every_parameter():

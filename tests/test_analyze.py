@@ -3,9 +3,9 @@ import json
 import numpy as np
 from PIL import Image
 
-from backbone.data.analyze import analyze_dataset, pixel_baseline
-from backbone.data.folders import read_identity_folders
-from backbone.data.ndtwin import read_twin_folders
+from backbone.data.checks.analyze import analyze_dataset, pixel_baseline
+from backbone.data.layouts.folders import read_identity_folders
+from backbone.data.layouts.ndtwin import read_twin_folders
 
 
 def test_counts_distribution_sizes_and_modes(folders):

@@ -7,8 +7,8 @@ import torch
 from PIL import Image
 
 from backbone.data import DataError, load_index
-from backbone.data.align import FACE, FALLBACK, NO_FACE, AlignConfig
-from backbone.data.cache import CachedFaces, FaceCache, NoFaceError, align_index, alignment_status
+from backbone.data.faces.align import FACE, FALLBACK, NO_FACE, AlignConfig
+from backbone.data.faces.cache import CachedFaces, FaceCache, NoFaceError, align_index, alignment_status
 
 CROP = AlignConfig(size=32, detector="none")
 

@@ -1,7 +1,7 @@
 import pytest
 
-from backbone.data.celeba import read_celeba
 from backbone.data.errors import DataError
+from backbone.data.layouts.celeba import read_celeba
 
 from conftest import write_image
 

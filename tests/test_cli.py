@@ -117,7 +117,7 @@ def test_train_evaluate_verify_from_the_command_line(tiny_synth, tmp_path, capsy
     )
     out = capsys.readouterr().out
     assert "auc" in out and (tmp_path / "run" / "metrics_p.json").is_file()
-    from backbone.scores import read_scores
+    from backbone.evaluation.scores import read_scores
 
     scored = read_scores(tmp_path / "run" / "scores_p.tsv")  # what the pair explorer opens
     metrics = json.loads((tmp_path / "run" / "metrics_p.json").read_text())

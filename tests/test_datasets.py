@@ -2,8 +2,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from backbone.data import generate_pairs, generate_triplets, load_index
-from backbone.data.datasets import FaceDataset, PairDataset, TripletDataset
-from backbone.data.transforms import eval_transform
+from backbone.data.faces.datasets import FaceDataset, PairDataset, TripletDataset
+from backbone.data.faces.transforms import eval_transform
 from backbone.labels import SAME
 
 

@@ -4,8 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from backbone.data import generate_pairs, load_index
-from backbone.data.transforms import eval_transform
-from backbone.evaluation import EmbeddingStore, default_threshold, evaluate_pairs
+from backbone.data.faces.transforms import eval_transform
+from backbone.evaluation.embeddings import EmbeddingStore, default_threshold, evaluate_pairs
 from backbone.models import ModelConfig, build_model
 
 

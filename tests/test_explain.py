@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from backbone.data import generate_pairs, load_index
-from backbone.explain import attention_maps, faces_and_maps, twin_examples
+from backbone.evaluation.explain import attention_maps, faces_and_maps, twin_examples
 from backbone.models import ModelConfig, build_model
 
 

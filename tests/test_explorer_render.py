@@ -5,7 +5,8 @@ import io
 import numpy as np
 from PIL import Image
 
-from backbone.data.pairs import Pair
+from backbone.data.lists.pairs import Pair
+from backbone.evaluation.metrics import confusion_at
 from backbone.explorer.render import (
     BAD,
     FACE_PIXELS,
@@ -19,7 +20,6 @@ from backbone.explorer.render import (
 )
 from backbone.explorer.review import PairView
 from backbone.labels import DIFFERENT, SAME
-from backbone.metrics import confusion_at
 
 
 def decode(png: bytes) -> np.ndarray:

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from backbone.data.pairs import Pair
+from backbone.data.lists.pairs import Pair
+from backbone.evaluation.metrics import confusion_at
+from backbone.evaluation.scores import ScoredPairs
 from backbone.explorer.review import FILTERS, PairReview
 from backbone.labels import DIFFERENT, SAME
-from backbone.metrics import confusion_at
-from backbone.scores import ScoredPairs
 
 # index: label, twins, score   (threshold 0.5)
 ROWS = [

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from backbone.data.align import AlignConfig
-from backbone.data.cache import NoFaceError
 from backbone.data.errors import DataError, ImageReadError
+from backbone.data.faces.align import AlignConfig
+from backbone.data.faces.cache import NoFaceError
+from backbone.evaluation.scores import read_scores
 from backbone.explorer import open_checkpoint, open_run, open_scores, open_source
 from backbone.labels import SAME
-from backbone.scores import read_scores
 
 
 def png_bytes(path) -> bytes:
@@ -103,8 +103,8 @@ def test_verify_errors_name_the_file(tiny_run, tmp_path):
 
 
 def test_lfw_scores_name_images_under_the_deep_funneled_folder(lfw_root, tmp_path):
-    from backbone.data.pairs import read_pairs
-    from backbone.scores import write_scores
+    from backbone.data.lists.pairs import read_pairs
+    from backbone.evaluation.scores import write_scores
 
     pairs = read_pairs(lfw_root / "pairsDevTest.txt")[:3] + read_pairs(lfw_root / "pairsDevTest.txt")[-3:]
     write_scores(tmp_path / "s.tsv", pairs, [0.9, 0.8, 0.7, 0.3, 0.2, 0.1])

@@ -1,7 +1,7 @@
 import pytest
 
 from backbone.data.errors import DataError
-from backbone.data.folders import read_identity_folders
+from backbone.data.layouts.folders import read_identity_folders
 
 from conftest import write_image
 

@@ -1,7 +1,7 @@
 import pytest
 
 import backbone
-from backbone.data.pairs import Pair
+from backbone.data.lists.pairs import Pair
 from backbone.labels import DIFFERENT, SAME
 
 

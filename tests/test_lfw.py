@@ -1,7 +1,7 @@
 import pytest
 
 from backbone.data.errors import DataError
-from backbone.data.lfw import (
+from backbone.data.layouts.lfw import (
     format_lfw_pairs,
     lfw_image_path,
     parse_lfw_image_path,
@@ -9,7 +9,7 @@ from backbone.data.lfw import (
     read_lfw_pairs,
     read_lfw_people,
 )
-from backbone.data.pairs import Pair, read_pairs
+from backbone.data.lists.pairs import Pair, read_pairs
 from backbone.labels import DIFFERENT, SAME
 
 VIEW1 = "2\nAnn\t1\t2\nBob\t1\t3\nAnn\t1\tBob\t2\nBob\t3\tCid\t1\n"

@@ -1,6 +1,6 @@
 import json
 
-from backbone.data.load import detect_kind, load_index
+from backbone.data.layouts.load import detect_kind, load_index
 
 from conftest import write_image
 

@@ -6,8 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from backbone.labels import DIFFERENT, SAME
-from backbone.metrics import (
+from backbone.evaluation.metrics import (
     best_accuracy_threshold,
     confusion_at,
     equal_error_rate,
@@ -17,6 +16,7 @@ from backbone.metrics import (
     tar_at_far,
     verification_metrics,
 )
+from backbone.labels import DIFFERENT, SAME
 
 # 4 matched pairs and 4 mismatched, scores chosen by hand
 SCORES = np.array([0.9, 0.8, 0.7, 0.3, 0.65, 0.5, 0.2, 0.1])
@@ -110,7 +110,7 @@ def test_bad_inputs():
 
 
 def test_auc_standard_error_by_hand():
-    from backbone.metrics import auc_standard_error
+    from backbone.evaluation.metrics import auc_standard_error
 
     # Hanley & McNeil: A = 0.5, 1000 positives, 700 negatives -> Q1 = Q2 = 1/3
     expected = math.sqrt((0.25 + 999 * (1 / 3 - 0.25) + 699 * (1 / 3 - 0.25)) / (1000 * 700))

@@ -4,7 +4,7 @@ import shutil
 import pytest
 
 from backbone.data.errors import DataError
-from backbone.data.ndtwin import read_twin_folders, twin_group_name
+from backbone.data.layouts.ndtwin import read_twin_folders, twin_group_name
 
 
 def test_twin_groups_from_pairs_json(folders):

@@ -31,9 +31,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from backbone.data.load import load_index
+from backbone.data.layouts.load import load_index
+from backbone.evaluation.scores import read_scores
 from backbone.labels import DIFFERENT
-from backbone.scores import read_scores
 from backbone.training.config import TrainConfig
 
 from conftest import PROJECT, make_workbook

@@ -1,7 +1,7 @@
 import pytest
 
 from backbone.data.errors import DataError
-from backbone.data.pairs import Pair, read_pairs, write_pairs
+from backbone.data.lists.pairs import Pair, read_pairs, write_pairs
 from backbone.labels import DIFFERENT, SAME
 
 PAIRS = [

@@ -1,8 +1,8 @@
 import numpy as np
 from matplotlib.figure import Figure
 
+from backbone.evaluation.metrics import verification_metrics
 from backbone.labels import DIFFERENT, SAME
-from backbone.metrics import verification_metrics
 from backbone.plots import (
     overlay_attention,
     plot_attention_grid,

@@ -2,7 +2,7 @@ from collections import Counter
 
 import pytest
 
-from backbone.data.samplers import balanced_sampler
+from backbone.data.faces.samplers import balanced_sampler
 
 
 def test_each_batch_has_m_images_of_each_identity():

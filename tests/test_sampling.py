@@ -1,11 +1,11 @@
 import pytest
 
 from backbone.data.errors import DataError
-from backbone.data.folders import read_identity_folders
-from backbone.data.ndtwin import read_twin_folders
-from backbone.data.pairs import write_pairs
-from backbone.data.sampling import generate_pairs, generate_triplets
-from backbone.data.triplets import write_triplets
+from backbone.data.layouts.folders import read_identity_folders
+from backbone.data.layouts.ndtwin import read_twin_folders
+from backbone.data.lists.pairs import write_pairs
+from backbone.data.lists.sampling import generate_pairs, generate_triplets
+from backbone.data.lists.triplets import write_triplets
 from backbone.labels import DIFFERENT, SAME
 
 
@@ -76,7 +76,7 @@ def test_triplets(index):
 
 
 def test_pair_capacity(folders, index):
-    from backbone.data.sampling import pair_capacity
+    from backbone.data.lists.sampling import pair_capacity
 
     assert pair_capacity(read_identity_folders(folders)) == {"same": 3 + 1 + 0, "twin": 0}
     assert pair_capacity(index) == {"same": 12 * 6, "twin": 4 * 4 * 4}

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from backbone.data.errors import DataError
-from backbone.data.pairs import Pair
+from backbone.data.lists.pairs import Pair
+from backbone.evaluation.scores import ScoredPairs, read_scores, write_scores
 from backbone.labels import DIFFERENT, SAME
-from backbone.scores import ScoredPairs, read_scores, write_scores
 
 PAIRS = [
     Pair("a/1.png", "a/2.png", SAME),

@@ -1,8 +1,8 @@
 import pytest
 
 from backbone.data.errors import DataError
-from backbone.data.ndtwin import read_twin_folders
-from backbone.data.splits import split_identities
+from backbone.data.layouts.ndtwin import read_twin_folders
+from backbone.data.lists.splits import split_identities
 
 
 def test_splits_are_disjoint_deterministic_and_keep_twins_together(tiny_synth):

@@ -5,10 +5,10 @@ import time
 import pytest
 
 from backbone.cli import main
-from backbone.data.analyze import pixel_baseline
-from backbone.data.ndtwin import read_twin_folders
+from backbone.data.checks.analyze import pixel_baseline
+from backbone.data.checks.validate import validate_dataset
+from backbone.data.layouts.ndtwin import read_twin_folders
 from backbone.data.synth import SynthConfig, generate, identity_traits
-from backbone.data.validate import validate_dataset
 
 from conftest import PROJECT, TINY
 

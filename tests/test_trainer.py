@@ -7,10 +7,10 @@ import torch
 from lightning_fabric import Fabric
 
 from backbone.data import generate_pairs, load_index, split_identities, write_pairs
-from backbone.data.cache import open_faces
+from backbone.data.faces.cache import open_faces
+from backbone.data.faces.transforms import eval_transform
 from backbone.data.synth import SynthConfig, generate
-from backbone.data.transforms import eval_transform
-from backbone.evaluation import evaluate_pairs
+from backbone.evaluation.embeddings import evaluate_pairs
 from backbone.models import build_model, load_model
 from backbone.training.config import TrainConfig
 from backbone.training.regimes import pairs as regimes_pairs

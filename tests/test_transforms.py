@@ -1,6 +1,6 @@
 import torch
 
-from backbone.data.transforms import eval_transform, to_uint8_image, train_transform
+from backbone.data.faces.transforms import eval_transform, to_uint8_image, train_transform
 
 
 def test_eval_transform_is_facenet_standardisation():

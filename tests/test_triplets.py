@@ -1,7 +1,7 @@
 import pytest
 
 from backbone.data.errors import DataError
-from backbone.data.triplets import Triplet, read_triplets, write_triplets
+from backbone.data.lists.triplets import Triplet, read_triplets, write_triplets
 
 
 def test_round_trip_and_missing_images(tmp_path, folders):

@@ -1,6 +1,6 @@
-from backbone.data.pairs import Pair, write_pairs
-from backbone.data.triplets import Triplet, write_triplets
-from backbone.data.validate import validate_dataset
+from backbone.data.checks.validate import validate_dataset
+from backbone.data.lists.pairs import Pair, write_pairs
+from backbone.data.lists.triplets import Triplet, write_triplets
 from backbone.labels import DIFFERENT, SAME
 
 

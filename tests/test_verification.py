@@ -2,12 +2,12 @@ import pytest
 import torch
 from PIL import Image
 
-from backbone.data.align import AlignConfig
-from backbone.data.cache import NoFaceError
 from backbone.data.errors import ImageReadError
+from backbone.data.faces.align import AlignConfig
+from backbone.data.faces.cache import NoFaceError
+from backbone.evaluation.verification import Verifier
 from backbone.labels import DIFFERENT, SAME
 from backbone.models import ModelConfig, build_model, save_model
-from backbone.verification import Verifier
 
 
 def checkpoint(path, align: AlignConfig):

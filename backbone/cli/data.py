@@ -6,17 +6,17 @@ import argparse
 import sys
 
 from backbone.atomic import atomic_write_json
-from backbone.data.align import DETECTORS, POLICIES, AlignConfig
-from backbone.data.analyze import analyze_dataset, format_report
-from backbone.data.cache import FaceCache, align_index, alignment_status, default_cache_root
-from backbone.data.lfw import read_lfw_people
-from backbone.data.load import KINDS, load_index
-from backbone.data.pairs import write_pairs
-from backbone.data.sampling import DEFAULT_TWIN_SHARE, generate_pairs, generate_triplets
-from backbone.data.splits import DEFAULT_FRACTIONS, split_identities
+from backbone.data.checks.analyze import analyze_dataset, format_report
+from backbone.data.checks.validate import validate_dataset
+from backbone.data.faces.align import DETECTORS, POLICIES, AlignConfig
+from backbone.data.faces.cache import FaceCache, align_index, alignment_status, default_cache_root
+from backbone.data.layouts.lfw import read_lfw_people
+from backbone.data.layouts.load import KINDS, load_index
+from backbone.data.lists.pairs import write_pairs
+from backbone.data.lists.sampling import DEFAULT_TWIN_SHARE, generate_pairs, generate_triplets
+from backbone.data.lists.splits import DEFAULT_FRACTIONS, split_identities
+from backbone.data.lists.triplets import write_triplets
 from backbone.data.synth import SynthConfig, generate
-from backbone.data.triplets import write_triplets
-from backbone.data.validate import validate_dataset
 from backbone.paths import cli_path
 
 

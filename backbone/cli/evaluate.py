@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 
 from backbone.atomic import atomic_write_json
-from backbone.checkpoints import evaluate_checkpoint
-from backbone.metrics import summary_row
+from backbone.evaluation.checkpoints import evaluate_checkpoint
+from backbone.evaluation.metrics import summary_row
+from backbone.evaluation.scores import write_scores
+from backbone.evaluation.verification import Verifier
 from backbone.paths import cli_path
-from backbone.scores import write_scores
-from backbone.verification import Verifier
 
 
 def register(commands: argparse._SubParsersAction) -> None:

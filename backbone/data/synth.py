@@ -24,7 +24,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from tqdm.auto import tqdm
 
 from backbone.atomic import atomic_write_json
-from backbone.data.ndtwin import TWIN_PAIRS_FILE
+from backbone.data.layouts.ndtwin import TWIN_PAIRS_FILE
 from backbone.paths import project_path
 
 SYNTH_VERSION = 1

@@ -21,11 +21,11 @@ import numpy as np
 
 from backbone.atomic import atomic_write_json, atomic_write_text
 from backbone.data.errors import existing, missing
-from backbone.explain import attention_figure
-from backbone.metrics import auc_standard_error, reported_threshold
+from backbone.evaluation.explain import attention_figure
+from backbone.evaluation.metrics import auc_standard_error, reported_threshold
+from backbone.evaluation.scores import read_scores
 from backbone.paths import project_path
 from backbone.plots import plot_f1, plot_history, plot_roc, plot_score_histograms, save_figure
-from backbone.scores import read_scores
 from backbone.training.config import TrainConfig
 
 COLUMNS = [

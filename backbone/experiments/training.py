@@ -4,15 +4,14 @@ and differ only in their loss's own parameters."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 from matplotlib.figure import Figure
 
+from backbone.evaluation.metrics import summary_row
 from backbone.experiments.analysis import training_report
 from backbone.experiments.configs import experiment_config
-from backbone.metrics import summary_row
 from backbone.training import TrainConfig, TrainResult, train
 
 
@@ -24,20 +23,11 @@ class TrainingExperiment:
     result: TrainResult | None = None
 
     @classmethod
-    def from_parameters(
-        cls,
-        out_dir: str | Path,
-        config_file: str | Path | None = None,
-        regime: str = "contrastive",
-        attention: str | None = None,
-        epochs: int = 4,
-        budget_images: int | None = None,
-        seed: int = 0,
-        overrides: Sequence[str] = (),
-    ) -> TrainingExperiment:
-        """The experiment a notebook's parameters describe (see ``experiment_config``); its inputs
+    def from_parameters(cls, *args: Any, **kwargs: Any) -> TrainingExperiment:
+        """The experiment a notebook's parameters describe: the arguments of ``experiment_config``
+        (out_dir, config_file, regime, attention, epochs, budget_images, seed, overrides). Its inputs
         must exist, so a notebook stops at this first cell saying what makes a missing one."""
-        return cls(experiment_config(out_dir, config_file, regime, attention, epochs, budget_images, seed, overrides))
+        return cls(experiment_config(*args, **kwargs))
 
     def __str__(self) -> str:
         c = self.config

@@ -16,10 +16,10 @@ from functools import cached_property
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from backbone.data.pairs import Pair
+from backbone.data.lists.pairs import Pair
+from backbone.evaluation.metrics import confusion_at
+from backbone.evaluation.scores import ScoredPairs
 from backbone.labels import DIFFERENT, SAME
-from backbone.metrics import confusion_at
-from backbone.scores import ScoredPairs
 
 FILTERS = ("all", "false accepts", "false rejects", "twin negatives", "closest different", "farthest same")
 ORDERS = ("hardest first", "score high to low", "score low to high", "file order")

@@ -18,25 +18,25 @@ import numpy as np
 import torch
 from PIL import Image
 
-from backbone.checkpoints import checkpoint_align_config, checkpoint_data, evaluate_checkpoint
-from backbone.data.align import AlignConfig
-from backbone.data.cache import open_faces
 from backbone.data.errors import DataError, existing
+from backbone.data.faces.align import AlignConfig
+from backbone.data.faces.cache import open_faces
 from backbone.data.images import decode_rgb, load_rgb, load_rgb_array
 from backbone.data.index import IdentityIndex
-from backbone.data.load import load_index
-from backbone.data.pairs import check_pair_images
-from backbone.evaluation import default_threshold
-from backbone.explain import attention_maps
+from backbone.data.layouts.load import load_index
+from backbone.data.lists.pairs import check_pair_images
+from backbone.evaluation.checkpoints import checkpoint_align_config, checkpoint_data, evaluate_checkpoint
+from backbone.evaluation.embeddings import default_threshold
+from backbone.evaluation.explain import attention_maps
+from backbone.evaluation.metrics import fixed_threshold
+from backbone.evaluation.scores import ScoredPairs, read_scores
+from backbone.evaluation.verification import Verdict, Verifier
 from backbone.explorer.review import PairReview
-from backbone.metrics import fixed_threshold
 from backbone.models.build import load_model
 from backbone.models.local_global import LocalGlobalNet
 from backbone.models.siamese import SiameseNet
 from backbone.paths import project_path
-from backbone.scores import ScoredPairs, read_scores
 from backbone.training.config import TrainConfig
-from backbone.verification import Verdict, Verifier
 
 # An image to verify: a path (absolute, from here, or under the data root) or an upload (name, bytes).
 ImageInput = str | Path | tuple[str, bytes]

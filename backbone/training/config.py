@@ -15,8 +15,8 @@ from typing import Any
 import yaml
 
 from backbone.atomic import atomic_write_text
-from backbone.data.align import AlignConfig
 from backbone.data.errors import existing
+from backbone.data.faces.align import AlignConfig
 from backbone.losses import BranchWeights
 from backbone.models.build import ModelConfig
 from backbone.training.optim import OPTIMISERS, SCHEDULERS

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import DataLoader
 
-from backbone.data.cache import CachedFaces, open_faces
 from backbone.data.errors import DataError, missing_all
+from backbone.data.faces.cache import CachedFaces, open_faces
+from backbone.data.faces.transforms import eval_transform, train_transform
 from backbone.data.index import IdentityIndex
-from backbone.data.load import load_index
-from backbone.data.pairs import Pair, read_pairs
-from backbone.data.transforms import eval_transform, train_transform
+from backbone.data.layouts.load import load_index
+from backbone.data.lists.pairs import Pair, read_pairs
 from backbone.paths import project_path
 from backbone.training.config import TrainConfig
 from backbone.training.regimes import REGIMES, TrainingInputs

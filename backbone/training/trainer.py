@@ -27,11 +27,11 @@ from lightning_fabric.loggers import TensorBoardLogger
 from tqdm.auto import tqdm
 
 from backbone.atomic import atomic_path, atomic_write_json
-from backbone.evaluation import evaluate_pairs
-from backbone.metrics import summary_row
+from backbone.evaluation.embeddings import evaluate_pairs
+from backbone.evaluation.metrics import summary_row
+from backbone.evaluation.scores import write_scores
 from backbone.models.build import build_model
 from backbone.paths import project_path
-from backbone.scores import write_scores
 from backbone.training.config import MONITORS, TrainConfig
 from backbone.training.data import EvalSet, TrainingData, build_training_data, check_inputs
 from backbone.training.optim import create_optimizer, create_scheduler

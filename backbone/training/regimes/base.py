@@ -14,12 +14,12 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, RandomSampler, Sampler
 
-from backbone.data.cache import CachedFaces, open_faces
-from backbone.data.datasets import FaceDataset
 from backbone.data.errors import DataError
+from backbone.data.faces.cache import CachedFaces, open_faces
+from backbone.data.faces.datasets import FaceDataset
 from backbone.data.index import IdentityIndex
-from backbone.data.lfw import read_lfw_people
-from backbone.data.pairs import Pair
+from backbone.data.layouts.lfw import read_lfw_people
+from backbone.data.lists.pairs import Pair
 from backbone.models.local_global import LocalGlobalNet
 from backbone.models.siamese import SiameseNet
 from backbone.registry import Registry

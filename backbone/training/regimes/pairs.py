@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from backbone.data.datasets import PairDataset
+from backbone.data.faces.datasets import PairDataset
 from backbone.losses import ContrastiveLoss, PairBCELoss, attention_regulariser, branch_loss, given
 from backbone.models.build import ModelConfig
 from backbone.models.siamese import SiameseNet

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from backbone.data.datasets import TripletDataset
-from backbone.data.samplers import balanced_sampler
-from backbone.data.triplets import read_triplets
+from backbone.data.faces.datasets import TripletDataset
+from backbone.data.faces.samplers import balanced_sampler
+from backbone.data.lists.triplets import read_triplets
 from backbone.losses import TripletLoss, branch_loss, given
 from backbone.models.siamese import SiameseNet
 from backbone.training.regimes.base import REGIMES, Regime, TrainingInputs, TrainingSet

@@ -14,7 +14,7 @@ import numpy as np
 
 from backbone.atomic import atomic_write_text
 from backbone.data.errors import DataError, Problem, existing
-from backbone.data.pairs import Pair, format_tsv_pairs, read_tsv_table
+from backbone.data.lists.pairs import Pair, format_tsv_pairs, read_tsv_table
 from backbone.labels import SAME
 
 

@@ -13,9 +13,9 @@ import numpy as np
 
 from backbone.data.errors import DataError
 from backbone.data.index import IdentityIndex
-from backbone.data.pairs import Pair
-from backbone.data.splits import identity_units, partition_units
-from backbone.data.triplets import Triplet
+from backbone.data.lists.pairs import Pair
+from backbone.data.lists.splits import identity_units, partition_units
+from backbone.data.lists.triplets import Triplet
 from backbone.labels import DIFFERENT, SAME
 
 DEFAULT_TWIN_SHARE = 0.7

@@ -32,8 +32,8 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from backbone.atomic import atomic_path, atomic_write_json
-from backbone.data.align import FACE, FALLBACK, NO_FACE, POLICIES, AlignConfig, FaceAligner, center_crop
 from backbone.data.errors import DataError, ImageReadError, Problem
+from backbone.data.faces.align import FACE, FALLBACK, NO_FACE, POLICIES, AlignConfig, FaceAligner, center_crop
 from backbone.data.images import load_rgb
 from backbone.data.index import IdentityIndex
 from backbone.paths import is_workbook, project_path, project_root

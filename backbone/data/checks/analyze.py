@@ -13,8 +13,8 @@ from tqdm.auto import tqdm
 
 from backbone.data.images import load_rgb
 from backbone.data.index import IdentityIndex
-from backbone.data.pairs import Pair
-from backbone.data.sampling import generate_pairs, pair_capacity
+from backbone.data.lists.pairs import Pair
+from backbone.data.lists.sampling import generate_pairs, pair_capacity
 from backbone.labels import SAME
 
 _BUCKETS = ((1, 1), (2, 2), (3, 5), (6, 10), (11, 20), (21, 50), (51, None))

@@ -1,7 +1,7 @@
 """PyTorch datasets over cached aligned faces: single images with identity labels, pairs, triplets.
 
 They take any ``faces`` callable mapping an image path to a uint8 3xHxW tensor, normally
-:class:`~backbone.data.cache.CachedFaces`, so every epoch reads ready crops.
+:class:`~backbone.data.faces.cache.CachedFaces`, so every epoch reads ready crops.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ import torch
 from torch.utils.data import Dataset
 
 from backbone.data.index import IdentityIndex
-from backbone.data.pairs import Pair
-from backbone.data.triplets import Triplet
+from backbone.data.lists.pairs import Pair
+from backbone.data.lists.triplets import Triplet
 
 Faces = Callable[[str], torch.Tensor]
 Transform = Callable[[torch.Tensor], torch.Tensor]

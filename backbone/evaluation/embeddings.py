@@ -1,5 +1,5 @@
 """Evaluate a verification model on a pair list: embed every unique image once, score all pairs
-at once, compute :func:`backbone.metrics.verification_metrics`.
+at once, compute :func:`backbone.evaluation.metrics.verification_metrics`.
 
 Embeddings can be cached per checkpoint (:class:`EmbeddingStore`): keyed by the checkpoint's
 content and each image's content, so evaluating the same checkpoint on another pair list only
@@ -18,9 +18,9 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from backbone.atomic import atomic_path
-from backbone.data.cache import file_digest
-from backbone.data.pairs import Pair
-from backbone.metrics import fixed_threshold, verification_metrics
+from backbone.data.faces.cache import file_digest
+from backbone.data.lists.pairs import Pair
+from backbone.evaluation.metrics import fixed_threshold, verification_metrics
 from backbone.models.siamese import SiameseNet
 
 
@@ -60,7 +60,7 @@ def embed_paths(
 
 
 def default_threshold(model: SiameseNet) -> float | None:
-    """The model's fixed threshold (``backbone.metrics.fixed_threshold``)."""
+    """The model's fixed threshold (``backbone.evaluation.metrics.fixed_threshold``)."""
     return fixed_threshold(model.distance, model.pair_head is not None)
 
 

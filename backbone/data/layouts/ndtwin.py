@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 
 from backbone.data.errors import DataError, Problem
-from backbone.data.folders import read_identity_folders, scan_identity_folders
 from backbone.data.index import IdentityIndex
+from backbone.data.layouts.folders import read_identity_folders, scan_identity_folders
 
 TWIN_PAIRS_FILE = "pairs.json"
 

@@ -12,12 +12,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from backbone.checkpoints import checkpoint_align_config
-from backbone.data.align import AlignConfig, FaceAligner
-from backbone.data.cache import NoFaceError
+from backbone.data.faces.align import AlignConfig, FaceAligner
+from backbone.data.faces.cache import NoFaceError
+from backbone.data.faces.transforms import eval_transform
 from backbone.data.images import load_rgb
-from backbone.data.transforms import eval_transform
-from backbone.evaluation import default_threshold
+from backbone.evaluation.checkpoints import checkpoint_align_config
+from backbone.evaluation.embeddings import default_threshold
 from backbone.labels import DIFFERENT, SAME
 from backbone.models.build import load_model
 from backbone.models.siamese import SiameseNet

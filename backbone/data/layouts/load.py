@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from backbone.data.celeba import CELEBA_IDENTITY_FILE, read_celeba
 from backbone.data.errors import existing
-from backbone.data.folders import read_identity_folders
 from backbone.data.index import IdentityIndex
-from backbone.data.lfw import LFW_IMAGE_DIRS, read_lfw_index
-from backbone.data.ndtwin import TWIN_PAIRS_FILE, read_twin_folders
+from backbone.data.layouts.celeba import CELEBA_IDENTITY_FILE, read_celeba
+from backbone.data.layouts.folders import read_identity_folders
+from backbone.data.layouts.lfw import LFW_IMAGE_DIRS, read_lfw_index
+from backbone.data.layouts.ndtwin import TWIN_PAIRS_FILE, read_twin_folders
 
 KINDS = ("auto", "folders", "lfw", "twins", "celeba")
 

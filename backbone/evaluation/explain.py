@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as F
 
-from backbone.data.transforms import eval_transform
+from backbone.data.faces.transforms import eval_transform
 from backbone.models.local_global import LocalGlobalNet
 from backbone.models.siamese import SiameseNet
 
@@ -51,10 +51,10 @@ def attention_figure(checkpoint: str | Path, pairs_file: str | Path | None = Non
 
     The data root, alignment and face cache are the ones the checkpoint was trained with;
     ``pairs_file`` defaults to its test pairs."""
-    from backbone.checkpoints import checkpoint_align_config, checkpoint_data
-    from backbone.data.cache import open_faces
-    from backbone.data.load import load_index
-    from backbone.data.pairs import read_pairs
+    from backbone.data.faces.cache import open_faces
+    from backbone.data.layouts.load import load_index
+    from backbone.data.lists.pairs import read_pairs
+    from backbone.evaluation.checkpoints import checkpoint_align_config, checkpoint_data
     from backbone.models.build import load_model
     from backbone.plots import plot_attention_grid
 

@@ -5,7 +5,7 @@ Two file formats are read and written:
 * TSV with a header, ``path_a  path_b  same  [fold]  [twins]`` (paths relative to the data
   root; ``same`` is :data:`~backbone.labels.SAME` (1) for the same person, ``DIFFERENT`` (0)
   otherwise; ``twins`` is 1 for a different-person pair of twin siblings);
-* the LFW pairs format (``pairsDevTrain.txt``, View 2 ``pairs.txt``), see :mod:`backbone.data.lfw`.
+* the LFW pairs format (``pairsDevTrain.txt``, View 2 ``pairs.txt``), see :mod:`backbone.data.layouts.lfw`.
 
 Readers never drop a line: malformed lines and pairs whose images are missing raise a
 :class:`~backbone.data.errors.DataError` that lists every offending line.
@@ -141,7 +141,7 @@ def read_pairs(path: str | Path, root: str | Path | None = None, ext: str = ".jp
 
     ``ext`` is the image extension LFW-format lines refer to.
     """
-    from backbone.data import lfw  # lfw builds on Pair; imported here to keep the modules acyclic
+    from backbone.data.layouts import lfw  # lfw builds on Pair; imported here to keep the modules acyclic
 
     path = existing(path, "pair file")
     pairs = read_tsv_pairs(path) if pair_format(path) == "tsv" else lfw.read_lfw_pairs(path, ext=ext)
@@ -152,7 +152,7 @@ def read_pairs(path: str | Path, root: str | Path | None = None, ext: str = ".jp
 
 def write_pairs(pairs: Iterable[Pair], path: str | Path, fmt: str | None = None) -> None:
     """Write pairs atomically in the format of ``fmt`` or the file extension."""
-    from backbone.data import lfw
+    from backbone.data.layouts import lfw
 
     fmt = fmt or pair_format(path)
     if fmt not in ("tsv", "lfw"):

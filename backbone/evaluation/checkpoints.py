@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from backbone.data.align import AlignConfig
-from backbone.data.cache import CachedFaces, default_cache_root, open_faces
-from backbone.data.load import load_index
-from backbone.data.pairs import Pair, read_pairs
-from backbone.data.transforms import eval_transform
-from backbone.evaluation import EmbeddingStore, PairEvaluation, evaluate_pairs
+from backbone.data.faces.align import AlignConfig
+from backbone.data.faces.cache import CachedFaces, default_cache_root, open_faces
+from backbone.data.faces.transforms import eval_transform
+from backbone.data.layouts.load import load_index
+from backbone.data.lists.pairs import Pair, read_pairs
+from backbone.evaluation.embeddings import EmbeddingStore, PairEvaluation, evaluate_pairs
 from backbone.models.build import ModelConfig, load_model
 from backbone.models.siamese import SiameseNet
 from backbone.paths import project_path

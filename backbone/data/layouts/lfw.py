@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from backbone.data.errors import DataError, Problem, existing
-from backbone.data.folders import read_identity_folders
 from backbone.data.index import IdentityIndex
-from backbone.data.pairs import Pair
+from backbone.data.layouts.folders import read_identity_folders
+from backbone.data.lists.pairs import Pair
 from backbone.labels import DIFFERENT, SAME
 
 LFW_IMAGE_DIRS = ("lfw-deepfunneled", "lfw_funneled", "lfw-funneled", "lfw")

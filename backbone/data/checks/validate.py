@@ -19,9 +19,9 @@ from tqdm.auto import tqdm
 from backbone.data.errors import DataError, ImageReadError, Problem
 from backbone.data.images import load_rgb
 from backbone.data.index import IdentityIndex
-from backbone.data.load import load_index
-from backbone.data.pairs import Pair, read_pairs
-from backbone.data.triplets import TRIPLET_COLUMNS, read_triplets
+from backbone.data.layouts.load import load_index
+from backbone.data.lists.pairs import Pair, read_pairs
+from backbone.data.lists.triplets import TRIPLET_COLUMNS, read_triplets
 from backbone.labels import SAME
 
 
