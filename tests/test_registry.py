@@ -70,8 +70,6 @@ def toy_extensions():
 
     @REGIMES.register("toy-centre")
     class CentreRegime(Regime):  # pulls every embedding of an identity batch towards the batch mean
-        name = "toy-centre"
-
         @classmethod
         def images_per_batch(cls, cfg) -> int:
             return cfg.batch_size

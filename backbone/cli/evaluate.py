@@ -9,7 +9,7 @@ from backbone.evaluation.checkpoints import evaluate_checkpoint
 from backbone.evaluation.metrics import summary_row
 from backbone.evaluation.scores import write_scores
 from backbone.evaluation.verification import Verifier
-from backbone.paths import cli_path
+from backbone.paths import cli_path, project_relative
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -58,8 +58,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         out,
         {
             **ev.metrics,
-            "checkpoint": str(args.checkpoint),
-            "pairs": str(args.pairs),
+            "checkpoint": project_relative(args.checkpoint),  # no machine's absolute path in results
+            "pairs": project_relative(args.pairs),
             "summary": summary_row(ev.metrics),
         },
     )

@@ -31,7 +31,7 @@ from backbone.evaluation.embeddings import evaluate_pairs
 from backbone.evaluation.metrics import summary_row
 from backbone.evaluation.scores import write_scores
 from backbone.models.build import build_model
-from backbone.paths import project_path
+from backbone.paths import project_path, project_relative
 from backbone.training.config import MONITORS, TrainConfig
 from backbone.training.data import EvalSet, TrainingData, build_training_data, check_inputs
 from backbone.training.optim import create_optimizer, create_scheduler
@@ -220,7 +220,12 @@ def test_best(
         return None
     model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=False)["model"])  # process 0 only
     ev = evaluate_pairs(model, data.test.pairs, data.test.faces, data.eval_transform, progress=progress)
-    metrics = {**ev.metrics, "checkpoint": str(best_path), "epoch": best_epoch, "summary": summary_row(ev.metrics)}
+    metrics = {
+        **ev.metrics,
+        "checkpoint": project_relative(best_path),
+        "epoch": best_epoch,
+        "summary": summary_row(ev.metrics),
+    }
     atomic_write_json(out / "metrics.json", metrics)
     write_scores(out / "test_scores.tsv", data.test.pairs, ev.scores)
     return metrics

@@ -16,8 +16,6 @@ class ArcFace(Regime):
     the training identities. Class centres live here, one set per embedding space
     (``loss.arcface_margin`` in radians, ``loss.arcface_scale``)."""
 
-    name = "arcface"
-
     def __init__(self, model: SiameseNet, cfg, num_classes: int = 0):
         super().__init__(model, cfg, num_classes)
 

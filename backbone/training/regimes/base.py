@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -63,9 +63,9 @@ class TrainingInputs:
     def shuffled(self, dataset: Dataset) -> RandomSampler:
         return RandomSampler(dataset, num_samples=self.length(dataset), generator=self.generator)
 
-    def require_pairs(self, regime: str) -> list[Pair]:
+    def require_pairs(self) -> list[Pair]:
         if not self.pairs:
-            raise DataError(f"the {regime} regime needs data.train_pairs")
+            raise DataError(f"the {self.cfg.loss.regime} regime needs data.train_pairs")
         return self.pairs
 
     def identities(self, min_images: int = 1) -> FaceDataset:
@@ -91,8 +91,6 @@ class Regime(nn.Module):
         cfg: the loss settings.
         num_classes: identity classes of the training set (classification regimes).
     """
-
-    name: ClassVar[str] = ""
 
     def __init__(self, model: SiameseNet, cfg: LossConfig, num_classes: int = 0):
         super().__init__()

@@ -22,7 +22,7 @@ class PairRegime(Regime):
 
     @classmethod
     def training_set(cls, inputs: TrainingInputs) -> TrainingSet:
-        pairs = inputs.require_pairs(cls.name)
+        pairs = inputs.require_pairs()
         index = inputs.index.only_paths({p for pair in pairs for p in (pair.path_a, pair.path_b)})
         dataset = PairDataset(pairs, inputs.faces(index), inputs.transform)
         return TrainingSet(dataset, inputs.shuffled(dataset))
@@ -31,8 +31,6 @@ class PairRegime(Regime):
 @REGIMES.register("contrastive")
 class Contrastive(PairRegime):
     """The contrastive loss on pairs (``backbone.losses.ContrastiveLoss``; ``loss.margin``)."""
-
-    name = "contrastive"
 
     def __init__(self, model: SiameseNet, cfg, num_classes: int = 0):
         super().__init__(model, cfg, num_classes)
@@ -50,8 +48,6 @@ class PairBCE(PairRegime):
     """Binary cross-entropy of the pair-classification head. With the local-global network the
     head sees the fused embedding and the attention regulariser is added (the head has no
     branch-sized input, so the branch weights do not apply)."""
-
-    name = "pair-bce"
 
     def __init__(self, model: SiameseNet, cfg, num_classes: int = 0):
         super().__init__(model, cfg, num_classes)

@@ -18,8 +18,6 @@ class Triplet(Regime):
     images per identity (``loss.mining``: batch-hard, semi-hard or batch-all), or, with
     ``data.train_triplets``, explicit ``(anchor, positive, negative)`` batches."""
 
-    name = "triplet"
-
     def __init__(self, model: SiameseNet, cfg, num_classes: int = 0):
         super().__init__(model, cfg, num_classes)
         self.loss = TripletLoss(**given(margin=cfg.margin), mining=cfg.mining)
