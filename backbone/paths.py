@@ -22,6 +22,8 @@ from pathlib import Path
 
 import yaml
 
+from backbone.experiments.grid import read_grid
+
 PACKAGE_CHECKOUT = Path(__file__).resolve().parents[1]
 
 
@@ -66,8 +68,8 @@ def _grid_command(runs: Path, name: str, force: bool) -> str | None:
     """The command that (re)trains experiment ``name`` of the grid whose runs live in ``runs``."""
     grid = runs.parent / "grid.yaml"
     try:
-        names = {e.get("name") for e in (yaml.safe_load(grid.read_text()) or {}).get("experiments", [])}
-    except (OSError, yaml.YAMLError, AttributeError):
+        names = {e.get("name") for e in read_grid(grid).get("experiments") or [] if isinstance(e, dict)}
+    except (OSError, ValueError, yaml.YAMLError, AttributeError):
         return None
     if name not in names:
         return None

@@ -55,8 +55,8 @@ def test_what_makes_each_project_input(workbook, monkeypatch):
     (workbook / "experiments").mkdir()
     (workbook / "experiments" / "grid.yaml").write_text("experiments:\n  - {name: a, notebook: notebooks/02.ipynb}\n")
     (workbook / "experiments" / "lfw").mkdir()
-    (workbook / "experiments" / "lfw" / "grid.yaml").write_text(
-        "experiments:\n  - {name: b, notebook: notebooks/02.ipynb}\n"
+    (workbook / "experiments" / "lfw" / "grid.yaml").write_text(  # as the LFW grid: the default one, extended
+        "extends: ../grid.yaml\nexperiments:\n  - {name: b, notebook: notebooks/02.ipynb}\n"
     )
     assert "`make data`" in how_to_make("data/synthetic") and "`make data`" in how_to_make(
         "files/synthetic_test_pairs.tsv"
@@ -65,6 +65,9 @@ def test_what_makes_each_project_input(workbook, monkeypatch):
     assert how_to_make("experiments/runs/a").endswith("`backbone experiments run --only a`")
     assert how_to_make("experiments/lfw/runs/b/best.ckpt").endswith(
         "`backbone experiments run --grid experiments/lfw/grid.yaml --only b --force`"
+    )
+    assert how_to_make("experiments/lfw/runs/a/best.ckpt").endswith(
+        "--grid experiments/lfw/grid.yaml --only a --force`"
     )
     assert "notebooks 02 and 03" in how_to_make("experiments/runs/not-in-the-grid/best.ckpt")
     assert "`make reproduce`" in how_to_make("experiments/runs")

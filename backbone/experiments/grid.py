@@ -66,7 +66,7 @@ def parse_shard(text: str) -> tuple[int, int]:
     return int(m[1]), int(m[2])
 
 
-def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict:
+def read_grid(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     """A grid file as a dict, with ``extends: OTHER.yaml`` (relative to the file) resolved: the
     other grid's defaults, experiments and analysis, this file's defaults merged on top and its
     experiments appended (or replacing those of the same name)."""
@@ -77,7 +77,7 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     d = yaml.safe_load(path.read_text()) or {}
     if "extends" not in d:
         return d
-    base = _read(path.parent / d.pop("extends"), (*seen, path.resolve()))
+    base = read_grid(path.parent / d.pop("extends"), (*seen, path.resolve()))
     defaults = {
         **((base.get("defaults") or {}).get("parameters") or {}),
         **((d.get("defaults") or {}).get("parameters") or {}),
@@ -90,7 +90,7 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict:
 def load_grid(path: str | Path, root: str | Path = ".") -> Grid:
     """Read and check a grid file; notebook paths are relative to ``root`` (the project)."""
     path, root = Path(path), Path(root)
-    d = _read(path)
+    d = read_grid(path)
     defaults = (d.get("defaults") or {}).get("parameters") or {}
     experiments, names = [], set()
     for i, e in enumerate(d.get("experiments") or []):
