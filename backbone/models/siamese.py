@@ -7,6 +7,7 @@ distance), so a pair is predicted ``SAME`` when its score is at or above the thr
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
 import torch
@@ -16,13 +17,13 @@ from torch import nn
 from backbone.registry import Registry
 
 
-class Distance:
+class Distance(ABC):
     """A distance between embeddings, row by row; its ``score`` is higher = more alike (minus
     the distance unless a distance defines a similarity)."""
 
+    @abstractmethod
     def distance(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """``a``, ``b`` (B, D) -> (B,)."""
-        raise NotImplementedError
 
     def score(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """``a``, ``b`` (B, D) -> (B,), higher = more alike."""

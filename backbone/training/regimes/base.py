@@ -6,6 +6,7 @@ single forward, so multi-GPU gradient synchronisation and mixed precision cover 
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -82,7 +83,7 @@ class TrainingInputs:
         return FaceDataset(subset, self.faces(subset), self.transform)
 
 
-class Regime(nn.Module):
+class Regime(nn.Module, ABC):
     """One training regime: ``forward(*batch)`` is the loss of a batch of its training set.
 
     Args:
@@ -104,14 +105,14 @@ class Regime(nn.Module):
         return model
 
     @classmethod
+    @abstractmethod
     def images_per_batch(cls, cfg: TrainConfig) -> int:
         """Images one batch shows the network (what an experiment's image budget counts)."""
-        raise NotImplementedError
 
     @classmethod
+    @abstractmethod
     def training_set(cls, inputs: TrainingInputs) -> TrainingSet:
         """The data set and sampler whose batches ``forward`` takes."""
-        raise NotImplementedError
 
 
 REGIMES: Registry[type[Regime]] = Registry("regime")

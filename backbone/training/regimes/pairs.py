@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 from torch import nn
 
@@ -57,7 +59,7 @@ class PairBCE(PairRegime):
 
     @classmethod
     def configure_model(cls, model: ModelConfig) -> ModelConfig:
-        return model if model.pair_head else ModelConfig(**{**vars(model), "pair_head": True})
+        return replace(model, pair_head=True)
 
     def forward(self, a: torch.Tensor, b: torch.Tensor, same: torch.Tensor) -> torch.Tensor:
         if not self.local_global:
