@@ -31,7 +31,7 @@ def test_save_load_round_trip_gives_identical_embeddings(config, tmp_path):
 def test_config_defaults_and_errors(tmp_path):
     assert ModelConfig().image_size == 112 and ModelConfig(backbone="inception_resnet_v1").image_size == 160
     assert ModelConfig(backbone="resnet18").image_size == 224 and ModelConfig(input_size=96).image_size == 96
-    with pytest.raises(ValueError, match="unknown model settings \\['depth'\\]"):
+    with pytest.raises(ValueError, match="unknown settings \\['model.depth'\\]"):
         ModelConfig.from_dict({"depth": 3})
     with pytest.raises(FileNotFoundError, match="checkpoint .* does not exist"):
         load_model(tmp_path / "none.pt")

@@ -111,7 +111,7 @@ def test_unreadable_images_are_listed_and_the_rest_cached(data, tmp_path):
     cache = FaceCache(tmp_path / "cache", CROP)
     summary = align_index(index, cache, workers=0, progress=False)
     assert [p.path.rsplit("/", 1)[-1] for p in summary.unreadable] == ["solo001_0002.png"]
-    assert summary.counts == {FACE: 47, "not aligned": 1}
+    assert summary.counts == {FACE: 47, "unreadable": 1}
     with pytest.raises(DataError, match="1 of 48 images .* not in the face cache"):
         CachedFaces(index, cache)
 

@@ -112,7 +112,7 @@ def test_a_registered_regime_trains_for_a_step(toy_extensions, tiny_synth, tmp_p
     before = build_model(cfg.model)
     result = train(cfg, progress=False)
     assert result.epochs_run == 1 and result.history[0]["train_loss"] > 0
-    trained = torch.load(tmp_path / "run" / "last.ckpt", weights_only=False)
+    trained = torch.load(tmp_path / "run" / "last.ckpt", weights_only=True)
     assert trained["train_config"]["loss"]["regime"] == "toy-centre" and set(trained["model"]) == set(
         before.state_dict()
     )

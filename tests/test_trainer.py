@@ -96,11 +96,11 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(small, tmp_path, monkey
     monkeypatch.setattr(regimes_pairs.Contrastive, "forward", dies_in_epoch_three)
     with pytest.raises(KeyboardInterrupt):
         train(config(small, tmp_path / "killed"), progress=False)
-    assert torch.load(tmp_path / "killed" / "last.ckpt", weights_only=False)["epoch"] == 2
+    assert torch.load(tmp_path / "killed" / "last.ckpt", weights_only=True)["epoch"] == 2
     monkeypatch.undo()
     resumed = train(config(small, tmp_path / "killed"), progress=False)
-    a = torch.load(tmp_path / "whole" / "last.ckpt", weights_only=False)
-    b = torch.load(tmp_path / "killed" / "last.ckpt", weights_only=False)
+    a = torch.load(tmp_path / "whole" / "last.ckpt", weights_only=True)
+    b = torch.load(tmp_path / "killed" / "last.ckpt", weights_only=True)
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
     strip = lambda h: [{k: v for k, v in r.items() if k not in ("images_per_s", "train_seconds")} for r in h]  # noqa: E731
@@ -135,7 +135,7 @@ def test_early_stopping_follows_the_monitored_metric(small, tmp_path, monkeypatc
         config(small, tmp_path / "run", epochs=5, steps_per_epoch=2, early_stopping_patience=2), progress=False
     )
     assert result.stopped_early and result.epochs_run == 4 and result.best_epoch == 2 and result.best_metric == 0.80
-    assert torch.load(tmp_path / "run" / "best.ckpt", weights_only=False)["epoch"] == 2
+    assert torch.load(tmp_path / "run" / "best.ckpt", weights_only=True)["epoch"] == 2
 
 
 def test_a_frozen_backbone_does_not_move(small, tmp_path):
@@ -143,7 +143,7 @@ def test_a_frozen_backbone_does_not_move(small, tmp_path):
     train(cfg, progress=False)
     Fabric.seed_everything(cfg.seed, workers=False, verbose=False)
     initial = build_model(cfg.model).state_dict()
-    trained = torch.load(tmp_path / "run" / "last.ckpt", weights_only=False)["model"]
+    trained = torch.load(tmp_path / "run" / "last.ckpt", weights_only=True)["model"]
     trunk = [k for k in initial if k.startswith("net.trunk.")]
     assert trunk and all(torch.equal(initial[k], trained[k]) for k in trunk)  # batch-norm statistics too
     assert not torch.equal(initial["net.head.linear.weight"], trained["net.head.linear.weight"])

@@ -46,6 +46,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--strict", action="store_true", help="fail on warnings too (single-image identities, repeated pairs)"
     )
     p.add_argument("--no-decode", action="store_true", help="skip decoding every image")
+    p.add_argument(
+        "--allow-outside-root", action="store_true", help="accept list paths that leave the root (../, absolute)"
+    )
     p.add_argument("--workers", type=int, default=2)
     p.set_defaults(func=cmd_validate)
 
@@ -67,6 +70,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--verify", action="store_true", help="decode every cached crop first; align damaged ones again")
     p.set_defaults(func=cmd_align)
 
     p = sub.add_parser("analyze", help="counts, images per identity, sizes, modes", description=cmd_analyze.__doc__)
@@ -112,7 +116,14 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Check every image and pair file; exit 1 when an error is found."""
-    report = validate_dataset(args.root, args.pairs, kind=args.kind, decode=not args.no_decode, workers=args.workers)
+    report = validate_dataset(
+        args.root,
+        args.pairs,
+        kind=args.kind,
+        decode=not args.no_decode,
+        workers=args.workers,
+        allow_outside_root=args.allow_outside_root,
+    )
     for findings, shown in ((report.errors, 50), (report.warnings, 10)):
         for finding in findings[:shown]:
             print(finding, file=sys.stderr)
@@ -132,7 +143,9 @@ def cmd_align(args: argparse.Namespace) -> int:
     index = load_index(args.root, args.kind)
     config = AlignConfig(size=args.size, margin=args.margin, detector=args.detector, crop=args.crop)
     cache = FaceCache(args.cache, config, policy=args.policy)
-    summary = align_index(index, cache, workers=args.workers, batch_size=args.batch_size)
+    summary = align_index(index, cache, workers=args.workers, batch_size=args.batch_size, verify=args.verify)
+    for path in summary.damaged[:50]:
+        print(f"damaged in the cache, aligned again: {path}", file=sys.stderr)
     for problem in summary.unreadable[:50]:
         print(f"unreadable: {problem}", file=sys.stderr)
     for path in summary.no_face[:50]:

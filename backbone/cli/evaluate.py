@@ -21,6 +21,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", type=float, help="fixed threshold (default: 0.6 cosine, 0.5 pair head)")
     p.add_argument("--cache", type=cli_path, help="face cache folder")
     p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument(
+        "--trust-labels",
+        action="store_true",
+        help="score the file's labels even where they contradict the identity folders (warns; default: refuse)",
+    )
+    p.add_argument(
+        "--allow-outside-root", action="store_true", help="accept pair paths that leave the data root (../, absolute)"
+    )
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
@@ -51,6 +59,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         args.threshold,
         args.batch_size,
         progress=not args.no_progress,
+        trust_labels=args.trust_labels,
+        allow_outside_root=args.allow_outside_root,
     )
     ev = result.evaluation
     out = args.out or args.checkpoint.with_name(f"metrics_{args.pairs.stem}.json")

@@ -32,6 +32,10 @@ class DataError(ValueError):
         super().__init__("\n".join(lines))
 
 
+class DataWarning(UserWarning):
+    """Input that is legal but probably not what was meant (e.g. a pair file with no pairs)."""
+
+
 class ImageReadError(DataError):
     """An image file that cannot be decoded (missing, empty, corrupt or truncated)."""
 

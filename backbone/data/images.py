@@ -1,8 +1,18 @@
-"""Image files: which files count as images, and loading any of them as 8-bit RGB."""
+"""Image files: which files count as images, and loading any of them as 8-bit RGB.
+
+Decoding is bounded: an image of more than ``max_image_pixels()`` pixels (40 megapixels, or
+``$BACKBONE_MAX_IMAGE_PIXELS``) is never decoded at full size. A JPEG is decoded at 1/2, 1/4 or
+1/8 scale (the decoder's own reduction, so the full-size pixels never exist in memory); any other
+format is refused with an :class:`ImageReadError`. Decompression bombs (a 48 KB PNG claiming
+20000x20000 pixels) are refused that way before a byte of pixel data is decoded.
+"""
 
 from __future__ import annotations
 
 import io
+import os
+import re
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -12,6 +22,28 @@ from PIL import Image, UnidentifiedImageError
 from backbone.data.errors import DataError, ImageReadError, Problem
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".pgm", ".gif", ".bmp"})
+DEFAULT_MAX_IMAGE_PIXELS = 40_000_000  # 120 MB as 8-bit RGB; a face photo needs far less
+
+
+def max_image_pixels() -> int:
+    """The largest image decoded at full size: ``$BACKBONE_MAX_IMAGE_PIXELS`` or 40 megapixels."""
+    value = os.environ.get("BACKBONE_MAX_IMAGE_PIXELS", "")
+    if not value:
+        return DEFAULT_MAX_IMAGE_PIXELS
+    if not value.isdigit() or int(value) <= 0:
+        raise DataError(f"BACKBONE_MAX_IMAGE_PIXELS must be a positive whole number of pixels, got {value!r}")
+    return int(value)
+
+
+def read_failure(exc: OSError) -> str:
+    """Why a file could not be opened, in the words an image error uses."""
+    if isinstance(exc, FileNotFoundError):
+        return "no such file"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory"
+    return f"cannot read the file ({exc.strerror or exc})"
 
 
 def is_image_file(path: Path) -> bool:
@@ -48,9 +80,10 @@ def load_rgb(path: str | Path) -> Image.Image:
     try:
         if path.stat().st_size == 0:
             raise ImageReadError(path, "zero-byte file")
-    except FileNotFoundError:
-        raise ImageReadError(path, "no such file") from None
-    return _decode(path, path)
+        with open(path, "rb") as f:  # opened here, so that permission denied is not taken for corruption
+            return _decode(f, path)
+    except OSError as exc:
+        raise ImageReadError(path, read_failure(exc)) from None
 
 
 def decode_rgb(data: bytes, name: str) -> Image.Image:
@@ -60,17 +93,47 @@ def decode_rgb(data: bytes, name: str) -> Image.Image:
     return _decode(io.BytesIO(data), name)
 
 
-def _decode(source: Path | io.BytesIO, name: str | Path) -> Image.Image:
+def _decode(source: io.IOBase, name: str | Path) -> Image.Image:
     try:
-        with Image.open(source) as img:
-            img.load()  # decode now: a truncated file fails here, not later in a worker
-            return _to_rgb(img).copy()
-    except FileNotFoundError:
-        raise ImageReadError(name, "no such file") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused or reduced below
+            with Image.open(source) as img:
+                _bound(img, name)
+                img.load()  # decode now: a truncated file fails here, not later in a worker
+                return _to_rgb(img).copy()
+    except Image.DecompressionBombError as exc:  # PIL's own limit (twice its MAX_IMAGE_PIXELS), met at open
+        raise ImageReadError(name, too_large(exc)) from None
     except UnidentifiedImageError:
         raise ImageReadError(name, "not a recognised image format (corrupt?)") from None
     except (OSError, SyntaxError, ValueError) as exc:
         raise ImageReadError(name, f"corrupt or truncated ({exc})") from None
+
+
+def _bound(img: Image.Image, name: str | Path) -> None:
+    """Refuse, or (JPEG) reduce while decoding, an image above ``max_image_pixels()``."""
+    limit = max_image_pixels()
+    width, height = img.size
+    if width * height <= limit:
+        return
+    if img.format == "JPEG":
+        scale = 2
+        while scale < 8 and (width // scale) * (height // scale) > limit:
+            scale *= 2
+        if (width // scale) * (height // scale) <= limit:
+            img.draft(img.mode, (width // scale, height // scale))
+            return
+    raise ImageReadError(name, too_large(width * height, f"{width}x{height} is "))
+
+
+def too_large(pixels: int | Image.DecompressionBombError, size: str = "") -> str:
+    """Why an image is refused: its pixel count (or PIL's refusal, which states it) against the limit."""
+    if isinstance(pixels, Image.DecompressionBombError):
+        found = re.search(r"\((\d+) pixels\)", str(pixels))
+        pixels = int(found[1]) if found else 0
+    return (
+        f"{size}{pixels / 1e6:.0f} megapixels, above the limit of {max_image_pixels() / 1e6:g} "
+        "(BACKBONE_MAX_IMAGE_PIXELS; a decompression bomb or a needlessly large photo)"
+    )
 
 
 def load_rgb_array(path: str | Path) -> np.ndarray:

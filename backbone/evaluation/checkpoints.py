@@ -7,18 +7,24 @@ checkpoints through here, so they see faces exactly as training did.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+from backbone.data.checks.validate import check_pairs
+from backbone.data.errors import DataError, DataWarning
 from backbone.data.faces.align import AlignConfig
 from backbone.data.faces.cache import CachedFaces, default_cache_root, open_faces
 from backbone.data.faces.transforms import eval_transform
+from backbone.data.index import IdentityIndex
 from backbone.data.layouts.load import load_index
 from backbone.data.lists.pairs import Pair, read_pairs
 from backbone.evaluation.embeddings import EmbeddingStore, PairEvaluation, evaluate_pairs
 from backbone.models.build import ModelConfig, load_model
 from backbone.models.siamese import SiameseNet
+from backbone.models.weights import CheckpointError
 from backbone.paths import project_path
+from backbone.settings import ConfigError, build
 
 
 def checkpoint_data(ckpt: dict) -> dict:
@@ -26,10 +32,35 @@ def checkpoint_data(ckpt: dict) -> dict:
     return ckpt.get("train_config", {}).get("data", {})
 
 
-def checkpoint_align_config(ckpt: dict, image_size: int) -> AlignConfig:
+def checkpoint_align_config(ckpt: dict, image_size: int, source: str | Path = "checkpoint") -> AlignConfig:
     """The alignment a checkpoint was trained with (a centre crop at the model size if unknown)."""
     align = checkpoint_data(ckpt).get("align")
-    return AlignConfig(**align) if align else AlignConfig(size=image_size, detector="none")
+    if not align:
+        return AlignConfig(size=image_size, detector="none")
+    try:
+        return build(AlignConfig, align, "data.align.")
+    except ConfigError as exc:
+        raise CheckpointError(f"checkpoint {source}: {exc}") from None
+
+
+def label_conflicts(index: IdentityIndex, pairs: list[Pair], source: Path, trust_labels: bool = False) -> int:
+    """How many pairs' labels contradict the identities of ``index``; a DataError listing them
+    unless ``trust_labels`` (then a DataWarning)."""
+    problems = [f.problem for f in check_pairs(index, pairs, str(source)) if f.kind == "wrong-label"]
+    if problems and not trust_labels:
+        raise DataError(
+            f"{source}: {len(problems)} pair labels contradict the identity folders of {index.root}, so the metrics "
+            "would be wrong; fix the labels, or pass trust_labels (--trust-labels) to score the file's labels anyway",
+            problems,
+        )
+    if problems:
+        warnings.warn(
+            f"{source}: {len(problems)} of {len(pairs)} pair labels contradict the identity folders of {index.root}; "
+            "scoring the file's labels as asked (--trust-labels)",
+            DataWarning,
+            stacklevel=2,
+        )
+    return len(problems)
 
 
 @dataclass
@@ -51,17 +82,27 @@ def evaluate_checkpoint(
     threshold: float | None = None,
     batch_size: int = 128,
     progress: bool = True,
+    trust_labels: bool = False,
+    allow_outside_root: bool = False,
 ) -> CheckpointEvaluation:
     """Scores and metrics of ``checkpoint`` on a pair list, on faces aligned as in training.
 
     ``root`` defaults to the data root the checkpoint was trained on; embeddings are cached per
-    checkpoint next to the face cache, so a second pair list only embeds new images."""
+    checkpoint next to the face cache, so a second pair list only embeds new images.
+
+    Pair labels that contradict the identity folders (``same`` for two people, or different for
+    one) make the metrics wrong: they raise a DataError listing the lines, unless ``trust_labels``
+    (then a DataWarning says how many, and ``label_conflicts`` in the metrics counts them). An
+    empty pair list raises; paths leaving the data root need ``allow_outside_root``."""
     checkpoint = project_path(checkpoint)
     model, config, ckpt = load_model(checkpoint, map_location="cpu")
     data = checkpoint_data(ckpt)
     index = load_index(root or data.get("root", "."))
-    pairs = read_pairs(pairs_file, root=index.root)
-    align = checkpoint_align_config(ckpt, config.image_size)
+    pairs = read_pairs(pairs_file, root=index.root, allow_outside_root=allow_outside_root)
+    if not pairs:
+        raise DataError(f"pair file {project_path(pairs_file)} holds no pairs: nothing to evaluate")
+    conflicts = label_conflicts(index, pairs, project_path(pairs_file), trust_labels)
+    align = checkpoint_align_config(ckpt, config.image_size, checkpoint)
     cache = cache or data.get("cache")
     paths = {p for pair in pairs for p in (pair.path_a, pair.path_b)}
     faces = open_faces(index.only_paths(paths), align, cache_root=cache, progress=progress)
@@ -78,4 +119,6 @@ def evaluate_checkpoint(
         batch_size,
         progress=progress,
     )
+    if trust_labels:
+        ev.metrics["label_conflicts"] = conflicts
     return CheckpointEvaluation(model, config, ckpt, align, pairs, faces, ev)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from backbone.data.errors import DataError
 from backbone.data.faces.align import AlignConfig, FaceAligner
 from backbone.data.faces.cache import NoFaceError
 from backbone.data.faces.transforms import eval_transform
@@ -47,14 +48,16 @@ class Verifier:
     @classmethod
     def from_checkpoint(cls, path: str | Path, threshold: float | None = None) -> Verifier:
         model, config, ckpt = load_model(path)
-        return cls(model, checkpoint_align_config(ckpt, config.image_size), config.image_size, threshold)
+        return cls(model, checkpoint_align_config(ckpt, config.image_size, path), config.image_size, threshold)
 
     def face(self, image: str | Path | Image.Image, name: str | None = None) -> np.ndarray:
         """The aligned crop (HxWx3 uint8); no face raises NoFaceError naming the image."""
         img = image if isinstance(image, Image.Image) else load_rgb(image)
         (det,) = self.aligner.align([img.convert("RGB")])
+        label = name or (image if not isinstance(image, Image.Image) else "the image")
+        if det.error is not None:
+            raise DataError(f"{label}: {det.error}")
         if det.crop is None:
-            label = name or (image if not isinstance(image, Image.Image) else "the image")
             raise NoFaceError(f"no face found in {label} (detector {self.aligner.config.detector})")
         return det.crop
 

@@ -18,6 +18,7 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import yaml
@@ -87,6 +88,26 @@ def read_grid(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     return {**base, **d, "defaults": {"parameters": defaults}, "experiments": experiments}
 
 
+@lru_cache(maxsize=64)
+def _notebook_parameters(notebook: Path, mtime_ns: int) -> tuple[str, ...]:
+    import papermill as pm
+
+    return tuple(pm.inspect_notebook(str(notebook)))
+
+
+def check_parameters(notebook: Path, parameters: dict, where: str) -> None:
+    """Raise a ValueError when ``parameters`` names a setting that ``notebook``'s ``parameters``
+    cell does not define (papermill would inject it unused, and the run would quietly use the
+    default: a misspelt ``atention: cbam`` would train the global-only model)."""
+    known = _notebook_parameters(notebook, notebook.stat().st_mtime_ns)
+    unknown = sorted(set(parameters) - set(known))
+    if unknown:
+        raise ValueError(
+            f"{where}: unknown notebook parameters {unknown} for {notebook.name}; its parameters cell defines "
+            f"{sorted(known) if known else 'none (tag a cell parameters)'}"
+        )
+
+
 def load_grid(path: str | Path, root: str | Path = ".") -> Grid:
     """Read and check a grid file; notebook paths are relative to ``root`` (the project)."""
     path, root = Path(path), Path(root)
@@ -105,8 +126,12 @@ def load_grid(path: str | Path, root: str | Path = ".") -> Grid:
         if unknown:
             raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
         names.add(e["name"])
-        experiments.append(Experiment(e["name"], e["notebook"], {**defaults, **(e.get("parameters") or {})}))
+        parameters = {**defaults, **(e.get("parameters") or {})}
+        check_parameters(root / e["notebook"], parameters, f"{where} ({e['name']})")
+        experiments.append(Experiment(e["name"], e["notebook"], parameters))
     if not experiments:
         raise ValueError(f"{path} lists no experiments")
     analysis = d.get("analysis") or {}
+    if analysis.get("notebook") and (root / analysis["notebook"]).is_file():
+        check_parameters(root / analysis["notebook"], analysis.get("parameters") or {}, f"{path}: analysis")
     return Grid(path, tuple(experiments), analysis.get("notebook"), analysis.get("parameters") or {})

@@ -19,7 +19,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from backbone.atomic import atomic_write_json
-from backbone.experiments.grid import Experiment, Grid
+from backbone.experiments.grid import Experiment, Grid, check_parameters
 
 
 class ExperimentFailed(RuntimeError):
@@ -104,6 +104,8 @@ def run_grid(
     start = time.perf_counter()
     ran, skipped = [], []
     chosen = grid.select(only, shard)
+    for exp in chosen:  # every experiment is checked before the first one runs
+        check_parameters(root / exp.notebook, {**exp.parameters, **extra, "out_dir": ""}, f"{grid.path}: {exp.name}")
     bar = tqdm(chosen, desc="experiments", unit="exp", disable=not progress)
     for exp in bar:
         bar.set_postfix_str(exp.name)

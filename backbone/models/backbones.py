@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from backbone.data.errors import existing
 from backbone.models.small import SmallResNet
+from backbone.models.weights import fit_weights, read_weights
 from backbone.registry import Registry
 
 BACKBONES: Registry = Registry("backbone")
@@ -91,26 +91,15 @@ def _timm_backbone(name: str, embedding_dim: int, pretrained: bool, dropout: flo
 
 
 def load_state_dict_file(model: nn.Module, path: str | Path, ignore: tuple[str, ...] = ()) -> None:
-    """Load a state dict from ``path`` into ``model``, with errors that say what does not fit."""
-    path = existing(path, "weights file", hint="put downloaded weights in pretrained/ (see pretrained/README.md)")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ValueError(f"cannot read weights file {path}: {exc}") from exc
+    """Load a state dict file (read safely: ``backbone.models.weights``) into ``model``, with
+    errors that say what does not fit."""
+    hint = "put downloaded weights in pretrained/ (see pretrained/README.md)"
+    state = read_weights(path, "weights file", hint=hint)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
-    state = {k: v for k, v in state.items() if not k.startswith(ignore)}
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = sorted(k for k in set(own) & set(state) if own[k].shape != state[k].shape)
-    if missing or unexpected or wrong:
-        raise ValueError(
-            f"weights file {path} does not fit {type(model).__name__}: "
-            f"{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}), "
-            f"{len(wrong)} of the wrong shape (e.g. {wrong[:3]})"
-        )
-    model.load_state_dict(state)
+    if isinstance(state, dict):
+        state = {k: v for k, v in state.items() if not (isinstance(k, str) and k.startswith(ignore))}
+    fit_weights(model, state, path, "weights file")
 
 
 @BACKBONES.register("inception_resnet_v1", input_size=160)

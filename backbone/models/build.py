@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from backbone.atomic import atomic_path
-from backbone.data.errors import existing
 from backbone.models.attention import ATTENTION
 from backbone.models.backbones import create_backbone, default_input_size
 from backbone.models.local_global import LocalGlobalNet
 from backbone.models.siamese import DISTANCES, SiameseNet
+from backbone.models.weights import CheckpointError, fit_weights, read_weights
+from backbone.paths import project_path
+from backbone.settings import ConfigError, build
 
 
 @dataclass
@@ -42,11 +44,8 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown model settings {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**d)
+        """A model config from its dict form, every value type-checked (``backbone.settings``)."""
+        return build(cls, d, "model.")
 
 
 def build_model(config: ModelConfig, load_pretrained: bool = True) -> SiameseNet:
@@ -69,15 +68,23 @@ def save_model(model: SiameseNet, config: ModelConfig, path: str | Path, extra: 
 
 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[SiameseNet, ModelConfig, dict]:
-    """Rebuild a model from a checkpoint; returns (model in eval mode, config, the whole checkpoint)."""
-    path = existing(path, "checkpoint")
+    """Rebuild a model from a checkpoint; returns (model in eval mode, config, the whole checkpoint).
+
+    The file is read safely (``backbone.models.weights``: a file holding code is refused) and every
+    error names it: not a checkpoint, a config that does not type-check, weights that do not fit."""
+    ckpt = read_checkpoint(path, map_location)
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as exc:
-        raise ValueError(f"cannot read checkpoint {path}: {exc}") from exc
-    if not isinstance(ckpt, dict) or "model_config" not in ckpt or "model" not in ckpt:
-        raise ValueError(f"{path} is not a backbone checkpoint (no model_config/model entries)")
-    config = ModelConfig.from_dict(ckpt["model_config"])
+        config = ModelConfig.from_dict(ckpt["model_config"])
+    except ConfigError as exc:
+        raise CheckpointError(f"checkpoint {project_path(path)}: {exc}") from None
     model = build_model(config, load_pretrained=False)
-    model.load_state_dict(ckpt["model"])
+    fit_weights(model, ckpt["model"], project_path(path))
     return model.eval(), config, ckpt
+
+
+def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
+    """A checkpoint's content (read with ``weights_only=True``), checked to be one of ours."""
+    ckpt = read_weights(path, "checkpoint", map_location)
+    if not isinstance(ckpt, dict) or "model_config" not in ckpt or "model" not in ckpt:
+        raise CheckpointError(f"{project_path(path)} is not a backbone checkpoint (no model_config/model entries)")
+    return ckpt

@@ -1,14 +1,16 @@
 """The training configuration: nested dataclasses, saved as YAML next to every run.
 
 ``TrainConfig.load("run.yaml")``, ``config.with_overrides(["model.attention=cbam", ...])`` and
-``config.save(path)`` are all there is; unknown keys are errors that name the key.
+``config.save(path)`` are all there is. Unknown keys and values of the wrong type (``epochs:
+three``) are ``ConfigError``s that name the dotted key (and the file), raised before any data loads
+(see ``backbone.settings``).
 """
 
 from __future__ import annotations
 
 import copy
 import json
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,10 @@ import yaml
 from backbone.atomic import atomic_write_text
 from backbone.data.errors import existing
 from backbone.data.faces.align import AlignConfig
+from backbone.data.text import read_text
 from backbone.losses import BranchWeights
 from backbone.models.build import ModelConfig
+from backbone.settings import ConfigError, build
 from backbone.training.optim import OPTIMISERS, SCHEDULERS
 from backbone.training.regimes import REGIMES
 
@@ -105,7 +109,12 @@ class TrainConfig:
         ]
         for key, value, allowed in checks:
             if value not in allowed:
-                raise ValueError(f"{key} must be one of {allowed}, got {value!r}")
+                raise ConfigError(f"{key} must be one of {allowed}, got {value!r}")
+        positive = [("epochs", self.epochs), ("batch_size", self.batch_size), ("optim.lr", self.optim.lr),
+                    ("steps_per_epoch", self.steps_per_epoch or 1), ("data.align.size", self.data.align.size)]  # fmt: skip
+        for key, value in positive:
+            if value <= 0:
+                raise ConfigError(f"{key} must be positive, got {value!r}")
         self.model = REGIMES.get(self.loss.regime).configure_model(self.model)
 
     # ---- (de)serialisation
@@ -116,19 +125,23 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         """A config from its dict form; settings under an earlier name (``RENAMED``) are moved."""
-        return _build(cls, _renamed(d), "")
+        return build(cls, _renamed(d))
 
     @classmethod
     def load(cls, path: str | Path) -> TrainConfig:
+        """A config file (YAML or JSON); every error names the file."""
         path = existing(path, "config file")
+        text = read_text(path, "config file")
         try:
-            d = yaml.safe_load(path.read_text()) or {}
+            d = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise ValueError(f"{path}: not valid YAML/JSON ({exc})") from None
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+            raise ConfigError(f"{where}: not valid YAML/JSON ({getattr(exc, 'problem', None) or exc})") from None
         try:
-            return cls.from_dict(d)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"{path}: {exc}") from None
+            return cls.from_dict({} if d is None else d)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
 
     def save(self, path: str | Path) -> None:
         path = Path(path)
@@ -144,19 +157,25 @@ class TrainConfig:
         d = self.to_dict()
         for item in overrides:
             if "=" not in item:
-                raise ValueError(f"override {item!r} must look like key=value (e.g. model.attention=cbam)")
+                raise ConfigError(f"override {item!r} must look like key=value (e.g. model.attention=cbam)")
             key, value = item.split("=", 1)
             key = RENAMED.get(key, key)
             node = d
             parts = key.split(".")
             for part in parts[:-1]:
                 if not isinstance(node.get(part), dict):
-                    raise ValueError(f"unknown setting {key!r}")
+                    raise ConfigError(f"unknown setting {key!r}")
                 node = node[part]
             if parts[-1] not in node:
-                raise ValueError(f"unknown setting {key!r}")
-            node[parts[-1]] = yaml.safe_load(value)
-        return TrainConfig.from_dict(d)
+                raise ConfigError(f"unknown setting {key!r}")
+            try:
+                node[parts[-1]] = yaml.safe_load(value)
+            except yaml.YAMLError:
+                node[parts[-1]] = value  # not YAML: the text itself (the type check judges it)
+        try:
+            return TrainConfig.from_dict(d)
+        except ConfigError as exc:
+            raise ConfigError(f"override {' '.join(overrides)}: {exc}") from None
 
 
 def _renamed(d: Any) -> Any:
@@ -178,18 +197,3 @@ def _renamed(d: Any) -> Any:
             node = node.setdefault(part, {})
         node.setdefault(leaf, value)
     return d
-
-
-def _build(cls, d: Any, where: str):
-    """A dataclass from a dict, recursing into dataclass fields; unknown keys name their path."""
-    if not isinstance(d, dict):
-        raise ValueError(f"{where or 'config'} must be a mapping, got {d!r}")
-    known = {f.name: f for f in fields(cls)}
-    unknown = sorted(set(d) - set(known))
-    if unknown:
-        raise ValueError(f"unknown settings {[f'{where}{k}' for k in unknown]}")
-    kwargs = {}
-    for name, value in d.items():
-        default = known[name].default_factory() if callable(known[name].default_factory) else None  # type: ignore[misc]
-        kwargs[name] = _build(type(default), value, f"{where}{name}.") if is_dataclass(default) else value
-    return cls(**kwargs)

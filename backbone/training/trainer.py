@@ -30,7 +30,7 @@ from backbone.atomic import atomic_path, atomic_write_json
 from backbone.evaluation.embeddings import evaluate_pairs
 from backbone.evaluation.metrics import summary_row
 from backbone.evaluation.scores import write_scores
-from backbone.models.build import build_model
+from backbone.models.build import build_model, read_checkpoint
 from backbone.paths import project_path, project_relative
 from backbone.training.config import MONITORS, TrainConfig
 from backbone.training.data import EvalSet, TrainingData, build_training_data, check_inputs
@@ -89,15 +89,25 @@ def epoch_seed(seed: int, epoch: int, rank: int) -> int:
 
 
 def rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every random state as tensors, numbers and lists, so a checkpoint loads with ``weights_only=True``."""
+    version, words, gauss = random.getstate()
+    _, key, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    state = {
+        "python": [version, list(words), gauss],
+        "numpy": {"key": torch.from_numpy(key.astype(np.int64)), "pos": int(pos), "has_gauss": int(has_gauss),
+                  "gauss": float(cached)},
+        "torch": torch.get_rng_state(),
+    }  # fmt: skip
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
 def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    version, words, gauss = state["python"]
+    random.setstate((version, tuple(words), gauss))
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -218,7 +228,7 @@ def test_best(
     best_path = out / "best.ckpt"
     if data.test is None or not fabric.is_global_zero or not best_path.is_file():
         return None
-    model.load_state_dict(torch.load(best_path, map_location="cpu", weights_only=False)["model"])  # process 0 only
+    model.load_state_dict(read_checkpoint(best_path)["model"])  # process 0 only
     ev = evaluate_pairs(model, data.test.pairs, data.test.faces, data.eval_transform, progress=progress)
     metrics = {
         **ev.metrics,
@@ -243,7 +253,7 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Tr
     fabric.launch()
     rank0 = fabric.is_global_zero
 
-    prior = fabric.load(last_path, weights_only=False) if resume and last_path.is_file() else None
+    prior = read_checkpoint(last_path) if resume and last_path.is_file() else None  # weights_only: runs no code
     if prior is not None and _comparable(TrainConfig.from_dict(prior["train_config"]).to_dict()) != _comparable(
         cfg.to_dict()
     ):
@@ -271,6 +281,8 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Tr
         fabric.print(f"resuming {out} after epoch {run.epoch}")
     if rank0:
         out.mkdir(parents=True, exist_ok=True)
+        for stale in out.glob(".*.ckpt.partial"):  # left by a kill inside save_checkpoint: never read
+            stale.unlink()
         cfg.save(out / "config.yaml")
     raw_objective = objective
     objective, optimizer = fabric.setup(objective, optimizer)

@@ -3,15 +3,17 @@ with twin groups a low-resolution pixel baseline that shows how hard twins are t
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
 
-from backbone.data.images import load_rgb
+from backbone.data.errors import ImageReadError
+from backbone.data.images import load_rgb, max_image_pixels, read_failure, too_large
 from backbone.data.index import IdentityIndex
 from backbone.data.lists.pairs import Pair
 from backbone.data.lists.sampling import generate_pairs, pair_capacity
@@ -35,26 +37,49 @@ def images_per_identity(index: IdentityIndex) -> dict:
     }
 
 
-def image_properties(index: IdentityIndex, progress: bool = True) -> dict:
-    """Sizes, modes and formats from the image headers (no full decode)."""
+def _header(path: Path) -> tuple[tuple[int, int], str, str]:
+    """Size, mode and format from an image's header; ImageReadError says why there is none."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                return img.size, img.mode, img.format or "?"
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(path, too_large(exc)) from None
+    except UnidentifiedImageError:
+        raise ImageReadError(path, "not a recognised image format (corrupt?)") from None
+    except OSError as exc:
+        raise ImageReadError(path, read_failure(exc)) from None
+
+
+def image_properties(index: IdentityIndex, progress: bool = True, shown: int = 20) -> dict:
+    """Sizes, modes and formats from the image headers (no full decode). Files without a readable
+    header, or above the decoding limit (``backbone.data.images.max_image_pixels``), are counted
+    and the first ``shown`` listed with the reason."""
     sizes: Counter = Counter()
     modes: Counter = Counter()
     formats: Counter = Counter()
-    unreadable = 0
+    problems: dict[str, str] = {}
+    limit = max_image_pixels()
     for r in tqdm(index.records, desc="reading headers", unit="img", disable=not progress):
+        path = index.absolute(r.path)
         try:
-            with Image.open(index.absolute(r.path)) as img:
-                sizes[f"{img.width}x{img.height}"] += 1
-                modes[img.mode] += 1
-                formats[img.format or "?"] += 1
-        except OSError:
-            unreadable += 1
+            (width, height), mode, fmt = _header(path)
+        except ImageReadError as exc:
+            problems[str(path)] = exc.reason
+            continue
+        sizes[f"{width}x{height}"] += 1
+        modes[mode] += 1
+        formats[fmt] += 1
+        if width * height > limit:
+            problems[str(path)] = too_large(width * height, f"{width}x{height} is ")
     return {
         "sizes": dict(sizes.most_common(10)),
         "distinct_sizes": len(sizes),
         "modes": dict(modes.most_common()),
         "formats": dict(formats.most_common()),
-        "unreadable": unreadable,
+        "unreadable": len(problems),
+        "unreadable_files": dict(list(problems.items())[:shown]),
     }
 
 
@@ -78,10 +103,14 @@ def pixel_baseline(
     n_pairs = min(n_pairs, cap["same"], 2 * cap["twin"]) // 2 * 2
     pairs: list[Pair] = generate_pairs(index, n_pairs, seed=seed, twin_share=0.5)
     paths = sorted({p for pair in pairs for p in (pair.path_a, pair.path_b)})
-    feats = {
-        p: _tiny_gray(index.absolute(p), size)
-        for p in tqdm(paths, desc="pixel baseline", unit="img", disable=not progress)
-    }
+    feats = {}
+    for p in tqdm(paths, desc="pixel baseline", unit="img", disable=not progress):
+        try:
+            feats[p] = _tiny_gray(index.absolute(p), size)
+        except ImageReadError:
+            continue  # listed under image_properties; its pairs are counted as skipped below
+    drawn = len(pairs)
+    pairs = [p for p in pairs if p.path_a in feats and p.path_b in feats]
     score = np.array([-np.linalg.norm(feats[p.path_a] - feats[p.path_b]) for p in pairs])
     same = np.array([p.same == SAME for p in pairs])
     twins = np.array([p.twins for p in pairs])
@@ -96,6 +125,7 @@ def pixel_baseline(
     return {
         "features": f"{size}x{size} grayscale pixels, standardised, euclidean distance",
         "pairs": len(pairs),
+        "pairs_skipped_unreadable": drawn - len(pairs),
         "auc_twin_negatives": auc(same & in_group, twins & ~same),
         "auc_random_negatives": auc(same, ~twins & ~same),
     }
@@ -132,11 +162,18 @@ def format_report(report: dict) -> str:
         + ", ".join(f"{k} x{v}" for k, v in props["formats"].items()),
     ]
     if props["unreadable"]:
-        lines.append(f"unreadable headers: {props['unreadable']} (run `backbone data validate` for details)")
+        lines.append(f"unreadable images: {props['unreadable']} (`backbone data validate` decodes every image)")
+        lines += [f"  {path}: {reason}" for path, reason in props.get("unreadable_files", {}).items()]
     if "pixel_baseline" in report:
         b = report["pixel_baseline"]
         lines.append(
-            f"pixel baseline ({b['features']}, {b['pairs']} pairs): ROC AUC twin negatives "
+            f"pixel baseline ({b['features']}, {b['pairs']} pairs"
+            + (
+                f", {b['pairs_skipped_unreadable']} skipped: unreadable images"
+                if b.get("pairs_skipped_unreadable")
+                else ""
+            )
+            + "): ROC AUC twin negatives "
             f"{b['auc_twin_negatives']}, random negatives {b['auc_random_negatives']}"
         )
     for key, entry in report.get("alignment", {}).items():

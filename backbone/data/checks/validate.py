@@ -1,13 +1,15 @@
 """Check a data set and its pair/triplet files before anything trains on them.
 
 Errors (the run exits non-zero): unreadable, corrupt, truncated or zero-byte images; malformed
-pair lines; pairs or triplets naming missing images or unknown people; labels that contradict
-the identity folders. Warnings: identities with a single image (normal in LFW, where 4,069 people
-have one photo), repeated pairs. ``strict`` turns warnings into failures.
+pair lines and list files that are not UTF-8; pairs or triplets naming missing images or unknown
+people, or paths outside the data root; labels that contradict the identity folders. Warnings:
+identities with a single image (normal in LFW, where 4,069 people have one photo), repeated
+pairs, list files with no pairs. ``strict`` turns warnings into failures.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
@@ -16,12 +18,13 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from backbone.data.errors import DataError, ImageReadError, Problem
+from backbone.data.errors import DataError, DataWarning, ImageReadError, Problem
 from backbone.data.images import load_rgb
 from backbone.data.index import IdentityIndex
 from backbone.data.layouts.load import load_index
 from backbone.data.lists.pairs import Pair, read_pairs
 from backbone.data.lists.triplets import TRIPLET_COLUMNS, read_triplets
+from backbone.data.text import text_lines
 from backbone.labels import SAME
 
 
@@ -122,8 +125,8 @@ def check_pairs(index: IdentityIndex, pairs: list[Pair], source: str) -> list[Fi
 
 
 def _is_triplet_file(path: Path) -> bool:
-    with open(path, encoding="utf-8") as f:
-        return tuple(f.readline().rstrip("\n").split("\t")) == TRIPLET_COLUMNS
+    lines = text_lines(path, "pair file")
+    return bool(lines) and tuple(lines[0].split("\t")) == TRIPLET_COLUMNS
 
 
 def validate_dataset(
@@ -133,8 +136,10 @@ def validate_dataset(
     decode: bool = True,
     workers: int = 2,
     progress: bool = True,
+    allow_outside_root: bool = False,
 ) -> ValidationReport:
-    """Validate the data set at ``root`` and the given pair or triplet files against it."""
+    """Validate the data set at ``root`` and the given pair or triplet files against it (their
+    image paths must stay inside ``root`` unless ``allow_outside_root``)."""
     report = ValidationReport(root=Path(root))
     try:
         index = load_index(root, kind)
@@ -156,22 +161,33 @@ def validate_dataset(
         if len(paths) == 1
     ]
     for pair_file in map(Path, pair_files):
-        try:
-            if not pair_file.is_file():
-                raise DataError(f"pair file {pair_file} does not exist")
-            if _is_triplet_file(pair_file):
-                triplets = read_triplets(pair_file)
-                refs = [(path, t.line) for t in triplets for path in (t.anchor, t.positive, t.negative)]
-                report.findings += _reference_findings(index, refs, str(pair_file))
-                report.pair_files[str(pair_file)] = len(triplets)
-            else:
-                pairs = read_pairs(pair_file, ext=index_image_ext(index))
-                report.findings += check_pairs(index, pairs, str(pair_file))
-                report.pair_files[str(pair_file)] = len(pairs)
-        except DataError as exc:
-            problems = exc.problems or [Problem(str(pair_file), str(exc))]
-            report.findings += [Finding("error", "malformed-line", p) for p in problems]
+        report.findings += _check_list_file(report, index, pair_file, allow_outside_root)
     return report
+
+
+def _check_list_file(
+    report: ValidationReport, index: IdentityIndex, path: Path, allow_outside_root: bool
+) -> list[Finding]:
+    """The findings of one pair or triplet file (its count goes to ``report.pair_files``)."""
+    try:
+        if not path.is_file():
+            raise DataError(f"pair file {path} does not exist")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DataWarning)  # an empty file becomes a finding below
+            if _is_triplet_file(path):
+                triplets = read_triplets(path, allow_outside_root=allow_outside_root)
+                refs = [(p, t.line) for t in triplets for p in (t.anchor, t.positive, t.negative)]
+                findings, count = _reference_findings(index, refs, str(path)), len(triplets)
+            else:
+                pairs = read_pairs(path, ext=index_image_ext(index), allow_outside_root=allow_outside_root)
+                findings, count = check_pairs(index, pairs, str(path)), len(pairs)
+    except DataError as exc:
+        problems = exc.problems or [Problem(str(path), str(exc))]
+        return [Finding("error", "malformed-line", p) for p in problems]
+    report.pair_files[str(path)] = count
+    if not count:
+        findings.append(Finding("warning", "empty-file", Problem(str(path), "holds no pairs or triplets")))
+    return findings
 
 
 def index_image_ext(index: IdentityIndex) -> str:

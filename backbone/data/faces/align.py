@@ -62,11 +62,13 @@ def center_crop(img: Image.Image, size: int, fraction: float = 1.0) -> np.ndarra
 
 @dataclass
 class Detection:
-    """The aligned crop of one image, or None when no face was found."""
+    """The aligned crop of one image, or None when no face was found (or, with ``error``, when
+    detection itself failed on this image)."""
 
     crop: np.ndarray | None
     box: list[float] | None = None
     prob: float | None = None
+    error: str | None = None
 
 
 class FaceAligner:
@@ -95,24 +97,38 @@ class FaceAligner:
         ).eval()
 
     def align(self, images: list[Image.Image]) -> list[Detection]:
-        """Align a batch of RGB images (any sizes; equal sizes are detected together)."""
+        """Align a batch of RGB images (any sizes; equal sizes are detected together).
+
+        An image whose shorter side is below ``min_face_size`` cannot hold a face MTCNN finds
+        (its image pyramid would be empty): it is "no face". When detection fails on a batch,
+        its images are detected one by one, so only the image that fails gets an ``error``."""
         if self.config.detector == "none":
             return [Detection(center_crop(img, self.config.size, self.config.crop)) for img in images]
-        from facenet_pytorch import extract_face
-
-        out: list[Detection | None] = [None] * len(images)
+        out: list[Detection] = [Detection(None)] * len(images)
         by_size: dict[tuple[int, int], list[int]] = {}
         for i, img in enumerate(images):
-            by_size.setdefault(img.size, []).append(i)
+            if min(img.size) >= self.config.min_face_size:
+                by_size.setdefault(img.size, []).append(i)
         for indices in by_size.values():
-            batch = [images[i] for i in indices]
+            for i, det in zip(indices, self._detect([images[i] for i in indices])):
+                out[i] = det
+        return out
+
+    def _detect(self, batch: list[Image.Image]) -> list[Detection]:
+        try:
             boxes, probs, points = self.mtcnn.detect(batch, landmarks=True)
-            for i, img, b, p, pt in zip(indices, batch, boxes, probs, points):
-                if b is None:
-                    out[i] = Detection(None)
-                    continue
-                box, prob, _ = self.mtcnn.select_boxes(b, p, pt, img, method="center_weighted_size")
-                face = extract_face(img, box[0], self.config.size, self.config.margin)
-                crop = face.permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
-                out[i] = Detection(crop, [round(float(v), 2) for v in box[0]], round(float(prob), 5))
-        return out  # type: ignore[return-value]
+        except Exception as exc:  # noqa: BLE001 - MTCNN's failures have no common type; the image is named
+            if len(batch) > 1:
+                return [det for img in batch for det in self._detect([img])]
+            return [Detection(None, error=f"face detection failed ({type(exc).__name__}: {exc})")]
+        return [self._extract(img, b, p, pt) for img, b, p, pt in zip(batch, boxes, probs, points)]
+
+    def _extract(self, img: Image.Image, boxes, probs, points) -> Detection:
+        from facenet_pytorch import extract_face
+
+        if boxes is None:
+            return Detection(None)
+        box, prob, _ = self.mtcnn.select_boxes(boxes, probs, points, img, method="center_weighted_size")
+        face = extract_face(img, box[0], self.config.size, self.config.margin)
+        crop = face.permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+        return Detection(crop, [round(float(v), 2) for v in box[0]], round(float(prob), 5))

@@ -12,17 +12,27 @@ file or changed parameters invalidate just what changed, and the same image in t
 is aligned once. Each crop is written atomically *before* its record line is appended; a crash
 leaves at worst a crop without a record (redone on the next run) or a torn last line (ignored),
 never an entry that reads as valid but is not.
+
+Alignment runs hold a lock on the config folder (``.lock``), so two ``data align`` runs on one
+cache do the work once: the second waits, re-reads the records and finds the work done. Under the
+lock, a record log with repeated, torn or invalid lines is compacted. A crop damaged outside the
+program (it no longer decodes as a ``size``-square RGB image) is re-aligned from its source when
+it is read, or by ``data align --verify``.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
 import time
+import warnings
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +42,18 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from backbone.atomic import atomic_path, atomic_write_json
-from backbone.data.errors import DataError, ImageReadError, Problem
-from backbone.data.faces.align import FACE, FALLBACK, NO_FACE, POLICIES, AlignConfig, FaceAligner, center_crop
-from backbone.data.images import load_rgb
+from backbone.data.errors import DataError, DataWarning, ImageReadError, Problem
+from backbone.data.faces.align import (
+    FACE,
+    FALLBACK,
+    NO_FACE,
+    POLICIES,
+    AlignConfig,
+    Detection,
+    FaceAligner,
+    center_crop,
+)
+from backbone.data.images import load_rgb, read_failure
 from backbone.data.index import IdentityIndex
 from backbone.paths import is_workbook, project_path, project_root
 
@@ -79,11 +98,13 @@ class AlignSummary:
     counts: dict[str, int] = field(default_factory=dict)
     no_face: list[str] = field(default_factory=list)
     unreadable: list[Problem] = field(default_factory=list)
+    damaged: list[str] = field(default_factory=list)  # cached crops found damaged (``verify``) and redone
 
     def text(self) -> str:
         rate = f", {self.aligned_now / self.seconds:.1f} img/s" if self.aligned_now and self.seconds else ""
         parts = ", ".join(f"{v} {k}" for k, v in sorted(self.counts.items()))
-        return f"{self.images} images ({parts}); aligned {self.aligned_now} now in {self.seconds:.1f} s{rate}"
+        damaged = f"; {len(self.damaged)} damaged crops found and redone" if self.damaged else ""
+        return f"{self.images} images ({parts}); aligned {self.aligned_now} now in {self.seconds:.1f} s{rate}{damaged}"
 
 
 class FaceCache:
@@ -102,50 +123,93 @@ class FaceCache:
     # ---- content hashes of source files
 
     def source_hashes(self, paths: Iterable[Path], progress: bool = False) -> dict[Path, str]:
-        """sha1 of each source file, re-hashing only files whose size or mtime changed."""
+        """sha1 of each source file (see :meth:`hash_sources`); a DataError lists unreadable files."""
+        hashes, problems = self.hash_sources(paths, progress)
+        if problems:
+            raise DataError(f"{len(problems)} unreadable images", problems)
+        return hashes
+
+    def hash_sources(self, paths: Iterable[Path], progress: bool = False) -> tuple[dict[Path, str], list[Problem]]:
+        """sha1 of each readable source file, re-hashing only files whose size or mtime changed;
+        and a problem for each file that cannot be read (missing, permission denied)."""
         memo_path = self.root / "sources.json"
         if self._hashes is None:
             self._hashes = json.loads(memo_path.read_text()) if memo_path.is_file() else {}
         out: dict[Path, str] = {}
+        problems: list[Problem] = []
         changed = False
         for path in tqdm(list(paths), desc="hashing sources", unit="img", disable=not progress, leave=False):
             key = str(path.resolve())
             try:
                 st = path.stat()
-            except FileNotFoundError:
-                raise ImageReadError(path, "no such file") from None
-            memo = self._hashes.get(key)
-            if memo is None or memo[0] != st.st_size or memo[1] != st.st_mtime_ns:
-                memo = [st.st_size, st.st_mtime_ns, file_digest(path)]
-                self._hashes[key] = memo
-                changed = True
+                memo = self._hashes.get(key)
+                if memo is None or memo[0] != st.st_size or memo[1] != st.st_mtime_ns:
+                    memo = [st.st_size, st.st_mtime_ns, file_digest(path)]
+                    self._hashes[key] = memo
+                    changed = True
+            except OSError as exc:
+                problems.append(Problem(str(path), read_failure(exc)))
+                continue
             out[path] = memo[2]
         if changed:
             atomic_write_json(memo_path, self._hashes)
-        return out
+        return out, problems
 
     # ---- records and crops
 
     @property
     def records(self) -> dict[str, Record]:
+        """sha1 -> record, from the record log (the last line of a source wins; torn or invalid
+        lines, and records whose crop file is gone, are skipped: those sources are redone)."""
         if self._records is None:
-            self._records = {}
-            log = self.dir / "records.jsonl"
-            if log.is_file():
-                text = log.read_text(encoding="utf-8")
-                if text and not text.endswith("\n"):
-                    # A torn last line from an interrupted run: cut it off so the next
-                    # append starts on a line of its own (that image is simply redone).
-                    text = text[: text.rfind("\n") + 1]
-                    os.truncate(log, len(text.encode("utf-8")))
-                for line in text.splitlines():
-                    try:
-                        rec = Record(**json.loads(line))
-                    except (json.JSONDecodeError, TypeError):
-                        continue
-                    if rec.status == NO_FACE or self.face_path(rec.sha1).is_file():
-                        self._records[rec.sha1] = rec
+            self._records, _ = self._read_log()
         return self._records
+
+    def _read_log(self) -> tuple[dict[str, Record], bool]:
+        """The records, and whether the log needs compacting (repeated, torn or invalid lines)."""
+        records: dict[str, Record] = {}
+        log = self.dir / "records.jsonl"
+        text = log.read_text(encoding="utf-8", errors="replace") if log.is_file() else ""
+        lines = text.split("\n")
+        untidy = lines[-1] != ""  # a torn last line from an interrupted run
+        for line in lines[:-1] if not untidy else lines:
+            try:
+                rec = Record(**json.loads(line))
+            except (json.JSONDecodeError, TypeError):
+                untidy = True
+                continue
+            untidy |= rec.sha1 in records
+            if rec.status == NO_FACE or self.face_path(rec.sha1).is_file():
+                records[rec.sha1] = rec
+            else:
+                untidy = True
+        return records, untidy
+
+    @contextmanager
+    def locked(self, progress: bool = True) -> Iterator[None]:
+        """Hold this config folder's lock (one aligning process at a time); on entry the records
+        are re-read (another process may have added some) and an untidy log is compacted."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / ".lock", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if progress:
+                    tqdm.write(f"waiting for another process aligning into {self.dir} ...")
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                self._records, untidy = self._read_log()
+                self._hashes = None
+                if untidy:
+                    self._write_log()
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def _write_log(self) -> None:
+        """Rewrite the record log with one line per record (atomically; under the lock)."""
+        with atomic_path(self.dir / "records.jsonl") as tmp:
+            tmp.write_text("".join(json.dumps(asdict(r)) + "\n" for r in self.records.values()), encoding="utf-8")
 
     def face_path(self, sha1: str) -> Path:
         return self.dir / "faces" / sha1[:2] / f"{sha1}.png"
@@ -157,7 +221,7 @@ class FaceCache:
 
     def add(self, record: Record, crop: np.ndarray | None) -> None:
         """Store one result: the crop first (atomically), then its record line."""
-        if not self.dir.is_dir():
+        if not (self.dir / "config.json").is_file():
             self.dir.mkdir(parents=True, exist_ok=True)
             atomic_write_json(self.dir / "config.json", asdict(self.config))
         if crop is not None:
@@ -168,14 +232,71 @@ class FaceCache:
         self.records[record.sha1] = record
 
     def load(self, sha1: str, source: str | Path = "") -> np.ndarray:
-        """The cached crop (HxWx3 uint8). No face under ``report``, or not aligned yet, raises."""
+        """The cached crop (HxWx3 uint8). No face under ``report``, or not aligned yet, raises.
+        A damaged crop is re-aligned from ``source`` (with a warning naming both)."""
         rec = self.records.get(sha1)
         if rec is None:
             raise DataError(f"{source or sha1} is not in the face cache {self.dir}; run `backbone data align` first")
         if rec.status == NO_FACE or (rec.status == FALLBACK and self.policy == "report"):
             raise NoFaceError(f"no face found in {source or sha1} (policy {self.policy!r})")
-        with Image.open(self.face_path(sha1)) as img:
-            return np.array(img.convert("RGB"))
+        crop = self._read_crop(sha1)
+        if crop is None:
+            crop = self._realign(sha1, source)
+        return crop
+
+    def _read_crop(self, sha1: str) -> np.ndarray | None:
+        """The crop, or None when its file is missing or damaged (not a size-square RGB image)."""
+        try:
+            with Image.open(self.face_path(sha1)) as img:
+                crop = np.array(img.convert("RGB"))
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+            return None
+        return crop if crop.shape == (self.config.size, self.config.size, 3) else None
+
+    def _realign(self, sha1: str, source: str | Path) -> np.ndarray:
+        damaged = self.face_path(sha1)
+        if not source or not Path(source).is_file() or file_digest(source) != sha1:
+            raise DataError(
+                f"the cached face {damaged} of {source or sha1} is damaged and its source is gone or changed; "
+                "run `backbone data align` on the data set again"
+            )
+        warnings.warn(
+            f"the cached face of {source} was damaged ({damaged}); aligned it again", DataWarning, stacklevel=3
+        )
+        with self.locked(progress=False):
+            detection = (self.aligner.align([load_rgb(source)]) or [None])[0]
+            self._store(sha1, load_rgb(source), detection)
+        crop = self._read_crop(sha1)
+        if crop is None:
+            raise DataError(f"{source}: the face cache {self.dir} cannot store its crop again")
+        return crop
+
+    def verify(self, hashes: Iterable[str], progress: bool = True) -> list[str]:
+        """Decode every cached crop of ``hashes``; forget the damaged ones (their sources are
+        aligned again by the next alignment run). Returns their sha1s."""
+        damaged = []
+        wanted = [h for h in dict.fromkeys(hashes) if h in self.records and self.records[h].status != NO_FACE]
+        for sha in tqdm(wanted, desc="verifying cached faces", unit="img", disable=not progress, leave=False):
+            if self._read_crop(sha) is None:
+                self.face_path(sha).unlink(missing_ok=True)
+                del self.records[sha]
+                damaged.append(sha)
+        return damaged
+
+    @cached_property
+    def aligner(self) -> FaceAligner:
+        return FaceAligner(self.config)
+
+    def _store(self, sha: str, img: Image.Image | np.ndarray, det: Detection | None) -> None:
+        """One source's result under the policy: its face, a centre-crop fallback, or no face."""
+        if isinstance(img, np.ndarray):  # detector "none": already the crop
+            self.add(Record(sha, FACE), img)
+        elif det is not None and det.crop is not None:
+            self.add(Record(sha, FACE, det.box, det.prob), det.crop)
+        elif self.policy == "fallback":
+            self.add(Record(sha, FALLBACK), center_crop(img, self.config.size, self.config.crop))
+        else:
+            self.add(Record(sha, NO_FACE), None)
 
     def status_counts(self, hashes: Iterable[str]) -> dict[str, int]:
         """How many of these sources are faces, fallbacks, no-face, or not aligned yet."""
@@ -209,53 +330,69 @@ def align_index(
     batch_size: int = 16,
     progress: bool = True,
     aligner: FaceAligner | None = None,
+    verify: bool = False,
 ) -> AlignSummary:
     """Align every image of ``index`` not yet in ``cache``; resumable, with a progress bar.
 
-    Unreadable images are listed in the summary (nothing is stored for them); under the
-    ``report`` policy so are images with no face.
+    Unreadable images (and images on which detection itself fails) are listed in the summary,
+    nothing is stored for them, and the others are still aligned; under the ``report`` policy
+    images with no face are listed too. The cache's lock is held throughout (see ``FaceCache``).
+    ``verify`` first decodes every cached crop of the index and aligns damaged ones again.
     """
     start = time.perf_counter()
     paths = [index.absolute(r.path) for r in index.records]
     summary = AlignSummary(images=len(paths))
-    hashes = cache.source_hashes(paths, progress=progress)
-    todo: dict[str, Path] = {}
-    for path in paths:
-        if not cache.is_done(hashes[path]):
-            todo.setdefault(hashes[path], path)
-    aligner = aligner or FaceAligner(cache.config)
+    with cache.locked(progress):
+        hashes, summary.unreadable = cache.hash_sources(paths, progress=progress)
+        if verify:
+            summary.damaged = _damaged(cache, hashes, progress)
+        todo: dict[str, Path] = {}
+        for path, sha in hashes.items():
+            if not cache.is_done(sha):
+                todo.setdefault(sha, path)
+        _align(cache, todo, aligner or cache.aligner, summary, workers, batch_size, progress)
+    failed = {p.path for p in summary.unreadable}
+    summary.counts = cache.status_counts(sha for p, sha in hashes.items() if str(p) not in failed)
+    if failed:
+        summary.counts["unreadable"] = len(failed)
+    refused = {NO_FACE} | ({FALLBACK} if cache.policy == "report" else set())
+    summary.no_face = [
+        str(p) for p, sha in hashes.items() if sha in cache.records and cache.records[sha].status in refused
+    ]
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def _damaged(cache: FaceCache, hashes: dict[Path, str], progress: bool) -> list[str]:
+    damaged = set(cache.verify(hashes.values(), progress))
+    return [str(p) for p, sha in hashes.items() if sha in damaged]
+
+
+def _align(cache: FaceCache, todo: dict[str, Path], aligner: FaceAligner, summary: AlignSummary, workers: int,
+           batch_size: int, progress: bool) -> None:  # fmt: skip
+    """Decode (in loader workers) and align the sources of ``todo`` (sha1 -> path) into ``cache``."""
     loader = DataLoader(
         _Sources([(p, s) for s, p in todo.items()], cache.config),
         batch_size=batch_size,
         num_workers=workers if len(todo) > batch_size else 0,
         collate_fn=list,
     )
-    with tqdm(
-        total=len(todo), desc=f"aligning ({cache.config.key()})", unit="img", disable=not progress or not todo
-    ) as bar:
+    desc = f"aligning ({cache.config.key()})"
+    with tqdm(total=len(todo), desc=desc, unit="img", disable=not progress or not todo) as bar:
         for batch in loader:
             good = [(path, sha, img) for path, sha, img, err in batch if err is None]
             summary.unreadable += [Problem(str(path), err) for path, _, _, err in batch if err is not None]
             if cache.config.detector == "none":
-                for _, sha, crop in good:
-                    cache.add(Record(sha, FACE), crop)
+                detections: list[Detection | None] = [None] * len(good)
             else:
-                for (_, sha, img), det in zip(good, aligner.align([g[2] for g in good])):
-                    if det.crop is not None:
-                        cache.add(Record(sha, FACE, det.box, det.prob), det.crop)
-                    elif cache.policy == "fallback":
-                        cache.add(Record(sha, FALLBACK), center_crop(img, cache.config.size, cache.config.crop))
-                    else:
-                        cache.add(Record(sha, NO_FACE), None)
-            summary.aligned_now += len(good)
+                detections = list(aligner.align([img for _, _, img in good]))
+            for (path, sha, img), det in zip(good, detections):
+                if det is not None and det.error is not None:
+                    summary.unreadable.append(Problem(str(path), det.error))
+                    continue
+                cache._store(sha, img, det)
+                summary.aligned_now += 1
             bar.update(len(batch))
-    summary.counts = cache.status_counts(hashes[p] for p in paths)
-    refused = {NO_FACE} | ({FALLBACK} if cache.policy == "report" else set())
-    summary.no_face = [
-        str(p) for p in paths if hashes[p] in cache.records and cache.records[hashes[p]].status in refused
-    ]
-    summary.seconds = time.perf_counter() - start
-    return summary
 
 
 class CachedFaces:
@@ -304,7 +441,7 @@ def alignment_status(index: IdentityIndex, root: str | Path | None = None) -> di
     for config_file in sorted(root.glob("*/config.json")):
         cache = FaceCache(root, AlignConfig(**json.loads(config_file.read_text())))
         if hashes is None:
-            hashes = list(cache.source_hashes(index.absolute(r.path) for r in index.records).values())
+            hashes = list(cache.hash_sources(index.absolute(r.path) for r in index.records)[0].values())
         out[cache.config.key()] = {"config": asdict(cache.config), "counts": cache.status_counts(hashes)}
     return out
 

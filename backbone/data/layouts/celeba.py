@@ -7,6 +7,7 @@ from pathlib import Path
 
 from backbone.data.errors import DataError, Problem
 from backbone.data.index import IdentityIndex, ImageRecord
+from backbone.data.text import text_lines
 
 CELEBA_IDENTITY_FILE = "identity_CelebA.txt"
 CELEBA_IMAGE_DIRS = ("img_align_celeba", "img_celeba", "images")
@@ -32,7 +33,7 @@ def read_celeba(
         present = {e.name for e in entries if e.is_file()}
     records: list[ImageRecord] = []
     problems: list[Problem] = []
-    for lineno, line in enumerate(ident_path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(text_lines(ident_path, "CelebA identity file"), start=1):
         if not line.strip():
             continue
         fields = line.split()

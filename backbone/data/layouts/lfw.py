@@ -18,7 +18,8 @@ from pathlib import Path
 from backbone.data.errors import DataError, Problem, existing
 from backbone.data.index import IdentityIndex
 from backbone.data.layouts.folders import read_identity_folders
-from backbone.data.lists.pairs import Pair
+from backbone.data.lists.pairs import Pair, check_inside_root
+from backbone.data.text import text_lines
 from backbone.labels import DIFFERENT, SAME
 
 LFW_IMAGE_DIRS = ("lfw-deepfunneled", "lfw_funneled", "lfw-funneled", "lfw")
@@ -61,10 +62,10 @@ def _header(path: Path, lines: list[str]) -> tuple[int, int | None]:
     return int(fields[0]), int(fields[1])
 
 
-def read_lfw_pairs(path: str | Path, ext: str = ".jpg") -> list[Pair]:
+def read_lfw_pairs(path: str | Path, ext: str = ".jpg", allow_outside_root: bool = False) -> list[Pair]:
     """Parse an LFW pairs file; malformed or misplaced lines are all reported with numbers."""
     path = Path(path)
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = text_lines(path, "pair file")
     folds, per_fold = _header(path, lines)
     n = per_fold if per_fold is not None else int(lines[0].split()[0])
     body = [(i, line) for i, line in enumerate(lines[1:], start=2) if line.strip()]
@@ -92,6 +93,7 @@ def read_lfw_pairs(path: str | Path, ext: str = ".jpg") -> list[Pair]:
         pairs.append(Pair(a, b, SAME if matched else DIFFERENT, fold=fold, line=lineno))
     if problems:
         raise DataError(f"{path}: {len(problems)} malformed pair lines", problems)
+    check_inside_root(((p, pair.line) for pair in pairs for p in (pair.path_a, pair.path_b)), path, allow_outside_root)
     return pairs
 
 
@@ -133,7 +135,7 @@ def read_lfw_people(path: str | Path) -> list[dict[str, int]]:
     ``peopleDev*.txt`` gives one set; View 2 ``people.txt`` gives ten.
     """
     path = existing(path, "people file")
-    lines = [(i, line.split()) for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)]
+    lines = [(i, line.split()) for i, line in enumerate(text_lines(path, "people file"), start=1)]
     lines = [(i, f) for i, f in lines if f]
     if not lines or len(lines[0][1]) != 1 or not lines[0][1][0].isdigit():
         raise DataError(f"{path}:1: expected a count on the first line")

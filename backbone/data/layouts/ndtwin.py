@@ -12,6 +12,7 @@ from pathlib import Path
 from backbone.data.errors import DataError, Problem
 from backbone.data.index import IdentityIndex
 from backbone.data.layouts.folders import read_identity_folders, scan_identity_folders
+from backbone.data.text import read_text
 
 TWIN_PAIRS_FILE = "pairs.json"
 
@@ -25,9 +26,7 @@ def read_twin_pairs(path: str | Path, known: set[str] | None = None) -> dict[str
     """Parse a twin ``pairs.json`` into identity -> group, checking every entry."""
     path = Path(path)
     try:
-        entries = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DataError(f"twin pairs file {path} does not exist") from None
+        entries = json.loads(read_text(path, "twin pairs file"))
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
     if not isinstance(entries, list):

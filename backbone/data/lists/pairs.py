@@ -7,19 +7,23 @@ Two file formats are read and written:
   otherwise; ``twins`` is 1 for a different-person pair of twin siblings);
 * the LFW pairs format (``pairsDevTrain.txt``, View 2 ``pairs.txt``), see :mod:`backbone.data.layouts.lfw`.
 
-Readers never drop a line: malformed lines and pairs whose images are missing raise a
-:class:`~backbone.data.errors.DataError` that lists every offending line.
+Readers never drop a line: malformed lines, pairs whose images are missing and image paths that
+leave the data root (``../``, absolute) raise a :class:`~backbone.data.errors.DataError` that lists
+every offending line (paths outside the root only pass with ``allow_outside_root=True``). Files are
+UTF-8 (a byte-order mark is accepted); a file with no pairs gives a :class:`DataWarning` naming it.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from backbone.atomic import atomic_write_text
-from backbone.data.errors import DataError, Problem, existing
+from backbone.data.errors import DataError, DataWarning, Problem, existing
 from backbone.data.images import check_images_exist
+from backbone.data.text import text_lines
 from backbone.labels import DIFFERENT, SAME
 from backbone.paths import project_path
 
@@ -50,22 +54,45 @@ def pair_format(path: str | Path) -> str:
     return "tsv" if Path(path).suffix.lower() == ".tsv" else "lfw"
 
 
+def leaves_root(path: str) -> bool:
+    """Whether an image path of a list file points outside the data root: absolute (``/x``,
+    ``C:\\x``, ``~``) or climbing out through ``..``."""
+    if path.startswith(("/", "\\", "~")) or PureWindowsPath(path).drive:
+        return True
+    return ".." in PurePosixPath(path.replace("\\", "/")).parts
+
+
+def check_inside_root(refs: Iterable[tuple[str, int | None]], source: str | Path, allow: bool = False) -> None:
+    """Raise a DataError listing every ``(path, line)`` that leaves the data root (unless ``allow``)."""
+    if allow:
+        return
+    problems = [
+        Problem(str(source), f"image path {path!r} leaves the data root (pass allow_outside_root / --allow-outside-root to accept it)", line)
+        for path, line in refs
+        if leaves_root(path)
+    ]  # fmt: skip
+    if problems:
+        raise DataError(f"{source}: {len(problems)} image paths outside the data root", problems)
+
+
 def _parse_flag(value: str, column: str) -> int:
     if value not in ("0", "1"):
         raise ValueError(f"{column} must be 0 or 1, got {value!r}")
     return int(value)
 
 
-def read_tsv_pairs(path: str | Path) -> list[Pair]:
+def read_tsv_pairs(path: str | Path, allow_outside_root: bool = False) -> list[Pair]:
     """Parse a TSV pair file; every malformed line is reported with its number."""
-    return read_tsv_table(path)[0]
+    return read_tsv_table(path, allow_outside_root=allow_outside_root)[0]
 
 
-def read_tsv_table(path: str | Path, extra: Sequence[str] = ()) -> tuple[list[Pair], dict[str, list[str]]]:
+def read_tsv_table(
+    path: str | Path, extra: Sequence[str] = (), allow_outside_root: bool = False
+) -> tuple[list[Pair], dict[str, list[str]]]:
     """Pairs plus the raw text of required ``extra`` columns (e.g. a score file's ``score``),
     one value per pair; every malformed line is reported with its number."""
     path = Path(path)
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = text_lines(path, "pair file")
     if not lines:
         raise DataError(f"{path}: empty pair file (expected a header {chr(9).join(_REQUIRED + tuple(extra))})")
     header = lines[0].split("\t")
@@ -107,6 +134,7 @@ def read_tsv_table(path: str | Path, extra: Sequence[str] = ()) -> tuple[list[Pa
             values[name].append(fields[col[name]])
     if problems:
         raise DataError(f"{path}: {len(problems)} malformed pair lines", problems)
+    check_inside_root(((p, pair.line) for pair in pairs for p in (pair.path_a, pair.path_b)), path, allow_outside_root)
     return pairs, values
 
 
@@ -136,15 +164,23 @@ def check_pair_images(pairs: Iterable[Pair], root: str | Path, source: str | Pat
     check_images_exist(((path, p.line) for p in pairs for path in (p.path_a, p.path_b)), root, source)
 
 
-def read_pairs(path: str | Path, root: str | Path | None = None, ext: str = ".jpg") -> list[Pair]:
+def read_pairs(
+    path: str | Path, root: str | Path | None = None, ext: str = ".jpg", allow_outside_root: bool = False
+) -> list[Pair]:
     """Read a pair file (TSV or LFW format by extension); with ``root``, check every image exists.
 
-    ``ext`` is the image extension LFW-format lines refer to.
+    ``ext`` is the image extension LFW-format lines refer to. Image paths must stay inside the
+    data root unless ``allow_outside_root``. A file without pairs warns (``DataWarning``).
     """
     from backbone.data.layouts import lfw  # lfw builds on Pair; imported here to keep the modules acyclic
 
     path = existing(path, "pair file")
-    pairs = read_tsv_pairs(path) if pair_format(path) == "tsv" else lfw.read_lfw_pairs(path, ext=ext)
+    if pair_format(path) == "tsv":
+        pairs = read_tsv_pairs(path, allow_outside_root)
+    else:
+        pairs = lfw.read_lfw_pairs(path, ext=ext, allow_outside_root=allow_outside_root)
+    if not pairs:
+        warnings.warn(f"pair file {path} holds no pairs", DataWarning, stacklevel=2)
     if root is not None:
         check_pair_images(pairs, project_path(root), path)
     return pairs
