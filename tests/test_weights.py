@@ -114,3 +114,27 @@ def test_damaged_and_foreign_files_name_themselves(tmp_path):
     plant(tmp_path / "tensor.pt", torch.zeros(3))
     with pytest.raises(CheckpointError, match=r"weights file .*tensor\.pt holds no state dict"):
         load_state_dict_file(create_backbone("small"), tmp_path / "tensor.pt")
+
+
+def test_a_checkpoint_of_an_earlier_version_is_refused_with_a_hint_and_upgrades(tmp_path, capsys):
+    import random
+
+    import numpy as np
+
+    from backbone.cli import main
+    from backbone.training.trainer import rng_state, set_rng_state
+
+    config = ModelConfig(embedding_dim=16)
+    earlier_rng = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    path = plant(tmp_path / "old.ckpt", {"model_config": vars(config), "model": build_model(config).state_dict(),
+                                         "rng": earlier_rng, "best": np.float64(0.5)})  # fmt: skip
+    with pytest.raises(UnsafeCheckpoint, match="upgrade-checkpoint FILE --trust"):
+        load_model(path)
+    assert main(["upgrade-checkpoint", str(path)]) == 1  # --trust is required
+    assert main(["upgrade-checkpoint", str(path), "--trust"]) == 0
+    ckpt = load_model(path)[2]
+    assert ckpt["best"] == 0.5 and type(ckpt["best"]) is float
+    set_rng_state(ckpt["rng"])
+    expected = np.random.RandomState()
+    expected.set_state(earlier_rng["numpy"])
+    assert np.random.rand() == expected.rand() and set(ckpt["rng"]) == set(rng_state())

@@ -6,7 +6,7 @@ import argparse
 
 from backbone.paths import cli_path, project_relative
 from backbone.training.config import TrainConfig
-from backbone.training.trainer import train
+from backbone.training.trainer import train, upgrade_checkpoint
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -19,6 +19,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--fresh", action="store_true", help="ignore an existing last.ckpt instead of resuming from it")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_train)
+
+    p = commands.add_parser(
+        "upgrade-checkpoint", help="re-save a checkpoint of an earlier version", description=cmd_upgrade.__doc__
+    )
+    p.add_argument("checkpoints", nargs="+", type=cli_path, metavar="FILE")
+    p.add_argument("--trust", action="store_true", help="required: the files are yours (loading them runs their code)")
+    p.set_defaults(func=cmd_upgrade)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -34,4 +41,15 @@ def cmd_train(args: argparse.Namespace) -> int:
           + (" (stopped early)" if result.stopped_early else ""))  # fmt: skip
     if result.test_metrics:
         print(f"test metrics: {result.out_dir / 'metrics.json'}")
+    return 0
+
+
+def cmd_upgrade(args: argparse.Namespace) -> int:
+    """Re-save checkpoints written by an earlier version of the workbook (which stored numpy random
+    states) so that they load without running code (weights_only). Reading them this once runs any
+    code they hold, so only upgrade files you made: --trust says you did."""
+    if not args.trust:
+        raise ValueError("upgrading unpickles each file, which runs any code it holds: pass --trust for files you made")
+    for path in args.checkpoints:
+        print(f"upgraded {project_relative(upgrade_checkpoint(path))}")
     return 0

@@ -36,10 +36,16 @@ def read_weights(path: str | Path, what: str = "checkpoint", map_location: Any =
         if "Unsupported global" not in str(exc):  # torch's words when it refuses to create an object
             raise CheckpointError(f"cannot read {what} {path}: not a torch file, or damaged") from None
         found = str(exc).split("Unsupported global:")[-1].split(" was not")[0].strip()
+        earlier = (
+            "; a checkpoint of an earlier version of this workbook holds numpy random states: if you made it, "
+            "`backbone upgrade-checkpoint FILE --trust` re-saves it safely"
+            if "numpy" in found
+            else ""
+        )
         raise UnsafeCheckpoint(
             f"refused to load {what} {path}: it holds Python objects beyond weights ({found}), "
             "and loading those could run code from the file. Only load files you trust with torch.load(weights_only=False); "
-            "checkpoints written by this workbook never need it"
+            f"checkpoints written by this workbook never need it{earlier}"
         ) from None
     except Exception as exc:  # torch raises RuntimeError, EOFError, zipfile errors... for damaged files
         raise CheckpointError(f"cannot read {what} {path}: {type(exc).__name__}: {exc}") from None

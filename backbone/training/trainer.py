@@ -113,6 +113,40 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+def upgrade_checkpoint(path: str | Path) -> Path:
+    """Re-save a checkpoint written before checkpoints held only weights and plain data (it stored
+    numpy random states), so that it loads with ``weights_only=True``.
+
+    This unpickles the file with ``weights_only=False``, which runs any code it holds: only for
+    files you made or otherwise trust (``backbone upgrade-checkpoint FILE --trust``)."""
+    path = project_path(path)
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    if isinstance(ckpt, dict) and isinstance(ckpt.get("rng"), dict) and isinstance(ckpt["rng"].get("numpy"), tuple):
+        rng = ckpt["rng"]
+        version, words, gauss = rng["python"]
+        _, key, pos, has_gauss, cached = rng["numpy"]
+        rng["python"] = [version, list(words), gauss]
+        rng["numpy"] = {"key": torch.from_numpy(np.asarray(key).astype(np.int64)), "pos": int(pos),
+                        "has_gauss": int(has_gauss), "gauss": float(cached)}  # fmt: skip
+    with atomic_path(path) as tmp:
+        torch.save(_plain(ckpt), tmp)
+    read_checkpoint(path)  # loads safely now
+    return path
+
+
+def _plain(obj):
+    """``obj`` with numpy scalars and arrays as Python numbers and tensors (what weights_only loads)."""
+    if isinstance(obj, dict):
+        return type(obj)((k, _plain(v)) for k, v in obj.items())
+    if isinstance(obj, list | tuple):
+        return type(obj)(_plain(v) for v in obj)
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
 def _comparable(d: dict) -> dict:
     """A config without what may change between a run and its resumption."""
     d = {k: v for k, v in d.items() if k not in ("epochs", "early_stopping_patience")}
