@@ -22,8 +22,6 @@ from pathlib import Path
 
 import yaml
 
-from backbone.experiments.grid import read_grid
-
 PACKAGE_CHECKOUT = Path(__file__).resolve().parents[1]
 
 
@@ -66,6 +64,8 @@ def cli_path(arg: str) -> Path:
 
 def _grid_command(runs: Path, name: str, force: bool) -> str | None:
     """The command that (re)trains experiment ``name`` of the grid whose runs live in ``runs``."""
+    from backbone.experiments.grid import read_grid  # paths is imported by everything; grids import it too
+
     grid = runs.parent / "grid.yaml"
     try:
         names = {e.get("name") for e in read_grid(grid).get("experiments") or [] if isinstance(e, dict)}

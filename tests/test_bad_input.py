@@ -393,3 +393,13 @@ def test_pair_paths_leaving_the_data_root_are_refused_unless_allowed(tmp_path):
     (tmp_path / "escape.txt").write_text("1\n..\t1\t2\nAnn\t1\tBob\t1\n")
     with pytest.raises(DataError, match=r"escape\.txt: 2 image paths outside"):
         read_pairs(tmp_path / "escape.txt")
+
+
+def test_a_grid_file_that_is_not_yaml_or_not_utf8_names_file_and_line(tmp_path):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text("experiments:\n  - {name: a, notebook: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"grid\.yaml:\d+: not valid YAML"):
+        load_grid(grid, PROJECT)
+    grid.write_bytes(b"experiments: []\n# caf\xe9\n")
+    with pytest.raises(DataError, match=r"grid\.yaml: not UTF-8 text"):
+        load_grid(grid, PROJECT)

@@ -23,6 +23,9 @@ from pathlib import Path
 
 import yaml
 
+from backbone.data.text import read_text
+from backbone.settings import ConfigError
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -75,7 +78,13 @@ def read_grid(path: Path, seen: tuple[Path, ...] = ()) -> dict:
         raise FileNotFoundError(f"grid file {path} does not exist")
     if path.resolve() in seen:
         raise ValueError(f"{path}: grids extend each other in a loop ({' -> '.join(map(str, seen))})")
-    d = yaml.safe_load(path.read_text()) or {}
+    try:
+        d = yaml.safe_load(read_text(path, "grid file")) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(f"{path}{f':{mark.line + 1}' if mark else ''}: not valid YAML ({exc})") from None
+    if not isinstance(d, dict):
+        raise ConfigError(f"{path}: a grid is a mapping with experiments (and defaults, analysis, extends)")
     if "extends" not in d:
         return d
     base = read_grid(path.parent / d.pop("extends"), (*seen, path.resolve()))
