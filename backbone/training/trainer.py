@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import random
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -342,12 +341,12 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Tr
             **vars(run),
             "rng": rng_state(),
         }
-        save_checkpoint(fabric, last_path, state)
-        if improved and rank0:
-            with atomic_path(best_path) as tmp:
-                shutil.copyfile(last_path, tmp)
+        # last.ckpt is the commit point: what derives from this epoch (best.ckpt, history.json) is
+        # written first, so a kill anywhere before it just redoes the epoch, identically.
+        if improved:
+            save_checkpoint(fabric, best_path, state)
         log_epoch(fabric, out, cfg, record, run.history)
-        fabric.barrier()
+        save_checkpoint(fabric, last_path, state)
         if cfg.early_stopping_patience and run.bad_epochs >= cfg.early_stopping_patience:
             stopped_early = True
             fabric.print(
