@@ -9,7 +9,8 @@ settings list the known ones. The rules, from the type annotations:
 * ``float``: a number; a string in number syntax is read as one, since YAML 1.1 reads ``1e-3``
   (no dot) as a string;
 * ``str``: text; ``bool``: ``true``/``false``; ``X | None``: also ``null``;
-* a settings dataclass: a mapping, built the same way.
+* a settings dataclass: a mapping, built the same way; settings it leaves out keep the field's
+  default (``data: {align: {size: 96}}`` keeps the training config's ``detector: none``).
 """
 
 from __future__ import annotations
@@ -17,10 +18,14 @@ from __future__ import annotations
 import re
 import types
 import typing
-from dataclasses import MISSING, fields, is_dataclass
+from dataclasses import MISSING, asdict, fields, is_dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
+import yaml
+
 from backbone.data.errors import DataError
+from backbone.data.text import read_text
 
 T = TypeVar("T")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -29,6 +34,20 @@ _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "tru
 
 class ConfigError(DataError):
     """A setting that is unknown or holds a value of the wrong type; names the dotted key."""
+
+
+def load_yaml(path: Path, what: str = "config file") -> Any:
+    """A YAML (or JSON) file's content; anything that is not YAML raises ConfigError naming the
+    file and line (an editor's line: only ``\\n`` ends one)."""
+    text = read_text(path, what)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{text[: mark.index].count(chr(10)) + 1}" if mark is not None else str(path)
+        raise ConfigError(f"{where}: not valid YAML/JSON ({getattr(exc, 'problem', None) or exc})") from None
+    except (ValueError, RecursionError) as exc:  # an integer of over 4300 digits; nesting deeper than the stack
+        raise ConfigError(f"{path}: YAML that cannot be read ({type(exc).__name__}: {str(exc)[:80]})") from None
 
 
 def build(cls: type[T], d: Any, where: str = "") -> T:
@@ -44,13 +63,31 @@ def build(cls: type[T], d: Any, where: str = "") -> T:
     if unknown:
         raise ConfigError(f"unknown settings {[where + k for k in unknown]}; known: {sorted(where + k for k in known)}")
     hints = typing.get_type_hints(cls)
-    kwargs = {name: _check(value, hints[name], f"{where}{name}") for name, value in d.items()}
+    kwargs = {}
+    for name, value in d.items():
+        default = _default(known[name])
+        if is_dataclass(default) and isinstance(value, dict):
+            value = _merge(asdict(default), value)  # settings left out keep this field's default, not its class's
+        kwargs[name] = _check(value, hints[name], f"{where}{name}")
     try:
         return cls(**kwargs)
     except ConfigError:
         raise
     except (TypeError, ValueError) as exc:  # a dataclass's own checks (__post_init__)
         raise ConfigError(f"{where.rstrip('.') + ': ' if where else ''}{exc}") from None
+
+
+def _default(f: Any) -> Any:
+    return f.default_factory() if f.default_factory is not MISSING else f.default
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """``base`` updated with ``over``, mapping by mapping."""
+    merged = dict(base)
+    for key, value in over.items():
+        nested = isinstance(value, dict) and isinstance(base.get(key), dict)
+        merged[key] = _merge(base[key], value) if nested else value
+    return merged
 
 
 def _check(value: Any, hint: Any, key: str) -> Any:

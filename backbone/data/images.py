@@ -101,6 +101,8 @@ def _decode(source: io.IOBase, name: str | Path) -> Image.Image:
                 _bound(img, name)
                 img.load()  # decode now: a truncated file fails here, not later in a worker
                 return _to_rgb(img).copy()
+    except DataError:
+        raise  # ours, from _bound: already says why
     except Image.DecompressionBombError as exc:  # PIL's own limit (twice its MAX_IMAGE_PIXELS), met at open
         raise ImageReadError(name, too_large(exc)) from None
     except UnidentifiedImageError:
@@ -116,12 +118,11 @@ def _bound(img: Image.Image, name: str | Path) -> None:
     if width * height <= limit:
         return
     if img.format == "JPEG":
-        scale = 2
-        while scale < 8 and (width // scale) * (height // scale) > limit:
-            scale *= 2
-        if (width // scale) * (height // scale) <= limit:
-            img.draft(img.mode, (width // scale, height // scale))
-            return
+        for scale in (2, 4, 8):  # what libjpeg can reduce by while decoding; a side comes out as ceil(side / scale)
+            reduced = (-(-width // scale), -(-height // scale))
+            if reduced[0] * reduced[1] <= limit:
+                img.draft(img.mode, reduced)
+                return
     raise ImageReadError(name, too_large(width * height, f"{width}x{height} is "))
 
 
@@ -141,13 +142,20 @@ def load_rgb_array(path: str | Path) -> np.ndarray:
     return np.asarray(load_rgb(path))
 
 
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except (OSError, ValueError):  # a name too long for the file system, a NUL byte
+        return False
+
+
 def check_images_exist(refs: Iterable[tuple[str, int | None]], root: str | Path, source: str | Path) -> None:
     """Raise a DataError listing every ``(path, line)`` reference with no file under ``root``."""
     root = Path(root)
     problems = [
         Problem(str(source), f"image {path} does not exist under {root}", line)
         for path, line in refs
-        if not (root / path).is_file()
+        if not _is_file(root / path)
     ]
     if problems:
         raise DataError(f"{source}: {len(problems)} missing images", problems)

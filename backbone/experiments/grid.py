@@ -21,10 +21,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
-
-from backbone.data.text import read_text
-from backbone.settings import ConfigError
+from backbone.settings import ConfigError, load_yaml
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
@@ -78,11 +75,7 @@ def read_grid(path: Path, seen: tuple[Path, ...] = ()) -> dict:
         raise FileNotFoundError(f"grid file {path} does not exist")
     if path.resolve() in seen:
         raise ValueError(f"{path}: grids extend each other in a loop ({' -> '.join(map(str, seen))})")
-    try:
-        d = yaml.safe_load(read_text(path, "grid file")) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise ConfigError(f"{path}{f':{mark.line + 1}' if mark else ''}: not valid YAML ({exc})") from None
+    d = load_yaml(path, "grid file") or {}
     if not isinstance(d, dict):
         raise ConfigError(f"{path}: a grid is a mapping with experiments (and defaults, analysis, extends)")
     if "extends" not in d:

@@ -19,10 +19,9 @@ import yaml
 from backbone.atomic import atomic_write_text
 from backbone.data.errors import existing
 from backbone.data.faces.align import AlignConfig
-from backbone.data.text import read_text
 from backbone.losses import BranchWeights
 from backbone.models.build import ModelConfig
-from backbone.settings import ConfigError, build
+from backbone.settings import ConfigError, build, load_yaml
 from backbone.training.optim import OPTIMISERS, SCHEDULERS
 from backbone.training.regimes import REGIMES
 
@@ -131,13 +130,7 @@ class TrainConfig:
     def load(cls, path: str | Path) -> TrainConfig:
         """A config file (YAML or JSON); every error names the file."""
         path = existing(path, "config file")
-        text = read_text(path, "config file")
-        try:
-            d = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-            raise ConfigError(f"{where}: not valid YAML/JSON ({getattr(exc, 'problem', None) or exc})") from None
+        d = load_yaml(path, "config file")
         try:
             return cls.from_dict({} if d is None else d)
         except ConfigError as exc:
@@ -193,7 +186,10 @@ def _renamed(d: Any) -> Any:
         value = node.pop(leaf)
         *path, leaf = new.split(".")
         node = d
-        for part in path:
+        for i, part in enumerate(path):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                where = ".".join(path[: i + 1])
+                raise ConfigError(f"{old} is now called {new}, but {where} must be a mapping, got {node!r}")
         node.setdefault(leaf, value)
     return d

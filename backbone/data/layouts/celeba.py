@@ -33,6 +33,7 @@ def read_celeba(
         present = {e.name for e in entries if e.is_file()}
     records: list[ImageRecord] = []
     problems: list[Problem] = []
+    listed: dict[str, int] = {}  # image name -> line
     for lineno, line in enumerate(text_lines(ident_path, "CelebA identity file"), start=1):
         if not line.strip():
             continue
@@ -41,6 +42,12 @@ def read_celeba(
             problems.append(Problem(str(ident_path), f"expected 'image_name identity_id', got {line!r}", lineno))
             continue
         name, ident = fields
+        if name in listed:
+            problems.append(
+                Problem(str(ident_path), f"image {name} is listed again (first at line {listed[name]})", lineno)
+            )
+            continue
+        listed[name] = lineno
         if name not in present:
             problems.append(Problem(str(ident_path), f"image {images.name}/{name} does not exist", lineno))
             continue

@@ -26,6 +26,11 @@ LFW_IMAGE_DIRS = ("lfw-deepfunneled", "lfw_funneled", "lfw-funneled", "lfw")
 _LFW_NAME = re.compile(r"^(?P<name>[^/]+)/(?P=name)_(?P<number>\d{4})(?P<ext>\.\w+)$")
 
 
+def _is_count(text: str) -> bool:
+    """ASCII digits only, at most 9 (``str.isdigit`` also takes ``²``, which ``int`` refuses)."""
+    return 0 < len(text) <= 9 and text.isascii() and text.isdigit()
+
+
 def lfw_image_path(name: str, number: int, ext: str = ".jpg") -> str:
     """``George_W_Bush, 10`` -> ``George_W_Bush/George_W_Bush_0010.jpg``."""
     return f"{name}/{name}_{number:04d}{ext}"
@@ -55,7 +60,7 @@ def read_lfw_index(root: str | Path) -> IdentityIndex:
 
 def _header(path: Path, lines: list[str]) -> tuple[int, int | None]:
     fields = lines[0].split() if lines else []
-    if len(fields) not in (1, 2) or not all(f.isdigit() for f in fields):
+    if len(fields) not in (1, 2) or not all(_is_count(f) for f in fields):
         raise DataError(f"{path}:1: expected a header 'N' or 'FOLDS N', got {lines[0] if lines else ''!r}")
     if len(fields) == 1:
         return 1, None
@@ -81,7 +86,7 @@ def read_lfw_pairs(path: str | Path, ext: str = ".jpg", allow_outside_root: bool
         want = 3 if matched else 4
         kind = "matched 'name n1 n2'" if matched else "mismatched 'name1 n1 name2 n2'"
         numbers = fields[1:3] if matched else fields[1::2]
-        if len(fields) != want or not all(x.isdigit() and int(x) >= 1 for x in numbers):
+        if len(fields) != want or not all(_is_count(x) and int(x) >= 1 for x in numbers):
             problems.append(Problem(str(path), f"expected a {kind} line here, got {line!r}", lineno))
             continue
         if matched:
@@ -137,7 +142,7 @@ def read_lfw_people(path: str | Path) -> list[dict[str, int]]:
     path = existing(path, "people file")
     lines = [(i, line.split()) for i, line in enumerate(text_lines(path, "people file"), start=1)]
     lines = [(i, f) for i, f in lines if f]
-    if not lines or len(lines[0][1]) != 1 or not lines[0][1][0].isdigit():
+    if not lines or len(lines[0][1]) != 1 or not _is_count(lines[0][1][0]):
         raise DataError(f"{path}:1: expected a count on the first line")
     # One set if the second line is already 'name count'; else a count of sets.
     multi = len(lines) > 1 and len(lines[1][1]) == 1
@@ -146,7 +151,7 @@ def read_lfw_people(path: str | Path) -> list[dict[str, int]]:
     sets: list[dict[str, int]] = []
     for _ in range(n_sets):
         if multi:
-            if pos >= len(lines) or len(lines[pos][1]) != 1 or not lines[pos][1][0].isdigit():
+            if pos >= len(lines) or len(lines[pos][1]) != 1 or not _is_count(lines[pos][1][0]):
                 lineno = lines[pos][0] if pos < len(lines) else len(lines) + 1
                 raise DataError(f"{path}:{lineno}: expected the size of set {len(sets) + 1}")
             size, pos = int(lines[pos][1][0]), pos + 1
@@ -154,7 +159,7 @@ def read_lfw_people(path: str | Path) -> list[dict[str, int]]:
             size = int(lines[0][1][0])
         people: dict[str, int] = {}
         for lineno, fields in lines[pos : pos + size]:
-            if len(fields) != 2 or not fields[1].isdigit():
+            if len(fields) != 2 or not _is_count(fields[1]):
                 raise DataError(f"{path}:{lineno}: expected 'name image_count', got {' '.join(fields)!r}")
             people[fields[0]] = int(fields[1])
         if len(people) != size:

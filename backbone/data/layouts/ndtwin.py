@@ -27,8 +27,12 @@ def read_twin_pairs(path: str | Path, known: set[str] | None = None) -> dict[str
     path = Path(path)
     try:
         entries = json.loads(read_text(path, "twin pairs file"))
+    except DataError:
+        raise  # the file itself cannot be read (read_text says why)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    except (ValueError, RecursionError) as exc:  # numbers of over 4300 digits, nesting deeper than Python's stack
+        raise DataError(f"{path}: not a twin list JSON can hold ({type(exc).__name__}: {str(exc)[:80]})") from None
     if not isinstance(entries, list):
         raise DataError(f"{path}: expected a JSON list of [folderA, folderB] pairs")
     groups: dict[str, str] = {}
