@@ -117,7 +117,7 @@ def test_a_failing_notebook_stops_with_its_error(tiny):
         "experiments:\n  - {name: broken, notebook: notebooks/02_pair_training.ipynb, parameters: {regime: magic}}\n"
     )
     with pytest.raises(
-        ExperimentFailed, match=r"02_pair_training.ipynb failed in cell \d+ \(ValueError: loss.regime must be one of"
+        ExperimentFailed, match=r"02_pair_training.ipynb failed in cell \d+ \(ConfigError: loss.regime must be one of"
     ):
         run_grid(load_grid(grid, PROJECT), base / "bad_runs", PROJECT, progress=False)
     assert (base / "bad_runs" / "broken" / "02_pair_training.ipynb").is_file()

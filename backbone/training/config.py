@@ -165,10 +165,7 @@ class TrainConfig:
                 node[parts[-1]] = yaml.safe_load(value)
             except yaml.YAMLError:
                 node[parts[-1]] = value  # not YAML: the text itself (the type check judges it)
-        try:
-            return TrainConfig.from_dict(d)
-        except ConfigError as exc:
-            raise ConfigError(f"override {' '.join(overrides)}: {exc}") from None
+        return TrainConfig.from_dict(d)  # a ConfigError names the dotted key
 
 
 def _renamed(d: Any) -> Any:
