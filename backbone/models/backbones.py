@@ -4,6 +4,10 @@
 their default input size), and lets every other name fall through to timm:
 
 * ``"small"``: :class:`~backbone.models.small.SmallResNet`, fit for CPU training (the default);
+* ``"dlib_resnet"``: dlib's face recognition ResNet (29 convolutions, 150 px chips, 128-d), ported
+  to PyTorch (:mod:`backbone.models.dlib_resnet`); ``pretrained=True`` reads the weights dlib
+  trained on about 3 million faces from the installed ``face-recognition-models`` package (no
+  download), ``weights=FILE`` another copy of that ``.dat`` file (or a state dict);
 * ``"inception_resnet_v1"``: facenet-pytorch's InceptionResnetV1, with weights from a state-dict
   file (``weights="pretrained/20180402-114759-vggface2.pt"``); ``pretrained="vggface2"`` or
   ``"casia-webface"`` uses facenet-pytorch's download instead (online only);
@@ -130,6 +134,53 @@ def inception_resnet_v1(
     if embedding_dim != 512:  # keep the pretrained 512-d embedding and project it
         head += [nn.Linear(512, embedding_dim, bias=False), nn.BatchNorm1d(embedding_dim)]
     return Backbone(trunk, 1792, nn.Sequential(*head), "inception_resnet_v1")
+
+
+class _DlibTrunk(nn.Module):
+    """dlib's ResNet up to its last residual block, on the workbook's standardised input
+    (``(x - 127.5) / 128``, undone here: dlib subtracts its own channel means and divides by 256)."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 3, 150, 150) standardised RGB -> (N, 256, 2, 2)."""
+        return self.net.features(x * 128.0 + 127.5)
+
+
+class _DlibHead(nn.Module):
+    """dlib's global average pool and 128-d linear layer (its descriptor), then a projection when
+    another embedding size is asked for."""
+
+    def __init__(self, net: nn.Module, embedding_dim: int, dropout: float):
+        super().__init__()
+        self.fc = net.fc
+        self.project = nn.Identity() if embedding_dim == 128 else nn.Sequential(
+            nn.Dropout(dropout), nn.Linear(128, embedding_dim, bias=False), nn.BatchNorm1d(embedding_dim)
+        )  # fmt: skip
+
+    def forward(self, fmap: torch.Tensor) -> torch.Tensor:
+        return self.project(self.fc(fmap.mean(dim=(2, 3))))
+
+
+@BACKBONES.register("dlib_resnet", input_size=150, pretrained_on="dlib face-recognition-models, ~3M faces")
+def dlib_resnet(embedding_dim: int, pretrained: bool | str, weights: str | Path | None, dropout: float) -> Backbone:
+    """dlib's face recognition ResNet: its 128-d descriptor as the embedding (projected when
+    ``embedding_dim`` differs); weights from the installed package (``pretrained``) or a file."""
+    from backbone.models.dlib_resnet import DlibResNet, load_dlib_resnet
+
+    if pretrained not in (False, True, "dlib"):
+        raise ValueError(f"dlib_resnet: pretrained is true (dlib's own weights) or false, got {pretrained!r}")
+    if weights is not None and str(weights).endswith(".dat"):
+        net = load_dlib_resnet(weights)
+    elif pretrained:
+        net = load_dlib_resnet()
+    else:
+        net = DlibResNet()
+        if weights is not None:
+            load_state_dict_file(net, weights)
+    return Backbone(_DlibTrunk(net), 256, _DlibHead(net, embedding_dim, dropout), "dlib_resnet")
 
 
 @BACKBONES.register("small", input_size=112)

@@ -1,7 +1,9 @@
 """Face detection and alignment with facenet-pytorch's MTCNN, and centre crops for pre-aligned sets.
 
 A crop is ``size`` pixels square around the selected face box plus ``margin`` pixels (in output
-pixels, the facenet convention: 160 px with margin 14). When an image holds several faces the
+pixels, the facenet convention: 160 px with margin 14); or, with ``chip="dlib"``, dlib's face chip
+(its 5-landmark shape predictor inside the MTCNN box, rotated and scaled onto dlib's template with
+padding 0.25: what the ``dlib_resnet`` backbone expects, at 150 px). When an image holds several faces the
 one a verification benchmark means is chosen: the largest face weighted by nearness to the image
 centre (MTCNN's ``center_weighted_size`` selection). When no face is found the policy decides:
 ``fallback`` stores a centre crop and records that it fell back; ``report`` stores nothing and
@@ -23,6 +25,8 @@ from backbone.devices import default_device
 
 ALIGN_VERSION = 1
 DETECTORS = ("mtcnn", "none")
+CHIPS = ("box", "dlib")
+DLIB_CHIP_PADDING = 0.25  # dlib's get_face_chip default, what its face recognition ResNet was trained on
 POLICIES = ("fallback", "report")
 
 FACE, FALLBACK, NO_FACE = "face", "fallback", "no-face"
@@ -37,18 +41,25 @@ class AlignConfig:
     detector: str = "mtcnn"  # "none": centre-crop every image (already-aligned sets)
     crop: float = 1.0  # centre crop: the fraction of the shorter side kept (detector "none", fallbacks)
     min_face_size: int = 20
+    chip: str = "box"  # "box": the detector's box plus margin; "dlib": dlib's 5-landmark face chip
 
     def __post_init__(self) -> None:
         if self.detector not in DETECTORS:
             raise ValueError(f"detector must be one of {DETECTORS}, got {self.detector!r}")
+        if self.chip not in CHIPS:
+            raise ValueError(f"chip must be one of {CHIPS}, got {self.chip!r}")
+        if self.chip == "dlib" and self.detector != "mtcnn":
+            raise ValueError("chip 'dlib' places dlib's landmarks in the detector's box: it needs detector 'mtcnn'")
         if not 0 < self.crop <= 1:
             raise ValueError(f"crop must be in (0, 1], got {self.crop}")
         if self.size <= self.margin:
             raise ValueError(f"size ({self.size}) must exceed margin ({self.margin})")
 
     def key(self) -> str:
-        """A short stable name for this configuration (the cache folder name)."""
-        text = json.dumps({"version": ALIGN_VERSION, **asdict(self)}, sort_keys=True)
+        """A short stable name for this configuration (the cache folder name). The default ``chip``
+        is left out, so configurations from before it existed keep their folders."""
+        settings = {k: v for k, v in asdict(self).items() if not (k == "chip" and v == "box")}
+        text = json.dumps({"version": ALIGN_VERSION, **settings}, sort_keys=True)
         return f"{self.detector}-{self.size}px-" + hashlib.sha1(text.encode()).hexdigest()[:10]
 
 
@@ -129,6 +140,27 @@ class FaceAligner:
         if boxes is None:
             return Detection(None)
         box, prob, _ = self.mtcnn.select_boxes(boxes, probs, points, img, method="center_weighted_size")
-        face = extract_face(img, box[0], self.config.size, self.config.margin)
-        crop = face.permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+        if self.config.chip == "dlib":
+            crop = self._dlib_chip(img, box[0])
+        else:
+            face = extract_face(img, box[0], self.config.size, self.config.margin)
+            crop = face.permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
         return Detection(crop, [round(float(v), 2) for v in box[0]], round(float(prob), 5))
+
+    @cached_property
+    def shape_predictor(self):
+        import dlib
+
+        from backbone.models.dlib_resnet import default_model_path
+
+        return dlib.shape_predictor(str(default_model_path().parent / "shape_predictor_5_face_landmarks.dat"))
+
+    def _dlib_chip(self, img: Image.Image, box) -> np.ndarray:
+        """dlib's face chip: its 5 landmarks (eye corners, nose) found inside the detector's box, the
+        face rotated and scaled onto dlib's template, ``size`` px with padding 0.25."""
+        import dlib
+
+        pixels = np.asarray(img)
+        left, top, right, bottom = (int(round(float(v))) for v in box)
+        shape = self.shape_predictor(pixels, dlib.rectangle(left, top, right, bottom))
+        return np.array(dlib.get_face_chip(pixels, shape, size=self.config.size, padding=DLIB_CHIP_PADDING))
