@@ -109,3 +109,8 @@ def test_dlib_chips_agree_with_dlibs_own_pipeline(lfw_root):
                 for c in (ours, theirs))  # fmt: skip
     similarity = (a * b).sum(1)
     assert similarity.min() > 0.97, similarity
+
+
+def test_a_dlib_chips_cache_key_ignores_the_margin_it_does_not_use():
+    assert AlignConfig(size=150, chip="dlib", margin=0).key() == AlignConfig(size=150, chip="dlib", margin=14).key()
+    assert AlignConfig(size=150, margin=0).key() != AlignConfig(size=150, margin=14).key()

@@ -41,7 +41,7 @@ class AlignConfig:
     detector: str = "mtcnn"  # "none": centre-crop every image (already-aligned sets)
     crop: float = 1.0  # centre crop: the fraction of the shorter side kept (detector "none", fallbacks)
     min_face_size: int = 20
-    chip: str = "box"  # "box": the detector's box plus margin; "dlib": dlib's 5-landmark face chip
+    chip: str = "box"  # "box": the detector's box plus margin; "dlib": dlib's 5-landmark face chip (no margin)
 
     def __post_init__(self) -> None:
         if self.detector not in DETECTORS:
@@ -56,9 +56,11 @@ class AlignConfig:
             raise ValueError(f"size ({self.size}) must exceed margin ({self.margin})")
 
     def key(self) -> str:
-        """A short stable name for this configuration (the cache folder name). The default ``chip``
-        is left out, so configurations from before it existed keep their folders."""
-        settings = {k: v for k, v in asdict(self).items() if not (k == "chip" and v == "box")}
+        """A short stable name for this configuration (the cache folder name). ``chip`` is left out
+        for box crops, so configurations from before it existed keep their folders; ``margin`` is
+        left out for dlib chips, which do not use it."""
+        unused = ("margin",) if self.chip == "dlib" else ("chip",)  # a dlib chip has its own padding
+        settings = {k: v for k, v in asdict(self).items() if k not in unused}
         text = json.dumps({"version": ALIGN_VERSION, **settings}, sort_keys=True)
         return f"{self.detector}-{self.size}px-" + hashlib.sha1(text.encode()).hexdigest()[:10]
 
