@@ -16,6 +16,7 @@ settings list the known ones. The rules, from the type annotations:
 from __future__ import annotations
 
 import re
+import reprlib
 import types
 import typing
 from dataclasses import MISSING, asdict, fields, is_dataclass
@@ -57,7 +58,7 @@ def build(cls: type[T], d: Any, where: str = "") -> T:
     if isinstance(d, cls):
         return d
     if not isinstance(d, dict):
-        raise ConfigError(f"{where.rstrip('.') or 'the config'} must be a mapping of settings, got {d!r}")
+        raise ConfigError(f"{where.rstrip('.') or 'the config'} must be a mapping of settings, got {reprlib.repr(d)}")
     known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
     unknown = sorted(str(k) for k in set(d) - set(known))
     if unknown:
@@ -106,7 +107,7 @@ def _check(value: Any, hint: Any, key: str) -> Any:
         if converted is not MISSING:
             return converted
     expected = " or ".join(_describe(o) for o in options)
-    raise ConfigError(f"{key} must be {expected}, got {value!r} ({type(value).__name__})")
+    raise ConfigError(f"{key} must be {expected}, got {reprlib.repr(value)} ({type(value).__name__})")
 
 
 def _convert(value: Any, option: Any) -> Any:
