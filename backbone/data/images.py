@@ -13,7 +13,8 @@ import io
 import os
 import re
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -94,15 +95,32 @@ def decode_rgb(data: bytes, name: str) -> Image.Image:
 
 
 def _decode(source: io.IOBase, name: str | Path) -> Image.Image:
+    with _opened(source, name) as img:
+        _bound(img, name)
+        img.load()  # decode now: a truncated file fails here, not later in a worker
+        return _to_rgb(img).copy()
+
+
+def read_header(path: str | Path) -> tuple[tuple[int, int], str, str]:
+    """Size, mode and format from an image file's header (nothing decoded); errors as :func:`load_rgb`'s."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f, _opened(f, path) as img:
+            return img.size, img.mode, img.format or "?"
+    except OSError as exc:
+        raise ImageReadError(path, read_failure(exc)) from None
+
+
+@contextmanager
+def _opened(source: io.IOBase, name: str | Path) -> Iterator[Image.Image]:
+    """The PIL image of ``source``; every way PIL fails becomes an ImageReadError naming ``name``."""
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused or reduced below
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # refused or reduced by _bound
             with Image.open(source) as img:
-                _bound(img, name)
-                img.load()  # decode now: a truncated file fails here, not later in a worker
-                return _to_rgb(img).copy()
+                yield img
     except DataError:
-        raise  # ours, from _bound: already says why
+        raise  # ours (from _bound): already says why
     except Image.DecompressionBombError as exc:  # PIL's own limit (twice its MAX_IMAGE_PIXELS), met at open
         raise ImageReadError(name, too_large(exc)) from None
     except UnidentifiedImageError:

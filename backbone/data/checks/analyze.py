@@ -3,17 +3,16 @@ with twin groups a low-resolution pixel baseline that shows how hard twins are t
 
 from __future__ import annotations
 
-import warnings
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
 
 from backbone.data.errors import ImageReadError
-from backbone.data.images import load_rgb, max_image_pixels, read_failure, too_large
+from backbone.data.images import load_rgb, max_image_pixels, read_header, too_large
 from backbone.data.index import IdentityIndex
 from backbone.data.lists.pairs import Pair
 from backbone.data.lists.sampling import generate_pairs, pair_capacity
@@ -37,21 +36,6 @@ def images_per_identity(index: IdentityIndex) -> dict:
     }
 
 
-def _header(path: Path) -> tuple[tuple[int, int], str, str]:
-    """Size, mode and format from an image's header; ImageReadError says why there is none."""
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                return img.size, img.mode, img.format or "?"
-    except Image.DecompressionBombError as exc:
-        raise ImageReadError(path, too_large(exc)) from None
-    except UnidentifiedImageError:
-        raise ImageReadError(path, "not a recognised image format (corrupt?)") from None
-    except OSError as exc:
-        raise ImageReadError(path, read_failure(exc)) from None
-
-
 def image_properties(index: IdentityIndex, progress: bool = True, shown: int = 20) -> dict:
     """Sizes, modes and formats from the image headers (no full decode). Files without a readable
     header, or above the decoding limit (``backbone.data.images.max_image_pixels``), are counted
@@ -64,7 +48,7 @@ def image_properties(index: IdentityIndex, progress: bool = True, shown: int = 2
     for r in tqdm(index.records, desc="reading headers", unit="img", disable=not progress):
         path = index.absolute(r.path)
         try:
-            (width, height), mode, fmt = _header(path)
+            (width, height), mode, fmt = read_header(path)
         except ImageReadError as exc:
             problems[str(path)] = exc.reason
             continue

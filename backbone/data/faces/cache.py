@@ -264,8 +264,8 @@ class FaceCache:
             f"the cached face of {source} was damaged ({damaged}); aligned it again", DataWarning, stacklevel=3
         )
         with self.locked(progress=False):
-            detection = (self.aligner.align([load_rgb(source)]) or [None])[0]
-            self._store(sha1, load_rgb(source), detection)
+            image = load_rgb(source)
+            self._store(sha1, image, self.aligner.align([image])[0])  # the aligner centre-crops for detector none
         crop = self._read_crop(sha1)
         if crop is None:
             raise DataError(f"{source}: the face cache {self.dir} cannot store its crop again")
