@@ -79,6 +79,7 @@ lfw: setup
 	$(BACKBONE) data pairs $(LFW_ROOT) --people $(LFW_ROOT)/peopleDevTrain.txt --split train --split-fractions train=0.85,val=0.15 --n-pairs 6000 --seed $(SEED) --out files/lfw_train_pairs.tsv
 	$(BACKBONE) data pairs $(LFW_ROOT) --people $(LFW_ROOT)/peopleDevTrain.txt --split val --split-fractions train=0.85,val=0.15 --n-pairs 1000 --seed $(SEED) --out files/lfw_val_pairs.tsv
 	$(BACKBONE) experiments run --grid experiments/lfw/grid.yaml --param 'overrides=["data.root=$(LFW_ROOT)", "data.test_pairs=$(LFW_TEST_PAIRS)"]'
+	$(PY) -m backbone.experiments.readme README.md experiments/lfw/results.md lfw-results
 
 data: setup
 	$(BACKBONE) data synth --out $(SYNTH_DIR) --seed $(SEED)

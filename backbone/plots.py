@@ -14,7 +14,6 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from backbone.atomic import atomic_path
-from backbone.evaluation.metrics import reported_threshold
 from backbone.labels import SAME
 from backbone.paths import project_path
 
@@ -44,10 +43,10 @@ def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", 
 
 
 def plot_history(history: Sequence[dict], title: str = "") -> Figure:
-    """Training loss and validation AUC per epoch."""
+    """Training loss and validation AUC per epoch (epoch 0: the initial model, validated untrained)."""
     epochs = [h["epoch"] for h in history]
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
-    ax.plot(epochs, [h["train_loss"] for h in history], "o-", color=COLOURS[0], label="training loss")
+    ax.plot(epochs, [h.get("train_loss", np.nan) for h in history], "o-", color=COLOURS[0], label="training loss")
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss", color=COLOURS[0])
     _style(ax)
@@ -82,19 +81,19 @@ def plot_roc(runs: Mapping[str, dict], title: str = "ROC", log_far: bool = False
 
 
 def plot_f1(runs: Mapping[str, dict], title: str = "F1 vs threshold") -> Figure:
-    """F1-vs-threshold curves overlaid, each run's fixed threshold (the one its metrics were
-    reported at) marked on its curve."""
+    """F1-vs-threshold curves overlaid, each run's operating threshold marked on its curve: the
+    one chosen on its validation pairs when its metrics have it, else the fixed one."""
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    kinds = set()
     for i, (name, m) in enumerate(runs.items()):
         colour = COLOURS[i % 10]
         ax.plot(m["f1_curve"]["thresholds"], m["f1_curve"]["f1"], color=colour, lw=1.8, label=name)
-        threshold = reported_threshold(m)
-        if threshold is not None:
-            f1 = m["at_threshold"]["f1"]
-            ax.plot([threshold], [f1], "o", color=colour, ms=5, mec="white", mew=0.8)
-    thresholds = sorted({t for m in runs.values() if (t := reported_threshold(m)) is not None})
-    if thresholds:
-        ax.plot([], [], "o", color="grey", label=f"fixed threshold {', '.join(f'{t:g}' for t in thresholds)}")
+        at = m.get("at_val_threshold") or m.get("at_threshold")
+        if at is not None:
+            ax.plot([at["threshold"]], [at["f1"]], "o", color=colour, ms=5, mec="white", mew=0.8)
+            kinds.add("chosen on validation pairs" if "at_val_threshold" in m else f"fixed, {at['threshold']:g}")
+    if kinds:
+        ax.plot([], [], "o", color="grey", label=f"operating threshold ({'; '.join(sorted(kinds))})")
     ax.set_xlabel("threshold (score: cosine similarity, or the pair head's probability)")
     ax.set_ylabel("F1")
     ax.set_ylim(0, 1.02)
@@ -131,7 +130,7 @@ def plot_score_histograms(
     thresholds: Mapping[str, float | None] | None = None,
 ) -> Figure:
     """Per run, the score distributions of same pairs, twin negatives and other negatives, with
-    the run's fixed threshold (``thresholds[name]``) marked."""
+    the run's operating threshold (``thresholds[name]``) marked."""
     n = len(runs)
     cols = min(3, n)
     rows = int(np.ceil(n / cols))

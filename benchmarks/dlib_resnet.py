@@ -23,8 +23,8 @@ from backbone.evaluation.metrics import best_accuracy_threshold, confusion_at
 from backbone.models.dlib_resnet import default_model_path, load_dlib_resnet
 
 
-def lfw_chips(lfw: Path, split: str) -> tuple[list, dict[str, np.ndarray]]:
-    """The pairs of ``pairs<split>.txt`` and the dlib chip of each image (aligned into the cache if needed)."""
+def lfw_chips(lfw: Path, split: str, chip: str = "dlib") -> tuple[list, dict[str, np.ndarray]]:
+    """The pairs of ``pairs<split>.txt`` and the 150 px ``chip`` of each image (aligned into the cache if needed)."""
     from backbone.data.faces.align import AlignConfig
     from backbone.data.faces.cache import open_faces
     from backbone.data.layouts.load import load_index
@@ -33,7 +33,7 @@ def lfw_chips(lfw: Path, split: str) -> tuple[list, dict[str, np.ndarray]]:
     index = load_index(lfw)
     pairs = read_pairs(lfw / f"pairs{split}.txt", root=index.root)
     paths = sorted({p for pair in pairs for p in (pair.path_a, pair.path_b)})
-    faces = open_faces(index.only_paths(set(paths)), AlignConfig(size=150, detector="mtcnn", chip="dlib"))
+    faces = open_faces(index.only_paths(set(paths)), AlignConfig(size=150, detector="mtcnn", chip=chip))
     return pairs, {p: faces(p).permute(1, 2, 0).numpy() for p in paths}
 
 

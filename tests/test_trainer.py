@@ -208,3 +208,84 @@ def test_the_pretrained_dlib_resnet_fine_tunes_and_reloads(small, tmp_path):
     with torch.no_grad():
         moved = (model.embed(x) - pretrained.embed(x)).abs().max()
     assert config_.backbone == "dlib_resnet" and 0 < moved < 0.1  # fine-tuned, gently
+
+
+def test_zero_epochs_evaluates_the_initial_model_with_a_threshold_chosen_on_validation(small, tmp_path):
+    """``epochs: 0`` (a pretrained model as it is): no step is taken, the initial weights are the
+    run's best checkpoint, and the test pairs are also scored at the validation pairs' best-accuracy
+    threshold, checked here against a hand computation from the two pair lists."""
+    from backbone.data import read_pairs
+    from backbone.evaluation.metrics import best_accuracy_threshold, confusion_at
+
+    cfg = config(small, tmp_path / "run", epochs=0, **{"data.test_pairs": str(small / "test.tsv")})
+    result = train(cfg, progress=False)
+    assert result.epochs_run == 0 and result.best_epoch == 0 and result.history[0]["epoch"] == 0
+    Fabric.seed_everything(cfg.seed, workers=False, verbose=False)
+    initial = build_model(cfg.model).eval()
+    saved, _, _ = load_model(tmp_path / "run" / "best.ckpt")
+    for a, b in zip(initial.state_dict().values(), saved.state_dict().values()):
+        assert torch.equal(a, b)
+
+    index = load_index(cfg.data.root)
+
+    def scored(name: str):
+        pairs = read_pairs(small / name, root=index.root)
+        faces = open_faces(index.only_paths({p for x in pairs for p in (x.path_a, x.path_b)}), cfg.data.align,
+                           cache_root=cfg.data.cache, progress=False)  # fmt: skip
+        ev = evaluate_pairs(initial, pairs, faces, eval_transform(64), progress=False)
+        return ev.scores, np.array([p.same for p in pairs])
+
+    threshold = best_accuracy_threshold(*scored("val.tsv"))
+    m = result.test_metrics
+    assert m["val_threshold"]["threshold"] == pytest.approx(threshold)
+    assert m["at_val_threshold"] == pytest.approx(confusion_at(*scored("test.tsv"), threshold))
+    assert m["summary"]["accuracy_at_val_threshold"] == m["at_val_threshold"]["accuracy"]
+    assert m["at_val_threshold"]["accuracy"] != m["best"]["accuracy"] or threshold == m["best"]["threshold"]
+    assert train(cfg, progress=False).test_metrics["at_val_threshold"] == m["at_val_threshold"]  # a re-run resumes
+
+
+def test_a_view2_shaped_pair_file_is_scored_with_the_10_fold_protocol(small, tmp_path):
+    """What ``LFW_TEST_PAIRS=.../pairs.txt`` does: an LFW-named image folder and a View-2-shaped
+    ``pairs.txt`` (10 identity-disjoint folds, ``10<TAB>N`` header) as a run's test pairs give the
+    10-fold protocol (each fold at the best-accuracy threshold of the other nine, checked by hand)
+    in the metrics and in the results table."""
+    from PIL import Image
+
+    from backbone.data import read_pairs
+    from backbone.data.layouts.lfw import lfw_image_path
+    from backbone.evaluation.metrics import best_accuracy_threshold, confusion_at
+    from backbone.evaluation.scores import read_scores
+    from backbone.experiments.analysis import Run, result_row
+
+    synth = load_index(small / "synth")
+    lfw = tmp_path / "lfw"
+    for i, identity in enumerate(sorted(synth.by_identity)):
+        for k, path in enumerate(sorted(synth.by_identity[identity]), start=1):
+            target = lfw / lfw_image_path(f"Person_{i:03d}", k)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            Image.open(synth.absolute(path)).convert("RGB").save(target, quality=95)
+    index = load_index(lfw)
+    write_pairs(generate_pairs(index, 200, seed=0, twin_share=0.0, folds=10), lfw / "pairs.txt", fmt="lfw")
+    write_pairs(generate_pairs(index, 200, seed=1, twin_share=0.0), tmp_path / "val.tsv")
+    assert (lfw / "pairs.txt").read_text().startswith("10\t10\n")
+    cfg = config(small, tmp_path / "run", epochs=0, **{
+        "data.root": str(lfw), "data.train_pairs": str(tmp_path / "val.tsv"), "data.val_pairs": str(tmp_path / "val.tsv"),
+        "data.test_pairs": str(lfw / "pairs.txt"), "data.cache": str(tmp_path / "cache"),
+    })  # fmt: skip
+    m = train(cfg, progress=False).test_metrics
+
+    pairs = read_pairs(lfw / "pairs.txt", root=lfw)
+    scores = read_scores(tmp_path / "run" / "test_scores.tsv").scores
+    labels, folds = np.array([p.same for p in pairs]), np.array([p.fold for p in pairs])
+    protocol = m["lfw_protocol"]
+    assert protocol["folds"] == 10 and len(protocol["per_fold"]) == 10
+    for k, fold in enumerate(protocol["per_fold"]):
+        threshold = best_accuracy_threshold(scores[folds != k], labels[folds != k])
+        assert fold["threshold"] == pytest.approx(threshold)
+        assert fold["accuracy"] == pytest.approx(
+            confusion_at(scores[folds == k], labels[folds == k], threshold)["accuracy"]
+        )
+    accuracies = [f["accuracy"] for f in protocol["per_fold"]]
+    assert protocol["accuracy_mean"] == pytest.approx(np.mean(accuracies))
+    row = result_row(Run("run", tmp_path / "run", cfg, m, []))
+    assert row["lfw_accuracy"] == f"{np.mean(accuracies):.4f} ± {np.std(accuracies, ddof=1) / np.sqrt(10):.4f}"

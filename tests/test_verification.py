@@ -34,3 +34,26 @@ def test_no_face_and_unreadable_images_are_clear_errors(tmp_path):
     (tmp_path / "bad.jpg").write_bytes(b"nope")
     with pytest.raises(ImageReadError, match="bad.jpg"):
         verifier.verify(tmp_path / "bad.jpg", tmp_path / "wall.png")
+
+
+def test_a_checkpoint_brings_the_threshold_its_run_chose_on_validation(tiny_synth, tmp_path):
+    """``backbone verify``, ``evaluate`` and the explorer use a training run's validation threshold
+    (saved in its checkpoints) instead of the fixed 0.6, unless a threshold is given."""
+    from backbone.data import generate_pairs, load_index, write_pairs
+    from backbone.evaluation.checkpoints import evaluate_checkpoint
+    from backbone.evaluation.metrics import confusion_at
+
+    path = tmp_path / "m.ckpt"
+    torch.manual_seed(0)
+    config = ModelConfig(embedding_dim=16, input_size=64)
+    align = AlignConfig(size=64, detector="none")
+    train_config = {"data": {"align": align.__dict__, "root": str(tiny_synth), "cache": str(tmp_path / "cache")}}
+    save_model(build_model(config).eval(), config, path, extra={"train_config": train_config, "val_threshold": 0.93})
+    assert Verifier.from_checkpoint(path).threshold == 0.93
+    assert Verifier.from_checkpoint(path, threshold=0.5).threshold == 0.5
+    write_pairs(generate_pairs(load_index(tiny_synth), 40, seed=0), tmp_path / "pairs.tsv")
+    result = evaluate_checkpoint(path, tmp_path / "pairs.tsv", progress=False)
+    m = result.evaluation.metrics
+    labels = [p.same for p in result.pairs]
+    assert m["at_threshold"]["threshold"] == 0.6 and m["val_threshold"]["threshold"] == 0.93
+    assert m["at_val_threshold"] == confusion_at(result.evaluation.scores, labels, 0.93)

@@ -8,7 +8,7 @@ import sys
 from backbone.atomic import atomic_write_json
 from backbone.data.checks.analyze import analyze_dataset, format_report
 from backbone.data.checks.validate import validate_dataset
-from backbone.data.faces.align import DETECTORS, POLICIES, AlignConfig
+from backbone.data.faces.align import CHIPS, DETECTORS, POLICIES, AlignConfig
 from backbone.data.faces.cache import FaceCache, align_index, alignment_status, default_cache_root
 from backbone.data.layouts.lfw import read_lfw_people
 from backbone.data.layouts.load import KINDS, load_index
@@ -65,6 +65,10 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--detector", choices=DETECTORS, default=defaults.detector, help="'none': centre-crop already-aligned images"
     )
     p.add_argument("--crop", type=float, default=defaults.crop, help="centre crop: fraction of the shorter side kept")
+    p.add_argument(
+        "--chip", choices=CHIPS, default=defaults.chip,
+        help="box: the face box plus margin; dlib, landmarks: dlib's face chip frame (the dlib_resnet backbone, --size 150)",
+    )  # fmt: skip
     p.add_argument(
         "--policy", choices=POLICIES, default="fallback", help="no face found: centre crop (fallback) or report"
     )
@@ -141,7 +145,7 @@ def cmd_align(args: argparse.Namespace) -> int:
 
     Exits 1 when images are unreadable or, under --policy report, have no face (listed)."""
     index = load_index(args.root, args.kind)
-    config = AlignConfig(size=args.size, margin=args.margin, detector=args.detector, crop=args.crop)
+    config = AlignConfig(size=args.size, margin=args.margin, detector=args.detector, crop=args.crop, chip=args.chip)
     cache = FaceCache(args.cache, config, policy=args.policy)
     summary = align_index(index, cache, workers=args.workers, batch_size=args.batch_size, verify=args.verify)
     for path in summary.damaged[:50]:

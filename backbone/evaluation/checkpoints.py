@@ -11,6 +11,8 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from backbone.data.checks.validate import check_pairs
 from backbone.data.errors import DataError, DataWarning
 from backbone.data.faces.align import AlignConfig
@@ -20,6 +22,7 @@ from backbone.data.index import IdentityIndex
 from backbone.data.layouts.load import load_index
 from backbone.data.lists.pairs import Pair, read_pairs
 from backbone.evaluation.embeddings import EmbeddingStore, PairEvaluation, evaluate_pairs
+from backbone.evaluation.metrics import with_val_threshold
 from backbone.models.build import ModelConfig, load_model
 from backbone.models.siamese import SiameseNet
 from backbone.models.weights import CheckpointError
@@ -88,7 +91,9 @@ def evaluate_checkpoint(
     """Scores and metrics of ``checkpoint`` on a pair list, on faces aligned as in training.
 
     ``root`` defaults to the data root the checkpoint was trained on; embeddings are cached per
-    checkpoint next to the face cache, so a second pair list only embeds new images.
+    checkpoint next to the face cache, so a second pair list only embeds new images. A checkpoint
+    of a training run also scores the pairs at the threshold its run chose on the validation
+    pairs (``at_val_threshold``), beside ``threshold`` (default: the model's fixed one).
 
     Pair labels that contradict the identity folders (``same`` for two people, or different for
     one) make the metrics wrong: they raise a DataError listing the lines, unless ``trust_labels``
@@ -119,6 +124,8 @@ def evaluate_checkpoint(
         batch_size,
         progress=progress,
     )
+    labels = np.array([p.same for p in pairs])
+    ev.metrics = with_val_threshold(ev.metrics, ev.scores, labels, ckpt.get("val_threshold"))
     if trust_labels:
         ev.metrics["label_conflicts"] = conflicts
     return CheckpointEvaluation(model, config, ckpt, align, pairs, faces, ev)

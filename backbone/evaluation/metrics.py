@@ -4,8 +4,9 @@ Scores follow the project's rule, **higher = more alike**, and a pair is predict
 when ``score >= threshold``. ROC and AUC come from scikit-learn, as do the folds of the LFW
 protocol (``PredefinedSplit``). ``fixed_threshold`` is the one rule for the fixed threshold a
 score is reported at (cosine similarity 0.6, the published convention for facenet-style
-embeddings; the pair head's probability 0.5); tables, figures and the explorer all use it, or the
-threshold a run's metrics record (``reported_threshold``).
+embeddings; the pair head's probability 0.5). A training run also chooses an operating threshold
+on its validation pairs (``with_val_threshold``); figures and the explorer use that one when a
+run has it (``reported_threshold``), tables show both.
 """
 
 from __future__ import annotations
@@ -33,8 +34,9 @@ def fixed_threshold(distance: str = "cosine", pair_head: bool = False) -> float 
 
 
 def reported_threshold(metrics: dict) -> float | None:
-    """The fixed threshold a run's metrics were reported at (None if they have none)."""
-    return metrics.get("at_threshold", {}).get("threshold")
+    """The operating threshold of a run's metrics: the one chosen on its validation pairs when they
+    have it, else the fixed one (None if they have neither)."""
+    return metrics.get("at_val_threshold", metrics.get("at_threshold", {})).get("threshold")
 
 
 def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -204,6 +206,22 @@ def verification_metrics(
     return out
 
 
+VAL_THRESHOLD_RULE = "the best accuracy on the validation pairs"
+
+
+def with_val_threshold(metrics: dict, scores: np.ndarray, labels: np.ndarray, threshold: float | None) -> dict:
+    """``metrics`` plus the scores' confusion at ``threshold``, the operating threshold a training
+    run chose on its validation pairs (``val_threshold``, saved in its checkpoints): what tables
+    report as "@ val thr.". Nothing is added when ``threshold`` is None."""
+    if threshold is None:
+        return metrics
+    return {
+        **metrics,
+        "val_threshold": {"threshold": float(threshold), "rule": VAL_THRESHOLD_RULE},
+        "at_val_threshold": confusion_at(scores, labels, threshold),
+    }
+
+
 def summary_row(metrics: dict) -> dict:
     """The headline numbers of a metrics dict (what tables show)."""
     at = metrics.get("at_threshold", metrics["best"])
@@ -218,6 +236,10 @@ def summary_row(metrics: dict) -> dict:
         "tar_at_far_1e-3": metrics["tar_at_far"]["0.001"],
         "tar_at_far_1e-2": metrics["tar_at_far"]["0.01"],
     }
+    if "at_val_threshold" in metrics:
+        row["val_threshold"] = metrics["at_val_threshold"]["threshold"]
+        row["accuracy_at_val_threshold"] = metrics["at_val_threshold"]["accuracy"]
+        row["f1_at_val_threshold"] = metrics["at_val_threshold"]["f1"]
     if "lfw_protocol" in metrics:
         row["lfw_accuracy"] = metrics["lfw_protocol"]["accuracy_mean"]
         row["lfw_std"] = metrics["lfw_protocol"]["accuracy_std"]

@@ -47,7 +47,12 @@ class Verifier:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, threshold: float | None = None) -> Verifier:
+        """The model of a checkpoint, at ``threshold``, else the threshold its run chose on the
+        validation pairs (``val_threshold``, saved in checkpoints of training runs), else the
+        model's fixed one."""
         model, config, ckpt = load_model(path)
+        if threshold is None:
+            threshold = ckpt.get("val_threshold")
         return cls(model, checkpoint_align_config(ckpt, config.image_size, path), config.image_size, threshold)
 
     def face(self, image: str | Path | Image.Image, name: str | None = None) -> np.ndarray:

@@ -35,10 +35,15 @@ COLUMNS = [
     ("attention", "attention"),
     ("pretrained_on", "pretrained on"),
     ("loss", "loss"),
+    ("training", "training"),
     ("scheduler", "scheduler"),
     ("optimiser", "optimiser"),
     ("f1_at_threshold", "F1 @ fixed thr."),
-    ("accuracy", "accuracy"),
+    ("accuracy", "accuracy @ fixed thr."),
+    ("val_threshold", "val thr."),
+    ("f1_at_val_threshold", "F1 @ val thr."),
+    ("accuracy_at_val_threshold", "accuracy @ val thr."),
+    ("lfw_accuracy", "10-fold accuracy"),
     ("auc", "AUC"),
     ("eer", "EER"),
     ("tar_at_far_1e-3", "TAR @ FAR=1e-3"),
@@ -96,14 +101,19 @@ def result_row(run: Run) -> dict:
     loss = cfg.loss.regime + (f" ({cfg.loss.mining})" if cfg.loss.regime == "triplet" else "")
     return {
         "experiment": run.name,
-        "architecture": cfg.model.backbone,
+        "architecture": cfg.model.backbone + (" (flip-averaged)" if cfg.model.flip_average else ""),
         "attention": cfg.model.attention or "none (global only)",
         "pretrained_on": _pretrained(cfg),
         "loss": loss,
+        "training": _training(cfg),
         "scheduler": cfg.optim.scheduler,
         "optimiser": cfg.optim.name,
         "f1_at_threshold": at["f1"],
         "accuracy": at["accuracy"],
+        "val_threshold": m["at_val_threshold"]["threshold"] if "at_val_threshold" in m else None,
+        "f1_at_val_threshold": m["at_val_threshold"]["f1"] if "at_val_threshold" in m else None,
+        "accuracy_at_val_threshold": m["at_val_threshold"]["accuracy"] if "at_val_threshold" in m else None,
+        "lfw_accuracy": _lfw(m["lfw_protocol"]) if "lfw_protocol" in m else None,
         "auc": m["auc"],
         "eer": m["eer"],
         "tar_at_far_1e-3": m["tar_at_far"]["0.001"],
@@ -112,6 +122,21 @@ def result_row(run: Run) -> dict:
         "other_auc": m["other_negatives"]["auc"] if "other_negatives" in m else None,
         "train_seconds": sum(h.get("train_seconds", 0.0) for h in run.history),
     }
+
+
+def _training(cfg: TrainConfig) -> str:
+    """How much training a run had: none (the initial model as it is), or its epochs and learning
+    rate, and whether the trunk stayed frozen."""
+    if cfg.epochs == 0:
+        return "none (as is)"
+    frozen = min(cfg.freeze_trunk_epochs, cfg.epochs)
+    trunk = "trunk frozen" if frozen == cfg.epochs else f"trunk frozen {frozen} ep." if frozen else "all layers"
+    return f"{cfg.epochs} ep., lr {cfg.optim.lr:g}, {trunk}"
+
+
+def _lfw(protocol: dict) -> str:
+    """The LFW fold protocol's accuracy as a table shows it: mean ± standard error over the folds."""
+    return f"{protocol['accuracy_mean']:.4f} ± {protocol['accuracy_sem']:.4f}"
 
 
 def _auc_se(m: dict) -> float:
@@ -127,18 +152,21 @@ def _fmt(key: str, value) -> str:
 
 
 def attention_verdicts(rows: list[dict]) -> list[str]:
-    """For every loss run both ways: does local-global attention beat global-only on twin negatives?
+    """For every loss run both ways (same backbone and training): does local-global attention beat
+    global-only on twin negatives?
 
     A difference counts when it exceeds two standard errors of the difference (Hanley-McNeil
     errors of the two AUCs, taken as independent); otherwise it is called within noise."""
     out = []
-    for loss in dict.fromkeys(r["loss"] for r in rows):
-        plain = [
-            r for r in rows if r["loss"] == loss and r["attention"].startswith("none") and r["twin_auc"] is not None
-        ]
-        attended = [
-            r for r in rows if r["loss"] == loss and not r["attention"].startswith("none") and r["twin_auc"] is not None
-        ]
+
+    def alike(r: dict) -> tuple:  # what must be equal for a fair comparison
+        return r["loss"], r.get("architecture"), r.get("training")
+
+    for kind in dict.fromkeys(map(alike, rows)):
+        loss = kind[0]
+        same = [r for r in rows if alike(r) == kind and r["twin_auc"] is not None]
+        plain = [r for r in same if r["attention"].startswith("none")]
+        attended = [r for r in same if not r["attention"].startswith("none")]
         for g in plain:
             for a in attended:
                 diff = a["twin_auc"] - g["twin_auc"]
@@ -155,6 +183,31 @@ def attention_verdicts(rows: list[dict]) -> list[str]:
     return out
 
 
+def pretrained_verdicts(rows: list[dict], tolerance: float = 0.5) -> list[str]:
+    """Each trained run of a pretrained backbone against the same backbone untrained ("none (as
+    is)"): test accuracy at each run's validation threshold, in points, and AUC. A run more than
+    ``tolerance`` points below the untrained model is called out as such."""
+    out = []
+    untrained = "none (as is)"
+    for base in (r for r in rows if r["training"] == untrained and r["pretrained_on"] != "none"):
+        model = (base["architecture"], base["pretrained_on"])
+        for r in rows:
+            if r["training"] == untrained or (r["architecture"], r["pretrained_on"]) != model:
+                continue
+            acc, base_acc = (x.get("accuracy_at_val_threshold") or x["accuracy"] for x in (r, base))
+            points = round(100 * (acc - base_acc), 2)
+            verdict = (
+                "beats it" if points > 0 else f"keeps it (within {tolerance:g} points)" if points >= -tolerance
+                else f"**falls more than {tolerance:g} points below it**"
+            )  # fmt: skip
+            out.append(
+                f"- {r['experiment']} ({r['loss']}, {r['training']}) {verdict}: accuracy {acc:.4f} vs {base_acc:.4f} "
+                f"as is ({base['experiment']}; {points:+.2f} points), AUC {r['auc']:.4f} vs {base['auc']:.4f} "
+                f"({r['auc'] - base['auc']:+.4f})."
+            )
+    return out
+
+
 def write_tables(rows: list[dict], out_dir: Path, note: str = "") -> None:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=[k for k, _ in COLUMNS], lineterminator="\n", extrasaction="ignore")
@@ -167,6 +220,9 @@ def write_tables(rows: list[dict], out_dir: Path, note: str = "") -> None:
     verdicts = attention_verdicts(rows)
     if verdicts:
         lines += ["", "Does local attention help on identical twins (same loss, budget and backbone)?", "", *verdicts]
+    kept = pretrained_verdicts(rows)
+    if kept:
+        lines += ["", "Does training keep what the pretrained model knew (against the same model as it is)?", "", *kept]
     atomic_write_text(
         out_dir / "results.md", "# Experiment results\n\n" + (note + "\n\n" if note else "") + "\n".join(lines) + "\n"
     )
@@ -185,9 +241,10 @@ def environment() -> dict:
     import torch
 
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
+        code = ["status", "--porcelain", "--", "backbone", "notebooks", "pyproject.toml"]  # what makes results
+        git = [subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
+               for args in (["rev-parse", "--short", "HEAD"], code)]  # fmt: skip
+        commit = git[0] + ("-dirty" if git[1] else "")  # made by code with uncommitted changes
     except (OSError, subprocess.CalledProcessError):
         commit = "unknown"
     return {
@@ -239,7 +296,7 @@ def threshold_note(runs: list[Run]) -> str:
             if model.distance == "cosine"
             else f"minus {model.distance} distance"
         )
-        if (t := reported_threshold(r.metrics)) is not None:
+        if (t := r.metrics.get("at_threshold", {}).get("threshold")) is not None:
             used.setdefault(kind, set()).add(t)
     return "; ".join(
         f"{kind} {', '.join(f'{t:g}' for t in sorted(ts))}"
@@ -256,7 +313,10 @@ def analyze(runs_dir: str | Path, out_dir: str | Path) -> Analysis:
     rows = [result_row(r) for r in runs]
     env = environment()
     note = (
-        f"Test pairs of each run, at its fixed threshold ({threshold_note(runs)}). Produced by `backbone experiments run`; "
+        f"Test pairs of each run: F1 and accuracy at the fixed threshold ({threshold_note(runs)}) and at the "
+        "threshold of the best accuracy on the run's validation pairs (val thr.); with View 2's folds, the "
+        "10-fold protocol's mean accuracy ± its standard error (thresholds from the other nine folds). "
+        "Produced by `backbone experiments run`; "
         f"torch {env['torch']} on {env['cpu_threads']} CPU threads ({env['machine']}), commit {env['git_commit']}."
     )
     write_tables(rows, out, note)

@@ -10,6 +10,10 @@ experiments:
 analysis:
   notebook: notebooks/05_experiment_analysis.ipynb
 ```
+
+Parameters merge key by key (an experiment's value replaces the default's), except ``overrides``,
+the ``key=value`` settings lists: those are joined, the defaults' first, so a grid can set
+``data.root=...`` for every experiment and an experiment its own ``optim.lr=...``.
 """
 
 from __future__ import annotations
@@ -24,6 +28,14 @@ from pathlib import Path
 from backbone.settings import ConfigError, load_yaml
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def merge_parameters(base: dict, top: dict) -> dict:
+    """``top`` over ``base``; their ``overrides`` lists are joined (``base``'s first, so ``top``'s win)."""
+    merged = {**base, **top}
+    if isinstance(base.get("overrides"), list) and isinstance(top.get("overrides"), list):
+        merged["overrides"] = [*base["overrides"], *top["overrides"]]
+    return merged
 
 
 @dataclass(frozen=True)
@@ -81,10 +93,9 @@ def read_grid(path: Path, seen: tuple[Path, ...] = ()) -> dict:
     if "extends" not in d:
         return d
     base = read_grid(path.parent / d.pop("extends"), (*seen, path.resolve()))
-    defaults = {
-        **((base.get("defaults") or {}).get("parameters") or {}),
-        **((d.get("defaults") or {}).get("parameters") or {}),
-    }
+    defaults = merge_parameters(
+        (base.get("defaults") or {}).get("parameters") or {}, (d.get("defaults") or {}).get("parameters") or {}
+    )
     mine = {e.get("name"): e for e in d.get("experiments") or [] if isinstance(e, dict)}
     experiments = [mine.pop(e.get("name"), e) for e in base.get("experiments") or []] + list(mine.values())
     return {**base, **d, "defaults": {"parameters": defaults}, "experiments": experiments}
@@ -128,7 +139,7 @@ def load_grid(path: str | Path, root: str | Path = ".") -> Grid:
         if unknown:
             raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
         names.add(e["name"])
-        parameters = {**defaults, **(e.get("parameters") or {})}
+        parameters = merge_parameters(defaults, e.get("parameters") or {})
         check_parameters(root / e["notebook"], parameters, f"{where} ({e['name']})")
         experiments.append(Experiment(e["name"], e["notebook"], parameters))
     if not experiments:

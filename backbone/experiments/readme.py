@@ -1,8 +1,10 @@
-"""Copy the results table into the README between ``<!-- results:start -->`` and ``<!-- results:end -->``.
+"""Copy a results table into the README between ``<!-- NAME:start -->`` and ``<!-- NAME:end -->``.
 
-    python -m backbone.experiments.readme README.md experiments/results.md
+    python -m backbone.experiments.readme README.md experiments/results.md            # block "results"
+    python -m backbone.experiments.readme README.md experiments/lfw/results.md lfw-results
 
-``make reproduce`` runs it after the grid, so the README always shows the table the pipeline made.
+``make reproduce`` runs it after the grid (and ``make reproduce DATA=lfw`` after the LFW grid), so
+the README always shows the tables the pipeline made.
 """
 
 from __future__ import annotations
@@ -12,7 +14,13 @@ from pathlib import Path
 
 from backbone.atomic import atomic_write_text
 
-START, END = "<!-- results:start -->", "<!-- results:end -->"
+
+def markers(name: str = "results") -> tuple[str, str]:
+    """The comments that open and close the README block ``name``."""
+    return f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+
+
+START, END = markers()
 
 
 def results_block(results_md: str) -> str:
@@ -21,14 +29,15 @@ def results_block(results_md: str) -> str:
     return "\n".join(lines[1:] if lines and lines[0].startswith("# ") else lines).strip()
 
 
-def update_readme(readme: Path, results: Path) -> bool:
-    """Replace the marked block; returns whether the README changed."""
+def update_readme(readme: Path, results: Path, name: str = "results") -> bool:
+    """Replace the block ``name``; returns whether the README changed."""
+    start, end = markers(name)
     text = readme.read_text()
-    if START not in text or END not in text:
-        raise ValueError(f"{readme} has no {START} ... {END} block")
-    head, rest = text.split(START, 1)
-    _, tail = rest.split(END, 1)
-    new = f"{head}{START}\n{results_block(results.read_text())}\n{END}{tail}"
+    if start not in text or end not in text:
+        raise ValueError(f"{readme} has no {start} ... {end} block")
+    head, rest = text.split(start, 1)
+    _, tail = rest.split(end, 1)
+    new = f"{head}{start}\n{results_block(results.read_text())}\n{end}{tail}"
     if new != text:
         atomic_write_text(readme, new)
     return new != text
@@ -36,4 +45,5 @@ def update_readme(readme: Path, results: Path) -> bool:
 
 if __name__ == "__main__":
     readme, results = map(Path, sys.argv[1:3])
-    print(f"{readme}: {'updated' if update_readme(readme, results) else 'already up to date'}")
+    name = sys.argv[3] if len(sys.argv) > 3 else "results"
+    print(f"{readme} ({name}): {'updated' if update_readme(readme, results, name) else 'already up to date'}")

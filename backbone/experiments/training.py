@@ -31,10 +31,12 @@ class TrainingExperiment:
 
     def __str__(self) -> str:
         c = self.config
-        return (
-            f"{c.name}: {c.model.backbone} ({c.model.attention or 'global only'}), {c.loss.regime}, "
-            f"{c.epochs} epochs of {c.steps_per_epoch or 'all'} steps"
+        training = (
+            f"{c.loss.regime}, {c.epochs} epochs of {c.steps_per_epoch or 'all'} steps"
+            if c.epochs
+            else "no training (the initial model as it is)"
         )
+        return f"{c.name}: {c.model.backbone} ({c.model.attention or 'global only'}), {training}"
 
     def train(self) -> TrainResult:
         """Train (an interrupted run resumes from ``last.ckpt``), then test the best checkpoint."""

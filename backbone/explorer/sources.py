@@ -28,7 +28,7 @@ from backbone.data.lists.pairs import check_pair_images
 from backbone.evaluation.checkpoints import checkpoint_align_config, checkpoint_data, evaluate_checkpoint
 from backbone.evaluation.embeddings import default_threshold
 from backbone.evaluation.explain import attention_maps
-from backbone.evaluation.metrics import fixed_threshold
+from backbone.evaluation.metrics import fixed_threshold, reported_threshold
 from backbone.evaluation.scores import ScoredPairs, read_scores
 from backbone.evaluation.verification import Verdict, Verifier
 from backbone.explorer.review import PairReview
@@ -120,7 +120,8 @@ def open_run(
 ) -> ExplorerSource:
     """A finished run folder: its ``test_scores.tsv``, config and, when present, ``best.ckpt``.
 
-    The threshold defaults to the one the run's metrics were reported at."""
+    The threshold defaults to the run's operating threshold: the one chosen on its validation
+    pairs, or the fixed one its metrics were reported at."""
     run = existing(run, "run folder", kind="dir")
     if not (run / "test_scores.tsv").is_file():
         raise DataError(f"{run} is not a finished run: no test_scores.tsv (train it, or pass a score file)")
@@ -130,7 +131,7 @@ def open_run(
         existing(config.data.root, "data root", kind="dir"), config.data.kind, scored, run / "test_scores.tsv"
     )
     if threshold is None and (run / "metrics.json").is_file():
-        threshold = json.loads((run / "metrics.json").read_text()).get("at_threshold", {}).get("threshold")
+        threshold = reported_threshold(json.loads((run / "metrics.json").read_text()))
     checkpoint = (
         project_path(checkpoint) if checkpoint else run / "best.ckpt"
     )  # a named one must exist; the run's may not
@@ -170,7 +171,7 @@ def open_scores(
 
     if checkpoint:
         faces = _aligned_faces(index, scored, align, data.get("policy", "fallback"), data.get("cache"), progress)
-    threshold = threshold if threshold is not None else _default_threshold(model)
+    threshold = threshold if threshold is not None else _default_threshold(model, ckpt)
     return ExplorerSource(
         PairReview(scored, threshold),
         index.root,
@@ -192,7 +193,7 @@ def open_checkpoint(
     """Score a pair list with a checkpoint now (embeddings cached), then explore it."""
     result = evaluate_checkpoint(checkpoint, pairs, root, threshold=None, progress=progress)
     scored = ScoredPairs(result.pairs, result.evaluation.scores, str(pairs))
-    threshold = threshold if threshold is not None else _default_threshold(result.model)
+    threshold = threshold if threshold is not None else _default_threshold(result.model, result.checkpoint)
 
     def faces(path: str) -> np.ndarray:
         return result.faces(path).permute(1, 2, 0).numpy()
@@ -232,7 +233,10 @@ def open_source(
     )
 
 
-def _default_threshold(model: SiameseNet | None) -> float:
+def _default_threshold(model: SiameseNet | None, ckpt: dict | None = None) -> float:
+    """The threshold a checkpoint's run chose on its validation pairs, else the model's fixed one."""
+    if ckpt is not None and ckpt.get("val_threshold") is not None:
+        return float(ckpt["val_threshold"])
     chosen = default_threshold(model) if model is not None else fixed_threshold()
     if chosen is None:
         raise ValueError(f"no default threshold for distance {model.distance!r}: pass threshold=...")

@@ -64,7 +64,7 @@ class PairExplorer:
         )
         self.position = _tagged(w.HTML(), "position")
         self.threshold = _tagged(
-            w.FloatSlider(value=self.review.threshold, min=low, max=high, step=0.001, readout_format=".3f",
+            w.FloatSlider(value=self.review.threshold, min=low, max=high, step=0.0001, readout_format=".4f",
                           description="threshold", continuous_update=True, layout=w.Layout(width="520px")),
             "threshold",
         )  # fmt: skip

@@ -137,7 +137,7 @@ def inception_resnet_v1(
 
 
 class _DlibTrunk(nn.Module):
-    """dlib's ResNet up to its last residual block, on the workbook's standardised input
+    """dlib's ResNet up to its last residual block (its 128-d layer is the head's), on the workbook's standardised input
     (``(x - 127.5) / 128``, undone here: dlib subtracts its own channel means and divides by 256)."""
 
     def __init__(self, net: nn.Module):
@@ -153,9 +153,9 @@ class _DlibHead(nn.Module):
     """dlib's global average pool and 128-d linear layer (its descriptor), then a projection when
     another embedding size is asked for."""
 
-    def __init__(self, net: nn.Module, embedding_dim: int, dropout: float):
+    def __init__(self, fc: nn.Linear, embedding_dim: int, dropout: float):
         super().__init__()
-        self.fc = net.fc
+        self.fc = fc
         self.project = nn.Identity() if embedding_dim == 128 else nn.Sequential(
             nn.Dropout(dropout), nn.Linear(128, embedding_dim, bias=False), nn.BatchNorm1d(embedding_dim)
         )  # fmt: skip
@@ -180,7 +180,9 @@ def dlib_resnet(embedding_dim: int, pretrained: bool | str, weights: str | Path 
         net = DlibResNet()
         if weights is not None:
             load_state_dict_file(net, weights)
-    return Backbone(_DlibTrunk(net), 256, _DlibHead(net, embedding_dim, dropout), "dlib_resnet")
+    head = _DlibHead(net.fc, embedding_dim, dropout)
+    net.fc = nn.Identity()  # the head owns dlib's 128-d layer: a frozen trunk leaves it free to learn
+    return Backbone(_DlibTrunk(net), 256, head, "dlib_resnet")
 
 
 @BACKBONES.register("small", input_size=112)

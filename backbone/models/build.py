@@ -32,6 +32,7 @@ class ModelConfig:
     pair_head: bool = False
     dropout: float = 0.0
     input_size: int | None = None  # None: the backbone's default (112 small, 160 inception, 224 timm)
+    flip_average: bool = False  # evaluation embeds each image and its mirror image, summed (not for twins)
 
     def __post_init__(self) -> None:
         if self.attention is not None:
@@ -58,7 +59,7 @@ def build_model(config: ModelConfig, load_pretrained: bool = True) -> SiameseNet
     else:
         trunk = create_backbone(config.backbone, config.embedding_dim, pretrained, weights, config.dropout)
         net = LocalGlobalNet(trunk, config.attention, config.embedding_dim, config.branch_dim)
-    return SiameseNet(net, config.embedding_dim, config.distance, config.pair_head)
+    return SiameseNet(net, config.embedding_dim, config.distance, config.pair_head, config.flip_average)
 
 
 def save_model(model: SiameseNet, config: ModelConfig, path: str | Path, extra: dict[str, Any] | None = None) -> None:

