@@ -135,6 +135,31 @@ def test_train_evaluate_verify_from_the_command_line(tiny_synth, tmp_path, capsy
     assert main(["train", "--set", "loss.regime=magic"]) == 1
     assert "loss.regime must be one of" in capsys.readouterr().err
 
+    # cross-data: another identity-folder set, no pair file (3 people x 3 images, copied from the twins)
+    import shutil
+
+    other = tmp_path / "other"
+    for person in ("solo000", "solo001", "twin000a"):
+        (other / person).mkdir(parents=True)
+        for k in (1, 2, 3):
+            shutil.copy(tiny_synth / person / f"{person}_000{k}.png", other / person)
+    cross = ["evaluate", "--checkpoint", str(ckpt), "--data", str(other), "--seed", "3",
+             "--cache", str(tmp_path / "cache"), "--no-progress"]  # fmt: skip
+    capsys.readouterr()
+    assert main(cross) == 0
+    assert "18 pairs of other (every matched pair, as many mismatched drawn with seed 3)" in capsys.readouterr().out
+    metrics_file, pairs_file = tmp_path / "run" / "metrics_other_seed3.json", tmp_path / "run" / "pairs_other_seed3.tsv"
+    metrics = json.loads(metrics_file.read_text())
+    assert metrics["same"] == 9 and metrics["different"] == 9  # 3 x C(3, 2) matched, as many mismatched
+    assert metrics["generated_pairs"]["seed"] == 3 and metrics["generated_pairs"]["pairs_file"].endswith(
+        pairs_file.name
+    )
+    first = pairs_file.read_bytes()
+    assert main(cross) == 0 and pairs_file.read_bytes() == first  # deterministic
+    assert main(["evaluate", "--checkpoint", str(ckpt), "--pairs", str(pairs_file), "--root", str(other),
+                 "--cache", str(tmp_path / "cache"), "--out", str(tmp_path / "again.json"), "--no-progress"]) == 0  # fmt: skip
+    assert json.loads((tmp_path / "again.json").read_text())["auc"] == metrics["auc"]
+
 
 def test_pairs_from_an_lfw_people_file(lfw_root, tmp_path):
     out = tmp_path / "p.tsv"

@@ -80,3 +80,40 @@ def test_pair_capacity(folders, index):
 
     assert pair_capacity(read_identity_folders(folders)) == {"same": 3 + 1 + 0, "twin": 0}
     assert pair_capacity(index) == {"same": 12 * 6, "twin": 4 * 4 * 4}
+
+
+def test_all_pairs_holds_every_matched_pair_and_as_many_mismatched(tmp_path):
+    """A small folder set built here (3, 2 and 1 images): the matched pairs are exactly the 3 + 1
+    pairs within an identity, the 4 mismatched pairs join two identities, none twice; the same seed
+    gives the same list, another seed another one."""
+    from backbone.data.lists.sampling import all_pairs
+
+    from conftest import write_image
+
+    for name, n in (("ann", 3), ("bob", 2), ("cid", 1)):
+        for k in range(n):
+            write_image(tmp_path / "set" / name / f"{k}.png", seed=k)
+    index = read_identity_folders(tmp_path / "set")
+    pairs = all_pairs(index, seed=0)
+    same = [(p.path_a, p.path_b) for p in pairs if p.same == SAME]
+    assert same == [("ann/0.png", "ann/1.png"), ("ann/0.png", "ann/2.png"), ("ann/1.png", "ann/2.png"),
+                    ("bob/0.png", "bob/1.png")]  # fmt: skip
+    different = [p for p in pairs if p.same == DIFFERENT]
+    assert len(different) == 4 and len({frozenset((p.path_a, p.path_b)) for p in different}) == 4
+    assert all(index.identity_of[p.path_a] != index.identity_of[p.path_b] for p in different)
+    assert all_pairs(index, seed=0) == pairs and all_pairs(index, seed=1) != pairs
+    with pytest.raises(DataError, match="no identity has two images"):
+        all_pairs(index.subset(["cid"]))
+    with pytest.raises(DataError, match="one identity only"):
+        all_pairs(index.subset(["ann"]))
+
+
+def test_all_pairs_marks_twin_siblings(index):
+    from backbone.data.lists.sampling import all_pairs
+
+    pairs = all_pairs(index, seed=0)
+    twins = [p for p in pairs if p.twins]
+    assert twins and all(p.same == DIFFERENT for p in twins)
+    for p in pairs:
+        a, b = index.identity_of[p.path_a], index.identity_of[p.path_b]
+        assert p.twins == (a != b and index.group_of[a] is not None and index.group_of[a] == index.group_of[b])

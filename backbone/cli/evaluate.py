@@ -3,19 +3,28 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from backbone.atomic import atomic_write_json
+from backbone.data import all_pairs, load_index, write_pairs
+from backbone.data.index import IdentityIndex
 from backbone.evaluation.checkpoints import evaluate_checkpoint
 from backbone.evaluation.metrics import summary_row
 from backbone.evaluation.scores import write_scores
 from backbone.evaluation.verification import Verifier
-from backbone.paths import cli_path, project_relative
+from backbone.paths import cli_path, project_path, project_relative
 
 
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("evaluate", help="metrics of a checkpoint on a pair list", description=cmd_evaluate.__doc__)
     p.add_argument("--checkpoint", required=True, type=cli_path)
-    p.add_argument("--pairs", required=True, type=cli_path, help="pair file (.tsv, or LFW format)")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--pairs", type=cli_path, help="pair file (.tsv, or LFW format)")
+    what.add_argument(
+        "--data", type=cli_path, metavar="ROOT",
+        help="an identity-folder data set without a pair file: every matched pair and as many mismatched ones (--seed)",
+    )  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="--data: the seed of the mismatched pairs")
     p.add_argument("--root", type=cli_path, help="data root (default: the one the checkpoint was trained on)")
     p.add_argument("--out", type=cli_path, help="metrics JSON (default: beside the checkpoint, named after the pairs)")
     p.add_argument("--threshold", type=float, help="fixed threshold (default: 0.6 cosine, 0.5 pair head)")
@@ -41,16 +50,39 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def format_summary(metrics: dict) -> str:
     row = summary_row(metrics)
+    width = max(map(len, row)) + 1
     lines = [
-        f"{'pairs':24s} {metrics['pairs']} ({metrics['same']} same, {metrics['different']} different; {metrics['unique_images']} unique images)"
+        f"{'pairs':{width}s} {metrics['pairs']} ({metrics['same']} same, {metrics['different']} different; {metrics['unique_images']} unique images)"
     ]
-    lines += [f"{k:24s} {v:.4f}" for k, v in row.items()]
+    lines += [f"{k:{width}s} {v:.4f}" for k, v in row.items()]
     return "\n".join(lines)
+
+
+def generated_pairs(index: IdentityIndex, seed: int, out: Path) -> dict:
+    """``--data``: the balanced pair list of every matched pair of ``index`` (``all_pairs``),
+    written beside the metrics ``out``; what the metrics record about it."""
+    pairs_file = out.with_name(f"pairs_{index.root.name}_seed{seed}.tsv")
+    pairs = all_pairs(index, seed)
+    write_pairs(pairs, pairs_file)
+    return {"data": project_relative(index.root), "seed": seed, "pairs_file": project_relative(pairs_file),
+            "pairs": len(pairs), "rule": "every matched pair, as many mismatched pairs drawn with the seed (backbone.data.all_pairs)"}  # fmt: skip
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Embed every unique image once (cached per checkpoint), score all pairs, write the metrics
-    JSON and the per-pair scores (``scores_<pairs>.tsv``, what the pair explorer opens)."""
+    JSON and the per-pair scores (``scores_<pairs>.tsv``, what the pair explorer opens).
+
+    ``--data ROOT`` evaluates on any identity-folder set without a pair file: a deterministic,
+    balanced list (every matched pair, as many mismatched ones drawn with ``--seed``) is written
+    beside the metrics (``pairs_<root>_seed<N>.tsv``), and the metrics record how it was made."""
+    generated = None
+    if args.data is not None:
+        index = load_index(args.data)
+        out = args.out or args.checkpoint.with_name(f"metrics_{index.root.name}_seed{args.seed}.json")
+        generated = generated_pairs(index, args.seed, out)
+        args.pairs, args.root, args.out = project_path(generated["pairs_file"]), index.root, out
+        rule = f"every matched pair, as many mismatched drawn with seed {args.seed}"
+        print(f"{generated['pairs']} pairs of {index.root.name} ({rule}) in {args.pairs}")
     result = evaluate_checkpoint(
         args.checkpoint,
         args.pairs,
@@ -70,6 +102,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             **ev.metrics,
             "checkpoint": project_relative(args.checkpoint),  # no machine's absolute path in results
             "pairs": project_relative(args.pairs),
+            **({"generated_pairs": generated} if generated else {}),
             "summary": summary_row(ev.metrics),
         },
     )

@@ -8,7 +8,7 @@ from backbone.data.index import IdentityIndex, ImageRecord
 from backbone.data.layouts.lfw import read_lfw_people
 from backbone.data.layouts.load import load_index
 from backbone.data.lists.pairs import Pair, read_pairs, write_pairs
-from backbone.data.lists.sampling import generate_pairs, generate_triplets
+from backbone.data.lists.sampling import all_pairs, generate_pairs, generate_triplets
 from backbone.data.lists.splits import split_identities
 from backbone.data.lists.triplets import Triplet, read_triplets, write_triplets
 
@@ -20,6 +20,7 @@ __all__ = [
     "Pair",
     "Problem",
     "Triplet",
+    "all_pairs",
     "generate_pairs",
     "generate_triplets",
     "load_index",

@@ -8,6 +8,7 @@ split into *twin* negatives (two siblings of one group, the hard case) and *rand
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 
@@ -125,6 +126,28 @@ def generate_pairs(
     for f in range(k):
         pairs += _pairs_one_fold(index.subset(parts[str(f)]), n_pairs // k, rng, twin_share, f)
     return pairs
+
+
+def all_pairs(index: IdentityIndex, seed: int = 0) -> list[Pair]:
+    """A balanced pair list for any identity-folder set: every matched pair (each unordered pair of
+    one identity's images once, identities and images in sorted order), then as many mismatched
+    pairs, drawn with ``seed``: two different identities uniformly, one image of each, no pair
+    twice; siblings of one twin group are marked ``twins``. Same index and seed, same list."""
+    images = index.by_identity
+    same = [Pair(a, b, SAME) for i in sorted(images) for a, b in combinations(sorted(images[i]), 2)]
+    if not same:
+        raise DataError(f"{index.summary()}: no identity has two images, so there are no matched pairs")
+    ids = sorted(images)
+    if len(ids) < 2:
+        raise DataError(f"{index.summary()}: one identity only, so there are no mismatched pairs")
+    rng = np.random.default_rng(seed)
+
+    def negative() -> Pair:
+        ia, ib = _two(rng, ids)
+        twins = index.group_of[ia] is not None and index.group_of[ia] == index.group_of[ib]
+        return Pair(_pick(rng, sorted(images[ia])), _pick(rng, sorted(images[ib])), DIFFERENT, twins=twins)
+
+    return same + _Draw(rng, set()).unique(len(same), negative, "mismatched pairs")
 
 
 def generate_triplets(
