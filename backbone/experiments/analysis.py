@@ -185,8 +185,9 @@ def attention_verdicts(rows: list[dict]) -> list[str]:
 
 def pretrained_verdicts(rows: list[dict], tolerance: float = 0.5) -> list[str]:
     """Each trained run of a pretrained backbone against the same backbone untrained ("none (as
-    is)"): test accuracy at each run's validation threshold, in points, and AUC. A run more than
-    ``tolerance`` points below the untrained model is called out as such."""
+    is)"): test accuracy at each run's validation threshold, in points, and AUC. Within
+    ``tolerance`` points either way it "keeps" the model's accuracy (a few pairs are noise); a run
+    more than ``tolerance`` points below it is called out."""
     out = []
     untrained = "none (as is)"
     for base in (r for r in rows if r["training"] == untrained and r["pretrained_on"] != "none"):
@@ -197,7 +198,8 @@ def pretrained_verdicts(rows: list[dict], tolerance: float = 0.5) -> list[str]:
             acc, base_acc = (x.get("accuracy_at_val_threshold") or x["accuracy"] for x in (r, base))
             points = round(100 * (acc - base_acc), 2)
             verdict = (
-                "beats it" if points > 0 else f"keeps it (within {tolerance:g} points)" if points >= -tolerance
+                f"beats it by more than {tolerance:g} points" if points > tolerance
+                else f"keeps it (within {tolerance:g} points)" if points >= -tolerance
                 else f"**falls more than {tolerance:g} points below it**"
             )  # fmt: skip
             out.append(
