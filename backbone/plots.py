@@ -27,8 +27,11 @@ def _style(ax) -> None:
         ax.spines[side].set_visible(False)
 
 
-def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", "svg"), dpi: int = 150) -> list[Path]:
-    """Write ``stem.png`` and ``stem.svg`` atomically; returns the paths."""
+def save_figure(
+    fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", "svg"), dpi: int = 150, close: bool = False
+) -> list[Path]:
+    """Write ``stem.png`` and ``stem.svg`` atomically; returns the paths. ``close`` frees a figure
+    made only for its files (in a notebook, an open figure is also drawn inline: a second copy)."""
     stem = project_path(stem)
     out = []
     for fmt in formats:
@@ -39,6 +42,8 @@ def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", 
                 tmp, format=fmt, dpi=dpi, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None
             )
         out.append(path)
+    if close:
+        plt.close(fig)
     return out
 
 

@@ -26,14 +26,36 @@ from PIL import Image
 from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
 
-from backbone.data.faces.align import DLIB_CHIP_PADDING, LANDMARK_TEMPLATE_SIZE
+from backbone.data.faces.align import DLIB_CHIP_PADDING, LANDMARK_TEMPLATE_SIZE, AlignConfig, FaceAligner
+from backbone.data.images import load_rgb_array
 from backbone.evaluation.metrics import best_accuracy_threshold, confusion_at
-from backbone.models.dlib_resnet import default_model_path, load_dlib_resnet
+from backbone.models.dlib_resnet import load_dlib_resnet
+
+
+class DlibPipeline:
+    """dlib's own face chips: its HOG detector (the face nearest the image centre), the 5-point
+    shape predictor the workbook's ``chip: dlib`` uses, ``get_face_chip`` at 150 px."""
+
+    def __init__(self):
+        import dlib
+
+        self.dlib, self.detector = dlib, dlib.get_frontal_face_detector()
+        self.predictor = FaceAligner(AlignConfig(size=LANDMARK_TEMPLATE_SIZE, chip="dlib")).shape_predictor
+
+    def chip(self, path: Path) -> np.ndarray | None:
+        """The chip of the image at ``path``, or None when HOG finds no face."""
+        pixels = load_rgb_array(path)
+        found = self.detector(pixels, 1)
+        if not found:
+            return None
+        middle = np.array(pixels.shape[1::-1]) / 2
+        box = min(found, key=lambda r: np.hypot(r.center().x - middle[0], r.center().y - middle[1]))
+        shape = self.predictor(pixels, box)
+        return np.array(self.dlib.get_face_chip(pixels, shape, LANDMARK_TEMPLATE_SIZE, DLIB_CHIP_PADDING))
 
 
 def template(lfw: Path) -> np.ndarray:
     """The mean of MTCNN's landmarks on dlib-pipeline chips of every third DevTrain image (5, 2)."""
-    import dlib
     from facenet_pytorch import MTCNN
 
     from backbone.data.layouts.load import load_index
@@ -42,49 +64,31 @@ def template(lfw: Path) -> np.ndarray:
     index = load_index(lfw)
     pairs = read_pairs(lfw / "pairsDevTrain.txt", root=index.root)
     paths = sorted({p for pair in pairs for p in (pair.path_a, pair.path_b)})[::3]
-    detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(str(default_model_path().parent / "shape_predictor_5_face_landmarks.dat"))
-    mtcnn = MTCNN(post_process=False, selection_method="center_weighted_size")
+    pipeline, mtcnn = DlibPipeline(), MTCNN(post_process=False, selection_method="center_weighted_size")
     points = []
     for path in tqdm(paths, desc="dlib chips", unit="image"):
-        pixels = np.array(Image.open(index.root / path).convert("RGB"))
-        found = detector(pixels, 1)
-        if not found:
+        chip = pipeline.chip(index.root / path)
+        if chip is None:
             continue
-        middle = np.array(pixels.shape[1::-1]) / 2
-        box = min(found, key=lambda r: np.hypot(r.center().x - middle[0], r.center().y - middle[1]))
-        chip = Image.fromarray(dlib.get_face_chip(pixels, predictor(pixels, box), LANDMARK_TEMPLATE_SIZE,
-                                                  DLIB_CHIP_PADDING))  # fmt: skip
-        boxes, probs, landmarks = mtcnn.detect(chip, landmarks=True)
+        image = Image.fromarray(chip)
+        boxes, probs, landmarks = mtcnn.detect(image, landmarks=True)
         if boxes is not None:
-            _, _, chosen = mtcnn.select_boxes(boxes, probs, landmarks, chip, method="center_weighted_size")
+            _, _, chosen = mtcnn.select_boxes(boxes, probs, landmarks, image, method="center_weighted_size")
             points.append(np.asarray(chosen[0], dtype=np.float64))
     print(f"{len(points)} of {len(paths)} DevTrain images: HOG face and MTCNN landmarks on its chip")
     return np.stack(points).mean(0)
 
 
 def dlib_pipeline(lfw: Path, pairs: list, fallback: dict[str, np.ndarray]) -> tuple[list, dict[str, np.ndarray]]:
-    """dlib's own chips of the images of ``pairs``: HOG detector (the face nearest the centre),
-    5-point shape predictor, ``get_face_chip``; ``fallback``'s chip where HOG finds no face."""
-    import dlib
-
+    """dlib's own chips of the images of ``pairs`` (``DlibPipeline``); ``fallback``'s chip where
+    HOG finds no face."""
     from backbone.data.layouts.load import load_index
 
-    root = load_index(lfw).root
-    detector = dlib.get_frontal_face_detector()
-    predictor = dlib.shape_predictor(str(default_model_path().parent / "shape_predictor_5_face_landmarks.dat"))
-    out, missed = {}, 0
-    for path in tqdm(fallback, desc="dlib's pipeline", unit="image"):
-        pixels = np.array(Image.open(root / path).convert("RGB"))
-        found = detector(pixels, 1)
-        if not found:
-            out[path], missed = fallback[path], missed + 1
-            continue
-        middle = np.array(pixels.shape[1::-1]) / 2
-        box = min(found, key=lambda r: np.hypot(r.center().x - middle[0], r.center().y - middle[1]))
-        out[path] = np.array(dlib.get_face_chip(pixels, predictor(pixels, box), LANDMARK_TEMPLATE_SIZE,
-                                                DLIB_CHIP_PADDING))  # fmt: skip
-    print(f"dlib's HOG detector found no face in {missed} of {len(fallback)} images (their MTCNN chip is used)")
+    root, pipeline = load_index(lfw).root, DlibPipeline()
+    out = {path: pipeline.chip(root / path) for path in tqdm(fallback, desc="dlib's pipeline", unit="image")}
+    missed = [path for path, chip in out.items() if chip is None]
+    out.update({path: fallback[path] for path in missed})
+    print(f"dlib's HOG detector found no face in {len(missed)} of {len(fallback)} images (their MTCNN chip is used)")
     return pairs, out
 
 

@@ -102,6 +102,10 @@ def test_grid_runs_skips_resumes_and_analyses(tiny):
         assert (base / "figures" / f"{fig}.png").is_file() and (base / "figures" / f"{fig}.svg").is_file(), fig
     env = json.loads((base / "environment.json").read_text())
     assert env["torch"] and env["python"]
+    executed = json.loads((base / "05_experiment_analysis.ipynb").read_text())
+    images = [o for c in executed["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])
+              if "image/png" in o.get("data", {})]  # fmt: skip
+    assert len(images) == len(list((base / "figures").glob("*.png")))  # each figure once, not drawn inline too
 
 
 def test_data_and_attention_notebooks(tiny):

@@ -75,18 +75,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     ``--data ROOT`` evaluates on any identity-folder set without a pair file: a deterministic,
     balanced list (every matched pair, as many mismatched ones drawn with ``--seed``) is written
     beside the metrics (``pairs_<root>_seed<N>.tsv``), and the metrics record how it was made."""
-    generated = None
+    pairs_file, root, out, generated = args.pairs, args.root, args.out, None
     if args.data is not None:
         index = load_index(args.data)
-        out = args.out or args.checkpoint.with_name(f"metrics_{index.root.name}_seed{args.seed}.json")
+        out = out or args.checkpoint.with_name(f"metrics_{index.root.name}_seed{args.seed}.json")
         generated = generated_pairs(index, args.seed, out)
-        args.pairs, args.root, args.out = project_path(generated["pairs_file"]), index.root, out
+        pairs_file, root = project_path(generated["pairs_file"]), index.root
         rule = f"every matched pair, as many mismatched drawn with seed {args.seed}"
-        print(f"{generated['pairs']} pairs of {index.root.name} ({rule}) in {args.pairs}")
+        print(f"{generated['pairs']} pairs of {index.root.name} ({rule}) in {pairs_file}")
     result = evaluate_checkpoint(
         args.checkpoint,
-        args.pairs,
-        args.root,
+        pairs_file,
+        root,
         args.cache,
         args.threshold,
         args.batch_size,
@@ -95,18 +95,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         allow_outside_root=args.allow_outside_root,
     )
     ev = result.evaluation
-    out = args.out or args.checkpoint.with_name(f"metrics_{args.pairs.stem}.json")
+    out = out or args.checkpoint.with_name(f"metrics_{pairs_file.stem}.json")
     atomic_write_json(
         out,
         {
             **ev.metrics,
             "checkpoint": project_relative(args.checkpoint),  # no machine's absolute path in results
-            "pairs": project_relative(args.pairs),
+            "pairs": project_relative(pairs_file),
             **({"generated_pairs": generated} if generated else {}),
             "summary": summary_row(ev.metrics),
         },
     )
-    scores = out.with_name(f"scores_{args.pairs.stem}.tsv")
+    scores = out.with_name(f"scores_{pairs_file.stem}.tsv")
     write_scores(scores, result.pairs, ev.scores)
     print(format_summary(ev.metrics))
     print(f"embedded {ev.embedded} images now; metrics in {out}, per-pair scores in {scores}")

@@ -308,7 +308,8 @@ def threshold_note(runs: list[Run]) -> str:
 
 def analyze(runs_dir: str | Path, out_dir: str | Path) -> Analysis:
     """Write the tables, environment and comparison figures of every finished run in ``runs_dir``
-    into ``out_dir`` (relative paths: under the project root)."""
+    into ``out_dir`` (relative paths: under the project root). The figures are closed once saved:
+    the analysis notebook shows each one once, from its file."""
     runs, out = collect_runs(runs_dir), project_path(out_dir)
     if not runs:
         raise missing("the runs folder", runs_dir, state="holds no finished run (with metrics.json)")
@@ -325,18 +326,26 @@ def analyze(runs_dir: str | Path, out_dir: str | Path) -> Analysis:
     atomic_write_json(out / "environment.json", env)
     figures = out / "figures"
     metrics = {r.name: r.metrics for r in runs}
-    written = {"roc": save_figure(plot_roc(metrics, "ROC of every experiment (test pairs)"), figures / "roc")}
+    written = {
+        "roc": save_figure(plot_roc(metrics, "ROC of every experiment (test pairs)"), figures / "roc", close=True)
+    }
     twins = {k: v["twin_negatives"] for k, v in metrics.items() if "twin_negatives" in v}
     if twins:
-        written["roc_twins"] = save_figure(plot_roc(twins, "ROC: same pairs vs twin negatives"), figures / "roc_twins")
-    written["f1_vs_threshold"] = save_figure(plot_f1(metrics), figures / "f1_vs_threshold")
+        written["roc_twins"] = save_figure(
+            plot_roc(twins, "ROC: same pairs vs twin negatives"), figures / "roc_twins", close=True
+        )
+    written["f1_vs_threshold"] = save_figure(plot_f1(metrics), figures / "f1_vs_threshold", close=True)
     scored = {r.name: r.scores() for r in runs if (r.dir / "test_scores.tsv").is_file()}
     thresholds = {name: reported_threshold(m) for name, m in metrics.items()}
-    written["score_histograms"] = save_figure(plot_score_histograms(scored, thresholds), figures / "score_histograms")
+    written["score_histograms"] = save_figure(
+        plot_score_histograms(scored, thresholds), figures / "score_histograms", close=True
+    )
     for r in runs:
         if r.config.model.attention and (r.dir / "best.ckpt").is_file():
             name = f"attention_{r.name}"
-            written[name] = save_figure(attention_figure(r.dir / "best.ckpt", n_pairs=3), figures / name, dpi=110)
+            written[name] = save_figure(
+                attention_figure(r.dir / "best.ckpt", n_pairs=3), figures / name, dpi=110, close=True
+            )
     return Analysis(rows, (out / "results.md").read_text(), {name: paths[0] for name, paths in written.items()})
 
 

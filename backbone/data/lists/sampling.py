@@ -133,8 +133,8 @@ def all_pairs(index: IdentityIndex, seed: int = 0) -> list[Pair]:
     one identity's images once, identities and images in sorted order), then as many mismatched
     pairs, drawn with ``seed``: two different identities uniformly, one image of each, no pair
     twice; siblings of one twin group are marked ``twins``. Same index and seed, same list."""
-    images = index.by_identity
-    same = [Pair(a, b, SAME) for i in sorted(images) for a, b in combinations(sorted(images[i]), 2)]
+    images = {identity: sorted(paths) for identity, paths in index.by_identity.items()}
+    same = [Pair(a, b, SAME) for i in sorted(images) for a, b in combinations(images[i], 2)]
     if not same:
         raise DataError(f"{index.summary()}: no identity has two images, so there are no matched pairs")
     ids = sorted(images)
@@ -145,7 +145,7 @@ def all_pairs(index: IdentityIndex, seed: int = 0) -> list[Pair]:
     def negative() -> Pair:
         ia, ib = _two(rng, ids)
         twins = index.group_of[ia] is not None and index.group_of[ia] == index.group_of[ib]
-        return Pair(_pick(rng, sorted(images[ia])), _pick(rng, sorted(images[ib])), DIFFERENT, twins=twins)
+        return Pair(_pick(rng, images[ia]), _pick(rng, images[ib]), DIFFERENT, twins=twins)
 
     return same + _Draw(rng, set()).unique(len(same), negative, "mismatched pairs")
 
