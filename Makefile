@@ -76,7 +76,7 @@ grid: setup
 
 lfw: setup
 	$(BACKBONE) data align $(LFW_ROOT)
-	$(BACKBONE) data pairs $(LFW_ROOT) --people $(LFW_ROOT)/peopleDevTrain.txt --split train --split-fractions train=0.85,val=0.15 --n-pairs 6000 --seed $(SEED) --out files/lfw_train_pairs.tsv
+	$(BACKBONE) data pairs $(LFW_ROOT) --people $(LFW_ROOT)/peopleDevTrain.txt --split train --split-fractions train=0.85,val=0.15 --n-pairs 6000 --seed $(SEED) --out files/lfw_train_pairs.tsv --people-out files/lfw_train_people.txt
 	$(BACKBONE) data pairs $(LFW_ROOT) --people $(LFW_ROOT)/peopleDevTrain.txt --split val --split-fractions train=0.85,val=0.15 --n-pairs 1000 --seed $(SEED) --out files/lfw_val_pairs.tsv
 	$(BACKBONE) experiments run --grid experiments/lfw/grid.yaml --param 'overrides=["data.root=$(LFW_ROOT)", "data.test_pairs=$(LFW_TEST_PAIRS)"]'
 	$(PY) -m backbone.experiments.readme README.md experiments/lfw/results.md lfw-results

@@ -10,6 +10,8 @@ Embeddings are L2-normalised inside every metric loss.
   batch-all), or on explicit triplets: ``max(0, d(a, p) - d(a, n) + margin)``.
 * :class:`PairBCELoss` for the pair-classification head.
 * :class:`ArcFaceLoss`: identity classification with an additive angular margin.
+* :class:`CosFaceLoss`: identity classification with an additive cosine margin.
+* :class:`DistillationLoss`: a student's embeddings against a teacher's (cosine, or relational).
 * :func:`branch_loss` combines a loss over the local-global network's fused, global and local
   embeddings with the attention-entropy regulariser.
 """
@@ -132,6 +134,50 @@ class ArcFaceLoss(nn.Module):
 
     def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         return self.loss(embeddings, labels)
+
+
+class CosFaceLoss(nn.Module):
+    """CosFace (Wang et al., 2018): softmax over identities, ``scale * (cos θ_y - margin)`` for the
+    true class. The class centres are parameters of this module: give them to the optimiser too.
+    """
+
+    def __init__(self, num_classes: int, embedding_dim: int, margin: float = 0.35, scale: float = 30.0):
+        super().__init__()
+        self.margin, self.scale = margin, scale
+        self.loss = pml_losses.CosFaceLoss(num_classes, embedding_dim, margin=margin, scale=scale)
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return self.loss(embeddings, labels)
+
+
+MARGIN_LOSSES: dict[str, type[nn.Module]] = {"arcface": ArcFaceLoss, "cosface": CosFaceLoss}
+DISTILLATION = ("cosine", "relational")
+
+
+class DistillationLoss(nn.Module):
+    """How far a student's embeddings ``(B, D_s)`` are from a teacher's ``(B, D_t)`` of the same images.
+
+    ``cosine``: ``mean(1 - cos(student_i, teacher_i))`` (needs ``D_s == D_t``);
+    ``relational``: the mean squared difference of the two batches' cosine-similarity matrices
+    (off the diagonal): the student reproduces how alike the teacher finds every two faces, in
+    any embedding size (similarity-preserving distillation, Tung & Mori, 2019).
+    """
+
+    def __init__(self, kind: str = "cosine"):
+        super().__init__()
+        if kind not in DISTILLATION:
+            raise ValueError(f"unknown distillation loss {kind!r}; choose from {DISTILLATION}")
+        self.kind = kind
+
+    def forward(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        s, t = F.normalize(student, dim=1), F.normalize(teacher.to(student.dtype), dim=1)
+        if self.kind == "cosine":
+            if s.shape != t.shape:
+                raise ValueError(f"cosine distillation needs the teacher's embedding size: student {tuple(s.shape)}, "
+                                 f"teacher {tuple(t.shape)} (set model.embedding_dim, or use relational)")  # fmt: skip
+            return (1 - (s * t).sum(dim=1)).mean()
+        off = ~torch.eye(len(s), dtype=torch.bool, device=s.device)
+        return ((s @ s.T - t @ t.T)[off] ** 2).mean()
 
 
 @dataclass

@@ -65,6 +65,37 @@ def plot_history(history: Sequence[dict], title: str = "") -> Figure:
     return fig
 
 
+def has_time_curve(history: Sequence[dict]) -> bool:
+    """Whether a run's history holds an accuracy-vs-training-time curve (two timed epochs or more)."""
+    return sum("train_minutes" in h for h in history) >= 2
+
+
+def plot_accuracy_vs_time(histories: Mapping[str, Sequence[dict]], title: str = "") -> Figure:
+    """Accuracy against minutes of training, one colour per run: on the test pairs at each epoch's
+    validation threshold (solid, when the run scored them every epoch) and the best accuracy on the
+    validation pairs (dashed)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for i, (name, history) in enumerate(histories.items()):
+        timed = [h for h in history if "train_minutes" in h]
+        minutes = [h["train_minutes"] for h in timed]
+        colour = COLOURS[i % 10]
+        if any("test_accuracy_at_val_threshold" in h for h in timed):
+            test = [100 * h.get("test_accuracy_at_val_threshold", np.nan) for h in timed]
+            ax.plot(minutes, test, "o-", color=colour, lw=1.8, label=f"{name}: test pairs, val thr.")
+            ax.annotate(f"{test[-1]:.1f}%", (minutes[-1], test[-1]), textcoords="offset points", xytext=(4, 4),
+                        color=colour, fontsize=8)  # fmt: skip
+        val = [100 * h.get("val_best_accuracy", np.nan) for h in timed]
+        ax.plot(minutes, val, "s--", color=colour, lw=1.2, alpha=0.7, label=f"{name}: validation, best thr.")
+    ax.set_xlabel("minutes of training")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_xlim(left=0)
+    _style(ax)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.set_title(title or "accuracy vs training time")
+    fig.tight_layout()
+    return fig
+
+
 def plot_roc(runs: Mapping[str, dict], title: str = "ROC", log_far: bool = False) -> Figure:
     """ROC curves of several metrics dicts, overlaid, AUC in the legend."""
     fig, ax = plt.subplots(figsize=(5.6, 5.0))

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from torchvision.transforms.v2.functional import resize
 
 from backbone.data import DataError, load_index
 from backbone.data.faces.align import FACE, FALLBACK, NO_FACE, AlignConfig
@@ -132,3 +133,8 @@ def test_preloaded_faces_equal_per_sample_reads(data, tmp_path):
         assert torch.equal(lazy(r.path), eager(r.path))
     eager(index.records[0].path).zero_()  # callers may write into what they get...
     assert torch.equal(lazy(index.records[0].path), eager(index.records[0].path))  # ...without touching the cache
+    # resized as read (once, preloaded): what batch augmentation trains on, equal either way
+    small, small_eager = CachedFaces(index, cache, size=16), CachedFaces(index, cache, preload=True, size=16)
+    for r in index.records:
+        expected = resize(lazy(r.path), [16, 16], antialias=True)
+        assert torch.equal(small(r.path), expected) and torch.equal(small_eager(r.path), expected)

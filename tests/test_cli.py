@@ -54,10 +54,18 @@ def test_data_commands_end_to_end(tiny_synth, tmp_path, capsys):
                 "test",
                 "--split-fractions",
                 "train=0.5,test=0.5",
+                "--people-out",
+                str(tmp_path / "people.txt"),
             ]
         )
         == 0
     )
+    from backbone.data import load_index, split_identities
+    from backbone.data.layouts.lfw import read_lfw_people
+
+    split = split_identities(load_index(tiny_synth), {"train": 0.5, "test": 0.5}, seed=0)["test"]
+    (people,) = read_lfw_people(tmp_path / "people.txt")  # the split's identities, in LFW's people format
+    assert people == {name: len(paths) for name, paths in split.by_identity.items()}
     assert (
         main(
             [

@@ -9,7 +9,7 @@ import pytest
 
 from backbone.data import generate_pairs, load_index, split_identities, write_pairs
 from backbone.data.synth import SynthConfig, generate
-from backbone.experiments.analysis import COLUMNS
+from backbone.experiments.analysis import COLUMNS, CSV_ONLY
 from backbone.experiments.grid import load_grid
 from backbone.experiments.runner import ExperimentFailed, execute, run_analysis, run_grid
 
@@ -77,19 +77,25 @@ def test_grid_runs_skips_resumes_and_analyses(tiny):
     run_analysis(grid, runs, base, PROJECT)
     with open(base / "results.csv") as f:
         table = list(csv.DictReader(f))
-    assert list(table[0]) == [k for k, _ in COLUMNS] and len(table) == 5
+    assert list(table[0]) == [k for k, _ in COLUMNS] + CSV_ONLY and len(table) == 5
     assert {r["experiment"] for r in table} == set(first.ran)
     for r in table:
         assert 0 <= float(r["auc"]) <= 1 and 0 <= float(r["twin_auc"]) <= 1
         assert 0 <= float(r["accuracy_at_val_threshold"]) <= 1 and r["val_threshold"]
         untrained = r["experiment"] == "untrained"
-        assert (float(r["train_seconds"]) == 0) == untrained
+        assert (float(r["train_seconds"]) == 0) == untrained and (int(r["images_seen"]) == 0) == untrained
+        assert (r["budget"] == "none") == untrained and (untrained or r["budget"].endswith(" images"))
         assert (r["training"] == "none (as is)") == untrained and (
             untrained or r["training"].startswith("1 ep., lr 0.001")
         )
     md = (base / "results.md").read_text()
     assert "| experiment | architecture | attention |" in md and md.count("\n| contrastive") == 2
-    assert "accuracy @ val thr." in md and "best accuracy on the run's validation pairs" in md
+    assert "accuracy @ val thr. (± SE)" in md and "FAR / FRR @ val thr." in md and "val thr. @ FAR=1e-3" in md
+    assert (
+        "accuracy @ val thr." in md
+        and "chosen on the run's validation pairs" in md
+        and "false accept rate of at most 1e-3" in md
+    )
     assert "(untrained)" not in md  # an untrained run is compared with no trained one
     for fig in (
         "roc",

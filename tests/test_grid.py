@@ -79,7 +79,18 @@ def test_the_lfw_grid_and_config_load():
 
     grid = load_grid(PROJECT / "experiments" / "lfw" / "grid.yaml", PROJECT)
     files = {e.name: e.parameters["config_file"] for e in grid.experiments}
-    assert set(files.values()) == {"experiments/lfw/config.yaml", "experiments/lfw/dlib.yaml"}
+    assert set(files.values()) == {"experiments/lfw/config.yaml", "experiments/lfw/dlib.yaml", "experiments/lfw/recipe.yaml",
+                                   "experiments/lfw/distill.yaml"}  # fmt: skip
+    # the recipe and the distilled student: a 30-minute budget in six 5-minute marks, every epoch tested too
+    names = [e.name for e in grid.experiments]
+    for name, regime in (("recipe-cosface", "cosface"), ("distilled-from-dlib", "distill")):
+        row = grid.experiments[names.index(name)].parameters
+        assert row["regime"] == regime and row["epochs"] == 6 and row["budget_images"] is None
+        c = TrainConfig.load(PROJECT / row["config_file"])
+        assert c.budget_minutes == 30 and c.test_every_epoch and c.data.train_people == "files/lfw_train_people.txt"
+    distilled = TrainConfig.load(PROJECT / "experiments" / "lfw" / "distill.yaml")
+    teacher = distilled.loss.teacher.split("/")[-2]
+    assert names.index("distilled-from-dlib") > names.index(teacher)  # the teacher's run comes first
     cfg = TrainConfig.load(PROJECT / "experiments" / "lfw" / "config.yaml")
     assert cfg.data.align.detector == "mtcnn" and cfg.data.test_pairs.endswith("pairsDevTest.txt")
     assert cfg.model.image_size == 112

@@ -57,7 +57,7 @@ pytestmark = pytest.mark.slow
 
 SEEDS = [(0, 1), (1, 2), (5, 1)]  # (seed, kills before a restart may finish): late, early then restart, middle
 EXPERIMENT_SEEDS = [(1, 2)]  # a run of the grid takes 20 s: one seed, two kills (in training, then its restart)
-TIMINGS = ("images_per_s", "train_seconds")  # the only history fields that may differ
+TIMINGS = ("images_per_s", "train_seconds", "train_minutes")  # the only history fields that may differ
 # monitor val_eer: there the best epoch (the first) is not the final one, so the two can be killed apart
 TRAIN_SETTINGS = [*TINY_TRAINING, "epochs=4", "steps_per_epoch=3", "monitor=val_eer"]
 TRAIN = ["train", "--no-progress", "--out-dir", "runs/tiny"] + [w for s in TRAIN_SETTINGS for w in ("--set", s)]

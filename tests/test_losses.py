@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from backbone.labels import DIFFERENT, SAME
-from backbone.losses import ArcFaceLoss, ContrastiveLoss, PairBCELoss, TripletLoss
+from backbone.losses import ArcFaceLoss, ContrastiveLoss, CosFaceLoss, DistillationLoss, PairBCELoss, TripletLoss
 
 E1, E2 = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
 E3 = torch.tensor([0.6, 0.8])
@@ -107,6 +107,39 @@ def test_arcface_by_hand():
         expected += F.cross_entropy(8.0 * logits[None], torch.tensor([y])).item()
     assert loss(emb, labels).item() == pytest.approx(expected / 2, rel=1e-4)
     assert loss.margin == 0.5 and abs(loss.loss.margin - 0.5) < 1e-9  # PML stores radians internally
+
+
+def test_cosface_by_hand():
+    torch.manual_seed(0)
+    loss = CosFaceLoss(num_classes=3, embedding_dim=2, margin=0.35, scale=8.0)
+    emb = torch.tensor([[1.0, 0.2], [-0.3, 1.0]])
+    labels = torch.tensor([0, 2])
+    cos = F.normalize(emb, dim=1) @ F.normalize(loss.loss.W.detach(), dim=0)
+    expected = 0.0
+    for i, y in enumerate(labels.tolist()):
+        logits = cos[i].clone()
+        logits[y] -= 0.35
+        expected += F.cross_entropy(8.0 * logits[None], torch.tensor([y])).item()
+    assert loss(emb, labels).item() == pytest.approx(expected / 2, rel=1e-4)
+
+
+def test_distillation_losses_by_hand():
+    student = torch.tensor([[3.0, 4.0], [1.0, 0.0], [0.0, 2.0]])
+    teacher = torch.tensor([[4.0, 3.0], [1.0, 0.0], [0.0, -1.0]])
+    # cosines 24/25, 1, -1 -> mean of 1 - cos = (1/25 + 0 + 2) / 3
+    assert DistillationLoss("cosine")(student, teacher).item() == pytest.approx((1 / 25 + 2) / 3)
+    s, t = F.normalize(student, dim=1), F.normalize(teacher, dim=1)
+    gs, gt = s @ s.T, t @ t.T
+    off = [(0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)]
+    expected = sum((gs[i, j] - gt[i, j]).item() ** 2 for i, j in off) / 6
+    assert DistillationLoss("relational")(student, teacher).item() == pytest.approx(expected)
+    wider = torch.randn(3, 5)
+    assert DistillationLoss("relational")(wider, teacher).item() >= 0  # any student size
+    with pytest.raises(ValueError, match="embedding size"):
+        DistillationLoss("cosine")(wider, teacher)
+    assert DistillationLoss("relational")(teacher * 7, teacher).item() == pytest.approx(0, abs=1e-7)
+    with pytest.raises(ValueError, match="unknown distillation"):
+        DistillationLoss("kl")
 
 
 def test_unknown_mining():

@@ -7,14 +7,17 @@ import numpy as np
 import pytest
 
 from backbone.evaluation.metrics import (
+    accuracy_standard_error,
     best_accuracy_threshold,
     confusion_at,
     equal_error_rate,
     f1_curve,
+    far_threshold,
     lfw_protocol,
     summary_row,
     tar_at_far,
     verification_metrics,
+    with_val_threshold,
 )
 from backbone.labels import DIFFERENT, SAME
 
@@ -39,6 +42,35 @@ def test_best_threshold_by_hand():
     assert t > 0.4
     # ties: equal scores are accepted together
     assert best_accuracy_threshold(np.array([0.5, 0.5, 0.1]), np.array([SAME, DIFFERENT, DIFFERENT])) == 0.5
+
+
+def test_far_threshold_by_hand():
+    # 4 negatives (0.65 0.5 0.2 0.1): FAR <= 1e-3 or < 1/4 accepts none, just above 0.65; 1/4 accepts 0.65
+    for far in (1e-3, 0.2):
+        t = far_threshold(SCORES, LABELS, far)
+        assert 0.65 < t < 0.65 + 1e-12 and confusion_at(SCORES, LABELS, t)["far"] == 0
+    assert (
+        far_threshold(SCORES, LABELS, 0.25) == pytest.approx(0.5 + 1e-16) and far_threshold(SCORES, LABELS, 0.25) > 0.5
+    )
+    assert confusion_at(SCORES, LABELS, far_threshold(SCORES, LABELS, 0.5))["far"] == 0.5
+    assert far_threshold(SCORES, LABELS, 1.0) == 0.1  # every negative may be accepted
+    # ties: two negatives at 0.65 are accepted or rejected together
+    tied = np.array([0.9, 0.65, 0.65, 0.1]), np.array([SAME, DIFFERENT, DIFFERENT, DIFFERENT])
+    assert confusion_at(*tied, far_threshold(*tied, 1 / 3))["fp"] == 0
+    with pytest.raises(ValueError, match="different-person"):
+        far_threshold(np.array([0.5]), np.array([SAME]))
+
+
+def test_operating_thresholds_chosen_elsewhere_and_standard_errors():
+    m = with_val_threshold(verification_metrics(SCORES, LABELS), SCORES, LABELS, 0.6, 0.66)
+    assert m["at_val_threshold"] == confusion_at(SCORES, LABELS, 0.6)
+    assert (m["at_val_far_threshold"]["fp"], m["at_val_far_threshold"]["tp"]) == (0, 3)
+    row = summary_row(m)
+    assert row["accuracy_at_val_threshold"] == 6 / 8 and row["far_at_val_threshold"] == 1 / 4
+    assert row["accuracy_at_val_far_threshold"] == 7 / 8 and row["frr_at_val_far_threshold"] == 1 / 4
+    assert row["accuracy_at_val_threshold_se"] == pytest.approx(math.sqrt(0.75 * 0.25 / 8))
+    assert accuracy_standard_error(0.9, 100) == pytest.approx(0.03) and accuracy_standard_error(1.0, 50) == 0
+    assert "at_val_far_threshold" not in with_val_threshold(verification_metrics(SCORES, LABELS), SCORES, LABELS, 0.6)
 
 
 def test_auc_eer_tar_by_hand():

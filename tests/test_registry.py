@@ -42,11 +42,15 @@ def test_configs_accept_exactly_the_registered_names(key, registry):
 
 
 def test_the_default_names_are_registered():
-    assert {"contrastive", "triplet", "pair-bce", "arcface"} <= set(REGIMES.names())
+    assert {"contrastive", "triplet", "pair-bce", "arcface", "cosface"} <= set(REGIMES.names())
     assert {"cbam", "spatial", "transformer"} == set(ATTENTION.names())
-    assert {"adam", "adamw", "sgd"} == set(OPTIMISERS.names()) and {"none", "plateau", "cosine", "step"} == set(
-        SCHEDULERS.names()
-    )
+    assert {"adam", "adamw", "sgd"} == set(OPTIMISERS.names()) and {
+        "none",
+        "plateau",
+        "cosine",
+        "cosine-steps",
+        "step",
+    } == set(SCHEDULERS.names())
     assert {"small", "inception_resnet_v1", "dlib_resnet"} == set(BACKBONES.names())
 
 

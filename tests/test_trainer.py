@@ -104,7 +104,11 @@ def test_resume_after_a_kill_equals_an_uninterrupted_run(small, tmp_path, monkey
     b = torch.load(tmp_path / "killed" / "last.ckpt", weights_only=True)
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
-    strip = lambda h: [{k: v for k, v in r.items() if k not in ("images_per_s", "train_seconds")} for r in h]  # noqa: E731
+    timing = ("images_per_s", "train_seconds", "train_minutes")
+
+    def strip(h):
+        return [{k: v for k, v in r.items() if k not in timing} for r in h]
+
     assert strip(whole.history) == strip(resumed.history)
 
 
@@ -167,6 +171,15 @@ def test_a_resumed_run_must_have_the_same_config(small, tmp_path):
         {"loss.regime": "pair-bce", "model.attention": "spatial", "model.branch_dim": 32},
         {"loss.regime": "arcface", "optim.name": "sgd", "optim.scheduler": "step"},
         {
+            "loss.regime": "cosface",
+            "loss.scale": 16,
+            "optim.name": "sgd",
+            "optim.scheduler": "cosine-steps",
+            "optim.warmup_steps": 2,
+            "data.batch_augment": "true",
+            "data.hflip": 0.5,
+        },
+        {
             "loss.regime": "arcface",
             "model.attention": "transformer",
             "model.branch_dim": 32,
@@ -181,6 +194,59 @@ def test_every_regime_trains_and_checkpoints(small, tmp_path, overrides):
     assert len(result.history) == 1 and result.history[0]["train_loss"] > 0
     model, model_config, _ = load_model(tmp_path / "run" / "best.ckpt")
     assert model_config == cfg.model
+
+
+def test_a_time_budget_sets_the_steps_once_and_a_resume_keeps_them(small, tmp_path):
+    """``budget_minutes``: the steps of each epoch come from timing the first steps, are recorded in
+    the checkpoint, and a resumed run takes them from there (not from a new timing); the per-step
+    cosine schedule then ends at zero on the budget's last step."""
+    cfg = config(small, tmp_path / "run", epochs=1, budget_minutes=0.05, **{"optim.scheduler": "cosine-steps"})
+    first = train(cfg, progress=False)
+    ckpt = torch.load(tmp_path / "run" / "last.ckpt", weights_only=True)
+    steps = ckpt["steps_per_epoch"]
+    assert steps == ckpt["calibration"]["steps_per_epoch"] and steps >= 1
+    assert steps == max(1, round(3.0 / ckpt["calibration"]["step_seconds"]))  # 0.05 min in one epoch
+    assert first.history[0]["images"] == first.history[0]["images_seen"] == steps * 32 * 2  # two images a pair
+    assert first.history[0]["lr"] == pytest.approx(0.0, abs=1e-12)  # the cosine reached 0 at the last step
+    more = train(config(small, tmp_path / "run", epochs=2, budget_minutes=0.05, **{"optim.scheduler": "cosine-steps"}),
+                 progress=False)  # fmt: skip
+    assert torch.load(tmp_path / "run" / "last.ckpt", weights_only=True)["steps_per_epoch"] == steps
+    assert more.history[1]["images"] == steps * 64 and more.history[1]["images_seen"] == 2 * steps * 64
+
+
+def test_a_student_distilled_from_a_teacher_checkpoint_moves_towards_its_embeddings(small, tmp_path):
+    """The distill regime on a tiny run: the teacher (a short contrastive run) embeds the training
+    images once into the embedding cache, and the student's embeddings of them come closer to the
+    teacher's (mean cosine) than the untrained student's; a second run embeds nothing new."""
+    from backbone.evaluation.checkpoints import checkpoint_embeddings
+    from backbone.evaluation.embeddings import EmbeddingStore, embed_paths
+    from backbone.training.data import build_training_data
+
+    train(config(small, tmp_path / "teacher", epochs=1, steps_per_epoch=4), progress=False)
+    teacher = tmp_path / "teacher" / "best.ckpt"
+    cfg = config(small, tmp_path / "student", epochs=3, steps_per_epoch=6, **{
+        "loss.regime": "distill", "loss.teacher": str(teacher), "loss.identity_weight": 0.1, "optim.lr": 1e-2})  # fmt: skip
+    dataset = build_training_data(cfg, progress=False).loader.dataset
+    index, paths = load_index(cfg.data.root), dataset.faces.paths
+    targets = checkpoint_embeddings(teacher, index, paths, cfg.data.cache, progress=False)
+    assert torch.equal(targets, dataset.targets) and targets.shape == (len(paths), 64)
+    store = EmbeddingStore.for_checkpoint(teacher, small / "embeddings", cfg.data.align.key()).path
+    assert torch.load(store, weights_only=True)["vectors"].shape[0] == len(set(paths))
+
+    def closeness(model) -> float:
+        faces = open_faces(index.only_paths(set(paths)), cfg.data.align, cache_root=cfg.data.cache, progress=False)
+        student = embed_paths(model, paths, faces, eval_transform(64), progress=False)
+        return (student * targets).sum(dim=1).mean().item()
+
+    Fabric.seed_everything(cfg.seed, workers=False, verbose=False)
+    before = closeness(build_model(cfg.model))
+    result = train(cfg, progress=False)
+    after = closeness(load_model(tmp_path / "student" / "last.ckpt")[0])
+    print(f"student-teacher cosine {before:.3f} -> {after:.3f}; losses {[h['train_loss'] for h in result.history]}")
+    assert after > before + 0.1 and result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    stamp = store.stat().st_mtime_ns
+    checkpoint_embeddings(teacher, index, paths, cfg.data.cache, progress=False)
+    assert store.stat().st_mtime_ns == stamp  # cached: nothing embedded again
 
 
 @pytest.mark.parametrize("regime", ["contrastive", "triplet", "arcface"])
@@ -215,7 +281,7 @@ def test_zero_epochs_evaluates_the_initial_model_with_a_threshold_chosen_on_vali
     run's best checkpoint, and the test pairs are also scored at the validation pairs' best-accuracy
     threshold, checked here against a hand computation from the two pair lists."""
     from backbone.data import read_pairs
-    from backbone.evaluation.metrics import best_accuracy_threshold, confusion_at
+    from backbone.evaluation.metrics import best_accuracy_threshold, confusion_at, far_threshold
 
     cfg = config(small, tmp_path / "run", epochs=0, **{"data.test_pairs": str(small / "test.tsv")})
     result = train(cfg, progress=False)
@@ -236,9 +302,16 @@ def test_zero_epochs_evaluates_the_initial_model_with_a_threshold_chosen_on_vali
         return ev.scores, np.array([p.same for p in pairs])
 
     threshold = best_accuracy_threshold(*scored("val.tsv"))
+    val_scores, val_labels = scored("val.tsv")
+    highest_negative = val_scores[val_labels == 0].max()  # 150 negatives: FAR <= 1e-3 accepts none of them
     m = result.test_metrics
     assert m["val_threshold"]["threshold"] == pytest.approx(threshold)
     assert m["at_val_threshold"] == pytest.approx(confusion_at(*scored("test.tsv"), threshold))
+    assert far_threshold(val_scores, val_labels) == pytest.approx(highest_negative)
+    assert confusion_at(val_scores, val_labels, m["val_far_threshold"]["threshold"])["fp"] == 0
+    assert m["at_val_far_threshold"] == pytest.approx(
+        confusion_at(*scored("test.tsv"), m["val_far_threshold"]["threshold"])
+    )
     assert m["summary"]["accuracy_at_val_threshold"] == m["at_val_threshold"]["accuracy"]
     assert m["at_val_threshold"]["accuracy"] != m["best"]["accuracy"] or threshold == m["best"]["threshold"]
     assert train(cfg, progress=False).test_metrics["at_val_threshold"] == m["at_val_threshold"]  # a re-run resumes

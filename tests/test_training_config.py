@@ -31,3 +31,24 @@ def test_errors_name_the_setting(tmp_path):
 
 def test_pair_bce_implies_a_pair_head():
     assert TrainConfig().with_overrides(["loss.regime=pair-bce"]).model.pair_head
+
+
+def test_the_per_step_cosine_schedule_by_hand():
+    """cosine-steps: linear warm-up over warmup_steps, then cosine to 0 at the last step."""
+    import math
+
+    import torch
+
+    from backbone.training.optim import create_scheduler, steps_per_optimiser_step
+
+    cfg = TrainConfig().with_overrides(["optim.scheduler=cosine-steps", "optim.warmup_steps=2", "optim.lr=1.0"])
+    assert steps_per_optimiser_step(cfg.optim) and not steps_per_optimiser_step(TrainConfig().optim)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = create_scheduler(optimizer, cfg.optim, epochs=3, steps=6, mode="max")  # 6 steps in all
+    rates = []
+    for _ in range(7):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    expected = [0.5, 1.0] + [0.5 * (1 + math.cos(math.pi * k / 4)) for k in range(5)]
+    assert rates == [pytest.approx(e, abs=1e-12) for e in expected] and rates[-1] == pytest.approx(0, abs=1e-12)

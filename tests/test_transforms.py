@@ -1,6 +1,6 @@
 import torch
 
-from backbone.data.faces.transforms import eval_transform, to_uint8_image, train_transform
+from backbone.data.faces.transforms import BatchAugment, eval_transform, to_uint8_image, train_transform
 
 
 def test_eval_transform_is_facenet_standardisation():
@@ -24,3 +24,23 @@ def test_hflip_can_be_switched_off_for_twins():
     names = [type(t).__name__ for t in train_transform(hflip=0).transforms]
     assert "RandomHorizontalFlip" not in names
     assert "RandomHorizontalFlip" in [type(t).__name__ for t in train_transform().transforms]
+
+
+def test_batch_augmentation_switched_off_is_the_standardisation_and_flips_exactly():
+    x = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
+    still = BatchAugment(hflip=0, degrees=0, translate=0, scale=(1, 1), jitter=0)
+    assert torch.allclose(still(x), eval_transform()(x), atol=1e-5)
+    flipped = BatchAugment(hflip=1, degrees=0, translate=0, scale=(1, 1), jitter=0)
+    assert torch.allclose(flipped(x), eval_transform()(x.flip(-1)), atol=1e-5)
+
+
+def test_batch_augmentation_draws_per_image_and_repeats_with_the_seed():
+    x = torch.randint(0, 256, (1, 3, 24, 24), dtype=torch.uint8).expand(6, 3, 24, 24)
+    torch.manual_seed(0)
+    a = BatchAugment()(x)
+    torch.manual_seed(0)
+    b = BatchAugment()(x)
+    assert torch.equal(a, b) and a.shape == (6, 3, 24, 24) and a.dtype == torch.float32
+    assert a.abs().max() <= 1.0 and not torch.equal(a[0], a[1])  # each image its own draw
+    mean_shift = (a.mean(dim=(1, 2, 3)) - eval_transform()(x[0]).mean()).abs()
+    assert mean_shift.max() < 0.5  # mild: no image washed out

@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from backbone.atomic import atomic_write_json
+from backbone.atomic import atomic_write_json, atomic_write_text
 from backbone.data.checks.analyze import analyze_dataset, format_report
 from backbone.data.checks.validate import validate_dataset
 from backbone.data.faces.align import CHIPS, DETECTORS, POLICIES, AlignConfig
 from backbone.data.faces.cache import FaceCache, align_index, alignment_status, default_cache_root
-from backbone.data.layouts.lfw import read_lfw_people
+from backbone.data.layouts.lfw import format_lfw_people, read_lfw_people
 from backbone.data.layouts.load import KINDS, load_index
 from backbone.data.lists.pairs import write_pairs
 from backbone.data.lists.sampling import DEFAULT_TWIN_SHARE, generate_pairs, generate_triplets
@@ -106,6 +106,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--split-fractions", default=",".join(f"{k}={v}" for k, v in DEFAULT_FRACTIONS.items()))
     p.add_argument("--split-seed", type=int, default=0, help="keep it the same for every split of one data set")
     p.add_argument("--triplets", type=cli_path, metavar="FILE", help="also write triplets here")
+    p.add_argument(
+        "--people-out",
+        type=cli_path,
+        metavar="FILE",
+        help="also write the identities drawn from (after --people and --split) as an LFW people file",
+    )
     p.add_argument("--n-triplets", type=int, help="default: as many as --n-pairs")
     p.set_defaults(func=cmd_pairs)
 
@@ -192,6 +198,9 @@ def cmd_pairs(args: argparse.Namespace) -> int:
         index = parts[args.split]
     pairs = generate_pairs(index, args.n_pairs, seed=args.seed, twin_share=args.twin_share, folds=args.folds)
     write_pairs(pairs, args.out, fmt=args.format)
+    if args.people_out:
+        atomic_write_text(args.people_out, format_lfw_people(index))
+        print(f"{args.people_out}: {index.summary()}")
     twins = sum(p.twins for p in pairs)
     print(f"{args.out}: {len(pairs)} pairs from {index.summary()} ({twins} twin negatives)")
     if args.triplets:

@@ -31,11 +31,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 def cmd_train(args: argparse.Namespace) -> int:
     """Train; an interrupted run resumes from its last checkpoint when started again.
 
-    Several GPUs: torchrun --nproc_per_node=N -m backbone train --config FILE"""
+    Several GPUs or processes: torchrun --nproc_per_node=N -m backbone train --config FILE (see docs/multi-gpu.md)"""
     config = TrainConfig.load(args.config) if args.config else TrainConfig()
     overrides = args.set + ([f"out_dir={project_relative(args.out_dir)}"] if args.out_dir else [])
     config = config.with_overrides(overrides)
     result = train(config, resume=not args.fresh, progress=not args.no_progress)
+    if not result.global_zero:
+        return 0  # under torchrun: process 0 reports
     best = f"{result.best_metric:.4f}" if result.best_metric is not None else "n/a"
     print(f"{result.out_dir}: {result.epochs_run} epochs, best {config.monitor} {best} at epoch {result.best_epoch}"
           + (" (stopped early)" if result.stopped_early else ""))  # fmt: skip

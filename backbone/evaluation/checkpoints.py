@@ -1,17 +1,20 @@
 """A trained checkpoint at inference time: the alignment it was trained with, the faces of its
 data, and its scores on a pair list.
 
-``backbone evaluate``, ``backbone verify``, the attention figure and the pair explorer all open
-checkpoints through here, so they see faces exactly as training did.
+``backbone evaluate``, ``backbone verify``, the attention figure, the pair explorer and the
+distillation regime's teacher all open checkpoints through here, so they see faces exactly as
+training did.
 """
 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from backbone.data.checks.validate import check_pairs
 from backbone.data.errors import DataError, DataWarning
@@ -21,13 +24,42 @@ from backbone.data.faces.transforms import eval_transform
 from backbone.data.index import IdentityIndex
 from backbone.data.layouts.load import load_index
 from backbone.data.lists.pairs import Pair, read_pairs
-from backbone.evaluation.embeddings import EmbeddingStore, PairEvaluation, evaluate_pairs
+from backbone.evaluation.embeddings import EmbeddingStore, PairEvaluation, embed_paths, evaluate_pairs
 from backbone.evaluation.metrics import with_val_threshold
 from backbone.models.build import ModelConfig, load_model
 from backbone.models.siamese import SiameseNet
 from backbone.models.weights import CheckpointError
 from backbone.paths import project_path
 from backbone.settings import ConfigError, build
+
+
+def _store_dir(cache: str | Path | None) -> Path:
+    """Where embeddings of checkpoints are cached: ``embeddings/`` beside the face cache."""
+    return (project_path(cache) if cache else default_cache_root()).parent / "embeddings"
+
+
+def checkpoint_embeddings(
+    checkpoint: str | Path,
+    index: IdentityIndex,
+    paths: Sequence[str],
+    cache: str | Path | None = None,
+    policy: str = "fallback",
+    progress: bool = True,
+) -> torch.Tensor:
+    """L2-normalised embeddings ``(len(paths), D)`` of images of ``index`` by ``checkpoint``, on
+    faces aligned as its run trained it, cached like every evaluation of it (one store per
+    checkpoint and alignment): a second call embeds only images it has not seen."""
+    checkpoint = project_path(checkpoint)
+    model, config, ckpt = load_model(checkpoint, map_location="cpu")
+    align = checkpoint_align_config(ckpt, config.image_size, checkpoint)
+    faces = open_faces(index.only_paths(set(paths)), align, policy, cache_root=cache, progress=progress)
+    store = EmbeddingStore.for_checkpoint(checkpoint, _store_dir(cache), align.key())
+    todo = [p for p in dict.fromkeys(paths) if faces.hashes[p] not in store.vectors]
+    if todo:
+        fresh = embed_paths(model, todo, faces, eval_transform(config.image_size), progress=progress)
+        store.vectors.update({faces.hashes[p]: v for p, v in zip(todo, fresh)})
+        store.save()
+    return torch.stack([store.vectors[faces.hashes[p]] for p in paths])
 
 
 def checkpoint_data(ckpt: dict) -> dict:
@@ -111,8 +143,7 @@ def evaluate_checkpoint(
     cache = cache or data.get("cache")
     paths = {p for pair in pairs for p in (pair.path_a, pair.path_b)}
     faces = open_faces(index.only_paths(paths), align, cache_root=cache, progress=progress)
-    store_dir = (project_path(cache) if cache else default_cache_root()).parent / "embeddings"
-    store = EmbeddingStore.for_checkpoint(checkpoint, store_dir, align.key())
+    store = EmbeddingStore.for_checkpoint(checkpoint, _store_dir(cache), align.key())
     ev = evaluate_pairs(
         model,
         pairs,
@@ -125,7 +156,9 @@ def evaluate_checkpoint(
         progress=progress,
     )
     labels = np.array([p.same for p in pairs])
-    ev.metrics = with_val_threshold(ev.metrics, ev.scores, labels, ckpt.get("val_threshold"))
+    ev.metrics = with_val_threshold(
+        ev.metrics, ev.scores, labels, ckpt.get("val_threshold"), ckpt.get("val_far_threshold")
+    )
     if trust_labels:
         ev.metrics["label_conflicts"] = conflicts
     return CheckpointEvaluation(model, config, ckpt, align, pairs, faces, ev)

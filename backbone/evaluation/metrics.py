@@ -4,9 +4,14 @@ Scores follow the project's rule, **higher = more alike**, and a pair is predict
 when ``score >= threshold``. ROC and AUC come from scikit-learn, as do the folds of the LFW
 protocol (``PredefinedSplit``). ``fixed_threshold`` is the one rule for the fixed threshold a
 score is reported at (cosine similarity 0.6, the published convention for facenet-style
-embeddings; the pair head's probability 0.5). A training run also chooses an operating threshold
-on its validation pairs (``with_val_threshold``); figures and the explorer use that one when a
-run has it (``reported_threshold``), tables show both.
+embeddings; the pair head's probability 0.5). A training run also chooses two operating
+thresholds on its validation pairs, never on the test pairs: the best accuracy, and the lowest
+threshold whose false accept rate is at most ``OPERATING_FAR`` (``with_val_threshold``); figures
+and the explorer use the first when a run has it (``reported_threshold``), tables show all.
+
+Confidence: AUCs carry the Hanley-McNeil standard error (``auc_se``), accuracies the binomial one
+(``accuracy_se``, pairs taken as independent); the LFW protocol's accuracy the standard error
+over its folds.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from backbone.labels import DIFFERENT, SAME
 DEFAULT_THRESHOLD = 0.6  # cosine similarity
 PAIR_HEAD_THRESHOLD = 0.5  # the pair head's probability
 FAR_TARGETS = (1e-3, 1e-2)
+OPERATING_FAR = 1e-3  # the false accept rate of the second operating threshold chosen on validation
 CURVE_POINTS = 201
 
 
@@ -63,6 +69,7 @@ def confusion_at(scores: np.ndarray, labels: np.ndarray, threshold: float) -> di
         "threshold": float(threshold),
         "tp": tp, "fp": fp, "tn": tn, "fn": fn,
         "accuracy": (tp + tn) / len(labels),
+        "accuracy_se": accuracy_standard_error((tp + tn) / len(labels), len(labels)),
         "precision": precision,
         "recall": recall,
         "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
@@ -86,6 +93,26 @@ def best_accuracy_threshold(scores: np.ndarray, labels: np.ndarray) -> float:
     k = candidates[np.argmax(correct[candidates])]
     reject_all = len(s) - same.sum()
     return float(s[k]) if correct[k] >= reject_all else float(np.nextafter(s[0], np.inf))
+
+
+def far_threshold(scores: np.ndarray, labels: np.ndarray, far: float = OPERATING_FAR) -> float:
+    """The lowest threshold at which at most ``far`` of the different-person pairs are accepted:
+    ``floor(far * negatives)`` of them may score at or above it (with 500 negatives and far 1e-3,
+    none: the threshold lies just above the highest different-person score)."""
+    scores, labels = _check(scores, labels)
+    negatives = np.sort(scores[labels == DIFFERENT])[::-1]
+    if len(negatives) == 0:
+        raise ValueError("a threshold at a false accept rate needs different-person pairs")
+    allowed = math.floor(far * len(negatives) + 1e-9)
+    if allowed >= len(negatives):
+        return float(negatives[-1])
+    # just above the highest negative score that must be rejected (equal scores are rejected with it)
+    return float(np.nextafter(negatives[allowed], np.inf))
+
+
+def accuracy_standard_error(accuracy: float, n: int) -> float:
+    """The binomial standard error of an accuracy over ``n`` pairs."""
+    return math.sqrt(accuracy * (1 - accuracy) / n) if n else 0.0
 
 
 def f1_curve(scores: np.ndarray, labels: np.ndarray, points: int = CURVE_POINTS) -> dict:
@@ -158,11 +185,13 @@ def _core(scores: np.ndarray, labels: np.ndarray, threshold: float | None) -> di
     fpr, tpr, thr = roc_curve(labels, scores, pos_label=SAME)
     eer, eer_threshold = equal_error_rate(fpr, tpr, thr)
     best = best_accuracy_threshold(scores, labels)
+    auc = float(roc_auc_score(labels, scores))
     out = {
         "pairs": int(len(labels)),
         "same": int((labels == SAME).sum()),
         "different": int((labels == DIFFERENT).sum()),
-        "auc": float(roc_auc_score(labels, scores)),
+        "auc": auc,
+        "auc_se": auc_standard_error(auc, int((labels == SAME).sum()), int((labels == DIFFERENT).sum())),
         "eer": eer,
         "eer_threshold": eer_threshold,
         "tar_at_far": {f"{far:g}": tar_at_far(fpr, tpr, far) for far in FAR_TARGETS},
@@ -207,19 +236,24 @@ def verification_metrics(
 
 
 VAL_THRESHOLD_RULE = "the best accuracy on the validation pairs"
+VAL_FAR_THRESHOLD_RULE = f"the lowest threshold with a false accept rate <= {OPERATING_FAR:g} on the validation pairs"
 
 
-def with_val_threshold(metrics: dict, scores: np.ndarray, labels: np.ndarray, threshold: float | None) -> dict:
-    """``metrics`` plus the scores' confusion at ``threshold``, the operating threshold a training
-    run chose on its validation pairs (``val_threshold``, saved in its checkpoints): what tables
-    report as "@ val thr.". Nothing is added when ``threshold`` is None."""
-    if threshold is None:
-        return metrics
-    return {
-        **metrics,
-        "val_threshold": {"threshold": float(threshold), "rule": VAL_THRESHOLD_RULE},
-        "at_val_threshold": confusion_at(scores, labels, threshold),
-    }
+def with_val_threshold(
+    metrics: dict, scores: np.ndarray, labels: np.ndarray, threshold: float | None, far_threshold: float | None = None
+) -> dict:
+    """``metrics`` plus the scores' confusion at the operating thresholds a training run chose on
+    its validation pairs (saved in its checkpoints as ``val_threshold`` and ``val_far_threshold``):
+    what tables report as "@ val thr." (``at_val_threshold``) and "@ val FAR thr."
+    (``at_val_far_threshold``). Nothing is added for a threshold that is None."""
+    out = dict(metrics)
+    if threshold is not None:
+        out["val_threshold"] = {"threshold": float(threshold), "rule": VAL_THRESHOLD_RULE}
+        out["at_val_threshold"] = confusion_at(scores, labels, threshold)
+    if far_threshold is not None:
+        out["val_far_threshold"] = {"threshold": float(far_threshold), "rule": VAL_FAR_THRESHOLD_RULE}
+        out["at_val_far_threshold"] = confusion_at(scores, labels, far_threshold)
+    return out
 
 
 def summary_row(metrics: dict) -> dict:
@@ -236,10 +270,20 @@ def summary_row(metrics: dict) -> dict:
         "tar_at_far_1e-3": metrics["tar_at_far"]["0.001"],
         "tar_at_far_1e-2": metrics["tar_at_far"]["0.01"],
     }
+    if "auc_se" in metrics:
+        row["auc_se"] = metrics["auc_se"]
     if "at_val_threshold" in metrics:
         row["val_threshold"] = metrics["at_val_threshold"]["threshold"]
         row["accuracy_at_val_threshold"] = metrics["at_val_threshold"]["accuracy"]
         row["f1_at_val_threshold"] = metrics["at_val_threshold"]["f1"]
+        row["accuracy_at_val_threshold_se"] = metrics["at_val_threshold"]["accuracy_se"]
+        row["far_at_val_threshold"] = metrics["at_val_threshold"]["far"]
+        row["frr_at_val_threshold"] = metrics["at_val_threshold"]["frr"]
+    if "at_val_far_threshold" in metrics:
+        at_far = metrics["at_val_far_threshold"]
+        row["val_far_threshold"] = at_far["threshold"]
+        row["accuracy_at_val_far_threshold"] = at_far["accuracy"]
+        row["far_at_val_far_threshold"], row["frr_at_val_far_threshold"] = at_far["far"], at_far["frr"]
     if "lfw_protocol" in metrics:
         row["lfw_accuracy"] = metrics["lfw_protocol"]["accuracy_mean"]
         row["lfw_std"] = metrics["lfw_protocol"]["accuracy_std"]

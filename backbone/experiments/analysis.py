@@ -22,11 +22,19 @@ import numpy as np
 from backbone.atomic import atomic_write_json, atomic_write_text
 from backbone.data.errors import existing, missing
 from backbone.evaluation.explain import attention_figure
-from backbone.evaluation.metrics import auc_standard_error, reported_threshold
+from backbone.evaluation.metrics import accuracy_standard_error, auc_standard_error, reported_threshold
 from backbone.evaluation.scores import read_scores
 from backbone.models.backbones import BACKBONES
 from backbone.paths import project_path
-from backbone.plots import plot_f1, plot_history, plot_roc, plot_score_histograms, save_figure
+from backbone.plots import (
+    has_time_curve,
+    plot_accuracy_vs_time,
+    plot_f1,
+    plot_history,
+    plot_roc,
+    plot_score_histograms,
+    save_figure,
+)
 from backbone.training.config import TrainConfig
 
 COLUMNS = [
@@ -38,19 +46,26 @@ COLUMNS = [
     ("training", "training"),
     ("scheduler", "scheduler"),
     ("optimiser", "optimiser"),
+    ("budget", "training budget"),
     ("f1_at_threshold", "F1 @ fixed thr."),
     ("accuracy", "accuracy @ fixed thr."),
     ("val_threshold", "val thr."),
     ("f1_at_val_threshold", "F1 @ val thr."),
-    ("accuracy_at_val_threshold", "accuracy @ val thr."),
+    ("accuracy_at_val_threshold", "accuracy @ val thr. (± SE)"),
+    ("far_frr_at_val_threshold", "FAR / FRR @ val thr."),
+    ("val_far_threshold", "val thr. @ FAR=1e-3"),
+    ("accuracy_at_val_far_threshold", "accuracy @ it"),
+    ("far_frr_at_val_far_threshold", "FAR / FRR @ it"),
     ("lfw_accuracy", "10-fold accuracy"),
-    ("auc", "AUC"),
+    ("auc", "AUC (± SE)"),
     ("eer", "EER"),
     ("tar_at_far_1e-3", "TAR @ FAR=1e-3"),
     ("twin_auc", "twin-negative AUC"),
     ("other_auc", "other-negative AUC"),
-    ("train_seconds", "training time (s)"),
 ]
+# in results.csv only: the standard errors the table shows after "±", and the budget's two parts
+CSV_ONLY = ["accuracy_at_val_threshold_se", "auc_se", "train_seconds", "images_seen"]
+WITH_SE = {"accuracy_at_val_threshold": "accuracy_at_val_threshold_se", "auc": "auc_se"}
 
 
 @dataclass
@@ -98,6 +113,8 @@ def _pretrained(cfg: TrainConfig) -> str:
 def result_row(run: Run) -> dict:
     cfg, m = run.config, run.metrics
     at = m.get("at_threshold", m["best"])
+    at_val, at_far = m.get("at_val_threshold"), m.get("at_val_far_threshold")
+    seconds, images = _budget(run.history)
     loss = cfg.loss.regime + (f" ({cfg.loss.mining})" if cfg.loss.regime == "triplet" else "")
     return {
         "experiment": run.name,
@@ -108,20 +125,42 @@ def result_row(run: Run) -> dict:
         "training": _training(cfg),
         "scheduler": cfg.optim.scheduler,
         "optimiser": cfg.optim.name,
+        "budget": f"{seconds / 60:.1f} min, {images:,} images" if cfg.epochs else "none",
         "f1_at_threshold": at["f1"],
         "accuracy": at["accuracy"],
-        "val_threshold": m["at_val_threshold"]["threshold"] if "at_val_threshold" in m else None,
-        "f1_at_val_threshold": m["at_val_threshold"]["f1"] if "at_val_threshold" in m else None,
-        "accuracy_at_val_threshold": m["at_val_threshold"]["accuracy"] if "at_val_threshold" in m else None,
+        "val_threshold": at_val["threshold"] if at_val else None,
+        "f1_at_val_threshold": at_val["f1"] if at_val else None,
+        "accuracy_at_val_threshold": at_val["accuracy"] if at_val else None,
+        "accuracy_at_val_threshold_se": _accuracy_se(at_val) if at_val else None,
+        "far_frr_at_val_threshold": f"{at_val['far']:.4f} / {at_val['frr']:.4f}" if at_val else None,
+        "val_far_threshold": at_far["threshold"] if at_far else None,
+        "accuracy_at_val_far_threshold": at_far["accuracy"] if at_far else None,
+        "far_frr_at_val_far_threshold": f"{at_far['far']:.4f} / {at_far['frr']:.4f}" if at_far else None,
         "lfw_accuracy": _lfw(m["lfw_protocol"]) if "lfw_protocol" in m else None,
         "auc": m["auc"],
+        "auc_se": _auc_se(m),
         "eer": m["eer"],
         "tar_at_far_1e-3": m["tar_at_far"]["0.001"],
         "twin_auc": m["twin_negatives"]["auc"] if "twin_negatives" in m else None,
         "twin_auc_se": _auc_se(m["twin_negatives"]) if "twin_negatives" in m else None,
         "other_auc": m["other_negatives"]["auc"] if "other_negatives" in m else None,
-        "train_seconds": sum(h.get("train_seconds", 0.0) for h in run.history),
+        "train_seconds": seconds,
+        "images_seen": images,
     }
+
+
+def _budget(history: list[dict]) -> tuple[float, int]:
+    """Seconds of training and images seen over a run's epochs (runs from before the history
+    counted images: their speed times their time)."""
+    seconds = sum(h.get("train_seconds", 0.0) for h in history)
+    images = sum(h.get("images", round(h.get("images_per_s", 0.0) * h.get("train_seconds", 0.0))) for h in history)
+    return seconds, int(images)
+
+
+def _accuracy_se(confusion: dict) -> float:
+    """The binomial standard error of a confusion's accuracy (computed when older metrics lack it)."""
+    n = confusion["tp"] + confusion["fp"] + confusion["tn"] + confusion["fn"]
+    return confusion.get("accuracy_se", accuracy_standard_error(confusion["accuracy"], n))
 
 
 def _training(cfg: TrainConfig) -> str:
@@ -143,11 +182,13 @@ def _auc_se(m: dict) -> float:
     return auc_standard_error(m["auc"], m["same"], m["different"])
 
 
-def _fmt(key: str, value) -> str:
+def _fmt(key: str, row: dict) -> str:
+    value = row.get(key)
     if value is None:
         return "n/a"
     if isinstance(value, float):
-        return f"{value:.0f}" if key == "train_seconds" else f"{value:.4f}"
+        se = row.get(WITH_SE.get(key, ""))
+        return f"{value:.4f}" + (f" ± {se:.4f}" if se is not None else "")
     return str(value)
 
 
@@ -212,13 +253,14 @@ def pretrained_verdicts(rows: list[dict], tolerance: float = 0.5) -> list[str]:
 
 def write_tables(rows: list[dict], out_dir: Path, note: str = "") -> None:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=[k for k, _ in COLUMNS], lineterminator="\n", extrasaction="ignore")
+    fields = [k for k, _ in COLUMNS] + CSV_ONLY
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     for r in rows:
         writer.writerow({k: (f"{v:.6f}" if isinstance(v, float) else ("" if v is None else v)) for k, v in r.items()})
     atomic_write_text(out_dir / "results.csv", buf.getvalue())
     lines = ["| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_fmt(k, r[k]) for k, _ in COLUMNS) + " |" for r in rows]
+    lines += ["| " + " | ".join(_fmt(k, r) for k, _ in COLUMNS) + " |" for r in rows]
     verdicts = attention_verdicts(rows)
     if verdicts:
         lines += ["", "Does local attention help on identical twins (same loss, budget and backbone)?", "", *verdicts]
@@ -316,9 +358,11 @@ def analyze(runs_dir: str | Path, out_dir: str | Path) -> Analysis:
     rows = [result_row(r) for r in runs]
     env = environment()
     note = (
-        f"Test pairs of each run: F1 and accuracy at the fixed threshold ({threshold_note(runs)}) and at the "
-        "threshold of the best accuracy on the run's validation pairs (val thr.); with View 2's folds, the "
-        "10-fold protocol's mean accuracy ± its standard error (thresholds from the other nine folds). "
+        f"Test pairs of each run: F1 and accuracy at the fixed threshold ({threshold_note(runs)}) and at two "
+        "thresholds chosen on the run's validation pairs: the best accuracy there (val thr.) and the lowest "
+        "with a false accept rate of at most 1e-3 there (val thr. @ FAR=1e-3); ± the standard error (binomial "
+        "for accuracy, Hanley-McNeil for AUC); with View 2's folds, the 10-fold protocol's mean accuracy ± its "
+        "standard error (thresholds from the other nine folds). "
         "Produced by `backbone experiments run`; "
         f"torch {env['torch']} on {env['cpu_threads']} CPU threads ({env['machine']}), commit {env['git_commit']}."
     )
@@ -340,6 +384,11 @@ def analyze(runs_dir: str | Path, out_dir: str | Path) -> Analysis:
     written["score_histograms"] = save_figure(
         plot_score_histograms(scored, thresholds), figures / "score_histograms", close=True
     )
+    curves = {r.name: r.history for r in runs if has_time_curve(r.history)}
+    if curves:
+        written["accuracy_vs_time"] = save_figure(
+            plot_accuracy_vs_time(curves, "accuracy vs minutes of training"), figures / "accuracy_vs_time", close=True
+        )
     for r in runs:
         if r.config.model.attention and (r.dir / "best.ckpt").is_file():
             name = f"attention_{r.name}"
@@ -363,6 +412,8 @@ def training_report(run_dir: str | Path) -> dict:
             {run.name: run.scores()}, {run.name: reported_threshold(run.metrics)}
         ),
     }
+    if has_time_curve(run.history):
+        figures["accuracy_vs_time"] = plot_accuracy_vs_time({run.name: run.history}, f"{run.name}: accuracy vs time")
     for name, fig in figures.items():
         save_figure(fig, run.dir / "figures" / name)
     return figures

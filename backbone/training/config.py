@@ -19,7 +19,7 @@ import yaml
 from backbone.atomic import atomic_write_text
 from backbone.data.errors import existing
 from backbone.data.faces.align import AlignConfig
-from backbone.losses import BranchWeights
+from backbone.losses import DISTILLATION, BranchWeights
 from backbone.models.build import ModelConfig
 from backbone.settings import ConfigError, build, load_yaml
 from backbone.training.optim import OPTIMISERS, SCHEDULERS
@@ -32,6 +32,8 @@ RENAMED = {
     "loss.weight_global": "loss.branch.global_branch",
     "loss.weight_local": "loss.branch.local_branch",
     "loss.weight_attention": "loss.branch.attention",
+    "loss.arcface_margin": "loss.margin",
+    "loss.arcface_scale": "loss.scale",
 }
 PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed")  # Lightning Fabric's, with auto
 MONITORS = {"val_auc": "max", "val_accuracy": "max", "val_best_accuracy": "max", "val_eer": "min"}  # name: better
@@ -52,17 +54,20 @@ class DataConfig:
     preload: bool = True  # decode the training crops into RAM once
     workers: int = 1  # DataLoader workers
     augment: bool = True
+    batch_augment: bool = False  # augment whole batches in the training process (BatchAugment), not per image
     hflip: float = 0.0  # off by default: flipping mirrors the moles and scars that tell twins apart
 
 
 @dataclass
 class LossConfig:
     regime: str = "contrastive"
-    margin: float | None = None  # None: the loss's own default (backbone.losses)
+    margin: float | None = None  # the regime's loss margin (ArcFace: radians); None: the loss's own default
+    scale: float | None = None  # ArcFace, CosFace: the logit scale; None: the loss's own default
     mining: str = "batch-hard"
     m_per_class: int = 4  # images per identity per batch (triplet mining)
-    arcface_margin: float | None = None  # radians; None: ArcFaceLoss's default
-    arcface_scale: float | None = None  # None: ArcFaceLoss's default
+    teacher: str | None = None  # distill: the teacher's checkpoint
+    distillation: str = "cosine"  # distill: "cosine" or "relational" (backbone.losses.DistillationLoss)
+    identity_weight: float = 0.0  # distill: weight of CosFace on the identities added to it
     branch: BranchWeights = field(default_factory=BranchWeights)  # local-global network: backbone.losses.branch_loss
 
 
@@ -77,6 +82,7 @@ class OptimConfig:
     gamma: float = 0.1  # step and plateau schedulers
     plateau_patience: int = 2
     grad_clip: float | None = 5.0
+    warmup_steps: int = 0  # cosine-steps: linear warm-up
 
 
 @dataclass
@@ -87,12 +93,17 @@ class TrainConfig:
     epochs: int = 10  # 0: no training, the initial model (a pretrained backbone as it is) is evaluated
     batch_size: int = 64
     steps_per_epoch: int | None = None  # cap on batches per epoch (quick runs)
+    budget_minutes: float | None = None  # minutes of training in all: epochs of budget/epochs minutes each,
+    # their steps set by timing the first steps (recorded as `calibration` in the checkpoints)
     freeze_trunk_epochs: int = 0  # the trunk (feature extractor) takes no gradient for the first N epochs
     early_stopping_patience: int | None = None  # epochs without a better monitored metric
     monitor: str = "val_auc"
+    test_every_epoch: bool = False  # also score the test pairs after every epoch (at its val threshold), for
+    # the accuracy-vs-training-time curve; the best checkpoint is still chosen on validation alone
     precision: str = "auto"  # mixed precision where the device supports it
     accelerator: str = "auto"
-    devices: str | int = "auto"
+    devices: str | int = "auto"  # per machine (torchrun --nproc_per_node)
+    num_nodes: int = 1  # machines (torchrun --nnodes), see docs/multi-gpu.md
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
@@ -101,6 +112,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         checks = [
             ("loss.regime", self.loss.regime, REGIMES.names()),
+            ("loss.distillation", self.loss.distillation, DISTILLATION),
             ("optim.name", self.optim.name, OPTIMISERS.names()),
             ("optim.scheduler", self.optim.scheduler, SCHEDULERS.names()),
             ("precision", self.precision, PRECISIONS),
@@ -112,7 +124,8 @@ class TrainConfig:
         if self.epochs < 0:
             raise ConfigError(f"epochs must be 0 (evaluate the initial model) or more, got {self.epochs!r}")
         positive = [("batch_size", self.batch_size), ("optim.lr", self.optim.lr),
-                    ("steps_per_epoch", self.steps_per_epoch or 1), ("data.align.size", self.data.align.size)]  # fmt: skip
+                    ("steps_per_epoch", self.steps_per_epoch or 1), ("data.align.size", self.data.align.size),
+                    ("budget_minutes", self.budget_minutes or 1)]  # fmt: skip
         for key, value in positive:
             if value <= 0:
                 raise ConfigError(f"{key} must be positive, got {value!r}")

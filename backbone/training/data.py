@@ -7,11 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from lightning_fabric.utilities.distributed import DistributedSamplerWrapper
 from torch.utils.data import DataLoader
 
 from backbone.data.errors import DataError, missing_all
 from backbone.data.faces.cache import CachedFaces, open_faces
-from backbone.data.faces.transforms import eval_transform, train_transform
+from backbone.data.faces.transforms import BatchAugment, eval_transform, resize_transform, train_transform
 from backbone.data.index import IdentityIndex
 from backbone.data.layouts.load import load_index
 from backbone.data.lists.pairs import Pair, read_pairs
@@ -34,6 +35,7 @@ class TrainingData:
     val: EvalSet | None
     test: EvalSet | None
     eval_transform: object
+    augment: BatchAugment | None = None  # applied to every training batch in the training process
 
 
 def check_inputs(cfg: TrainConfig) -> None:
@@ -42,7 +44,8 @@ def check_inputs(cfg: TrainConfig) -> None:
     d = cfg.data
     named = [("data root", d.root, "dir"), ("pair file", d.train_pairs, "file"), ("pair file", d.val_pairs, "file"),
              ("pair file", d.test_pairs, "file"), ("triplet file", d.train_triplets, "file"),
-             ("people file", d.train_people, "file"), ("weights file", cfg.model.weights, "file")]  # fmt: skip
+             ("people file", d.train_people, "file"), ("weights file", cfg.model.weights, "file"),
+             ("teacher checkpoint", cfg.loss.teacher, "file")]  # fmt: skip
     absent = [(what, path) for what, path, kind in named
               if path and not (project_path(path).is_dir() if kind == "dir" else project_path(path).is_file())]  # fmt: skip
     if absent:
@@ -53,19 +56,30 @@ def _pairs(path: str | None, index: IdentityIndex) -> list[Pair] | None:
     return read_pairs(path, root=index.root) if path else None
 
 
-def build_training_data(cfg: TrainConfig, progress: bool = True) -> TrainingData:
-    """The regime's training loader (``backbone.training.regimes``) and the evaluation pairs."""
+def build_training_data(cfg: TrainConfig, progress: bool = True, rank: int = 0, world_size: int = 1) -> TrainingData:
+    """The regime's training loader (``backbone.training.regimes``) and the evaluation pairs.
+
+    With several processes (``world_size``), every process draws the regime's order from the same
+    generator (reseeded every epoch) and keeps its own share of it (positions ``rank``,
+    ``rank + world_size``, ...): disjoint shards that a resumed run draws again identically."""
     d = cfg.data
     index = load_index(d.root, d.kind)
     size = cfg.model.image_size
-    transform = train_transform(size=size, hflip=d.hflip) if d.augment else eval_transform(size)
+    augment = BatchAugment(hflip=d.hflip) if d.augment and d.batch_augment else None
+    if augment is not None:
+        transform = resize_transform(size)  # the crops stay uint8 for BatchAugment
+    else:
+        transform = train_transform(size=size, hflip=d.hflip) if d.augment else eval_transform(size)
     generator = torch.Generator()
     inputs = TrainingInputs(cfg, index, _pairs(d.train_pairs, index), transform, generator, progress)
     train_set = REGIMES.get(cfg.loss.regime).training_set(inputs)
+    sampler = train_set.sampler
+    if world_size > 1:
+        sampler = DistributedSamplerWrapper(sampler, num_replicas=world_size, rank=rank, shuffle=False)
     loader = DataLoader(
         train_set.dataset,
         batch_size=cfg.batch_size,
-        sampler=train_set.sampler,
+        sampler=sampler,
         num_workers=d.workers,
         drop_last=True,
         generator=generator,
@@ -84,5 +98,11 @@ def build_training_data(cfg: TrainConfig, progress: bool = True) -> TrainingData
         return EvalSet(pairs, faces)
 
     return TrainingData(
-        loader, generator, train_set.num_classes, eval_set(d.val_pairs), eval_set(d.test_pairs), eval_transform(size)
+        loader,
+        generator,
+        train_set.num_classes,
+        eval_set(d.val_pairs),
+        eval_set(d.test_pairs),
+        eval_transform(size),
+        augment,
     )

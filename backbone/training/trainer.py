@@ -13,6 +13,7 @@ files and logging.
 
 from __future__ import annotations
 
+import copy
 import os
 import random
 import time
@@ -27,13 +28,13 @@ from tqdm.auto import tqdm
 
 from backbone.atomic import atomic_path, atomic_write_json
 from backbone.evaluation.embeddings import evaluate_pairs
-from backbone.evaluation.metrics import summary_row, with_val_threshold
+from backbone.evaluation.metrics import confusion_at, far_threshold, summary_row, with_val_threshold
 from backbone.evaluation.scores import write_scores
 from backbone.models.build import build_model, read_checkpoint
 from backbone.paths import project_path, project_relative
 from backbone.training.config import MONITORS, TrainConfig
 from backbone.training.data import EvalSet, TrainingData, build_training_data, check_inputs
-from backbone.training.optim import create_optimizer, create_scheduler
+from backbone.training.optim import create_optimizer, create_scheduler, steps_per_optimiser_step
 from backbone.training.regimes import REGIMES, Regime
 
 
@@ -50,6 +51,7 @@ class TrainResult:
     stopped_early: bool
     history: list[dict] = field(default_factory=list)
     test_metrics: dict | None = None
+    global_zero: bool = True  # the process that writes files and prints summaries (several under torchrun)
 
 
 @dataclass
@@ -61,6 +63,8 @@ class Progress:
     best: float | None = None
     best_epoch: int | None = None
     bad_epochs: int = 0
+    steps_per_epoch: int | None = None  # a time budget's steps, as calibrated (None: the loader's)
+    calibration: dict | None = None  # how they were measured (budget_minutes)
 
     def update(self, value: float | None, mode: str) -> bool:
         """Count the epoch just run; whether ``value`` of the monitored metric is the best yet."""
@@ -160,9 +164,22 @@ def validate(model, val: EvalSet, transform) -> dict:
         "val_auc": ev.metrics["auc"],
         "val_accuracy": at["accuracy"],
         "val_best_accuracy": ev.metrics["best"]["accuracy"],
-        "val_threshold": ev.metrics["best"]["threshold"],  # of the best validation accuracy: saved in checkpoints
+        # the operating thresholds chosen here are saved in checkpoints (see with_val_threshold)
+        "val_threshold": ev.metrics["best"]["threshold"],
+        "val_far_threshold": far_threshold(ev.scores, np.array([p.same for p in val.pairs])),
         "val_eer": ev.metrics["eer"],
     }
+
+
+def test_curve_point(model, test: EvalSet, transform, val_threshold: float | None) -> dict:
+    """The test pairs after an epoch, for the accuracy-vs-time curve: AUC, and accuracy at the
+    epoch's validation threshold (never a threshold chosen on these pairs)."""
+    ev = evaluate_pairs(model, test.pairs, test.faces, transform, progress=False)
+    point = {"test_auc": ev.metrics["auc"]}
+    if val_threshold is not None:
+        labels = np.array([p.same for p in test.pairs])
+        point["test_accuracy_at_val_threshold"] = confusion_at(ev.scores, labels, val_threshold)["accuracy"]
+    return point
 
 
 def save_checkpoint(fabric: Fabric, path: Path, state: dict) -> None:
@@ -176,31 +193,48 @@ def save_checkpoint(fabric: Fabric, path: Path, state: dict) -> None:
     fabric.barrier()
 
 
+def augmented(batch, augment) -> list:
+    """The batch with ``augment`` applied to each of its image tensors (none: as it is)."""
+    if augment is None:
+        return batch
+    return [augment(x) if torch.is_tensor(x) and x.ndim == 4 else x for x in batch]
+
+
 def _images_in(batch) -> int:
     return sum(len(x) for x in batch if torch.is_tensor(x) and x.ndim == 4)
 
 
-def train_epoch(fabric: Fabric, cfg: TrainConfig, model, objective, optimizer, loader, data: TrainingData, epoch: int,
-                last_path: Path, progress: bool) -> dict:  # fmt: skip
-    """One epoch of ``steps_per_epoch`` batches (all by default); the epoch's loss and speed."""
+def epoch_steps(cfg: TrainConfig, loader, run: Progress) -> int:
+    """Optimiser steps per epoch: a time budget's calibrated steps, else ``steps_per_epoch`` capped by the loader."""
+    return run.steps_per_epoch or min(len(loader), cfg.steps_per_epoch or len(loader))
+
+
+def batches(loader, steps: int):
+    """``steps`` batches of ``loader``, gone through as many times as that takes."""
+    taken = 0
+    while taken < steps:
+        for batch in loader:
+            yield batch
+            taken += 1
+            if taken == steps:
+                return
+
+
+def train_epoch(fabric: Fabric, cfg: TrainConfig, objective, optimizer, scheduler, loader, data: TrainingData,
+                epoch: int, steps: int, last_path: Path, progress: bool) -> dict:  # fmt: skip
+    """One epoch of ``steps`` batches; the epoch's loss and speed. A per-step scheduler steps here."""
     fabric.seed_everything(epoch_seed(cfg.seed, epoch, fabric.global_rank), workers=False, verbose=False)
     data.generator.manual_seed(cfg.seed * 1_000_003 + epoch)  # the same batches after a resume
     if hasattr(loader.sampler, "set_epoch"):
         loader.sampler.set_epoch(epoch)
-    trunk = model.net.trunk
-    frozen = epoch < cfg.freeze_trunk_epochs
-    for p in trunk.parameters():
-        p.requires_grad_(not frozen)
-    objective.train()
-    if frozen:
-        trunk.eval()  # keep the batch-norm statistics of the frozen trunk too
-    steps = min(len(loader), cfg.steps_per_epoch or len(loader))
+    frozen = set_trunk_frozen(objective, epoch < cfg.freeze_trunk_epochs)
+    per_step = steps_per_optimiser_step(cfg.optim)
     total_loss, seen, images, start = 0.0, 0, 0, time.perf_counter()
     show = progress and fabric.is_global_zero
-    bar = tqdm(loader, total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch", disable=not show, leave=False)
+    bar = tqdm(batches(loader, steps), total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+               disable=not show, leave=False)  # fmt: skip
     for step, batch in enumerate(bar):
-        if step >= steps:
-            break
+        batch = augmented(batch, data.augment)
         loss = objective(*batch)
         if not torch.isfinite(loss):
             kept = (
@@ -216,6 +250,8 @@ def train_epoch(fabric: Fabric, cfg: TrainConfig, model, objective, optimizer, l
         if cfg.optim.grad_clip:
             fabric.clip_gradients(objective, optimizer, max_norm=cfg.optim.grad_clip)
         optimizer.step()
+        if per_step and scheduler is not None:
+            scheduler.step()
         total_loss += loss.item() * len(batch[0])
         seen += len(batch[0])
         images += _images_in(batch)
@@ -227,11 +263,58 @@ def train_epoch(fabric: Fabric, cfg: TrainConfig, model, objective, optimizer, l
         "lr": optimizer.param_groups[0]["lr"],
         "images_per_s": images * fabric.world_size / seconds,
         "train_seconds": seconds,
+        "images": images * fabric.world_size,
         "frozen_backbone": frozen,
     }
 
 
-def step_scheduler(scheduler, value: float | None) -> None:
+def set_trunk_frozen(objective, frozen: bool) -> bool:
+    """Train mode, with the trunk taking no gradient and keeping its batch-norm statistics when ``frozen``."""
+    trunk = objective.model.net.trunk
+    for p in trunk.parameters():
+        p.requires_grad_(not frozen)
+    objective.train()
+    if frozen:
+        trunk.eval()
+    return frozen
+
+
+def calibrate(fabric: Fabric, cfg: TrainConfig, objective, optimizer, loader, augment, warmup: int = 3,
+              timed: int = 20) -> dict:  # fmt: skip
+    """The steps per epoch that fill ``cfg.budget_minutes / cfg.epochs`` minutes of training, from
+    the time of ``timed`` training steps (after ``warmup``); the model and optimiser are restored
+    afterwards, so the run itself starts from its seeded initial state. Process 0's figure holds."""
+    saved = copy.deepcopy(objective.state_dict()), copy.deepcopy(optimizer.state_dict())
+    set_trunk_frozen(objective, cfg.freeze_trunk_epochs > 0)
+    it = batches(loader, warmup + timed)
+    start = 0.0
+    for i, batch in enumerate(it):
+        if i == warmup:
+            start = time.perf_counter()
+        optimizer.zero_grad(set_to_none=True)
+        fabric.backward(objective(*augmented(batch, augment)))
+        optimizer.step()
+    step_seconds = (time.perf_counter() - start) / timed
+    objective.load_state_dict(saved[0])
+    optimizer.load_state_dict(saved[1])
+    epoch_seconds = cfg.budget_minutes * 60 / max(cfg.epochs, 1)
+    steps = fabric.broadcast(max(1, round(epoch_seconds / step_seconds)), src=0)
+    return {"step_seconds": step_seconds, "steps_per_epoch": steps, "timed_steps": timed,
+            "budget_minutes": cfg.budget_minutes}  # fmt: skip
+
+
+def running_totals(history: list[dict], record: dict) -> dict:
+    """Training minutes and images seen up to the end of ``record``'s epoch (the budget spent)."""
+    return {
+        "train_minutes": (sum(r.get("train_seconds", 0.0) for r in history) + record["train_seconds"]) / 60,
+        "images_seen": sum(r.get("images", 0) for r in history) + record["images"],
+    }
+
+
+def step_scheduler(scheduler, value: float | None, cfg: TrainConfig) -> None:
+    """The epoch's scheduler step (per-step schedulers step in ``train_epoch``)."""
+    if steps_per_optimiser_step(cfg.optim):
+        return
     if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
         if value is not None:
             scheduler.step(value)
@@ -248,7 +331,7 @@ def log_epoch(fabric: Fabric, out: Path, cfg: TrainConfig, record: dict, history
         atomic_write_json(out / "history.json", history)
         for logger in fabric.loggers:
             logger.experiment.flush()
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k.startswith("val_"))
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in record.items() if k.startswith(("val_", "test_")))
     fabric.print(
         f"epoch {record['epoch']}/{cfg.epochs}: loss {record['train_loss']:.4f}{', ' + shown if shown else ''}, "
         f"{record['images_per_s']:.0f} img/s"
@@ -261,7 +344,8 @@ def test_best(
     """The best checkpoint on the test pairs: ``metrics.json`` and ``test_scores.tsv`` (process 0).
 
     Beside the model's fixed threshold, the test pairs are scored at the checkpoint's
-    ``val_threshold`` (the best accuracy on the validation pairs): ``at_val_threshold``."""
+    operating thresholds chosen on the validation pairs: ``at_val_threshold`` (the best accuracy)
+    and ``at_val_far_threshold`` (a false accept rate of at most 1e-3)."""
     best_path = out / "best.ckpt"
     if data.test is None or not fabric.is_global_zero or not best_path.is_file():
         return None
@@ -269,7 +353,9 @@ def test_best(
     model.load_state_dict(best["model"])  # process 0 only
     ev = evaluate_pairs(model, data.test.pairs, data.test.faces, data.eval_transform, progress=progress)
     labels = np.array([p.same for p in data.test.pairs])
-    metrics = with_val_threshold(ev.metrics, ev.scores, labels, best.get("val_threshold"))
+    metrics = with_val_threshold(
+        ev.metrics, ev.scores, labels, best.get("val_threshold"), best.get("val_far_threshold")
+    )
     metrics = {**metrics, "checkpoint": project_relative(best_path), "epoch": best_epoch}
     metrics["summary"] = summary_row(metrics)
     atomic_write_json(out / "metrics.json", metrics)
@@ -298,7 +384,9 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Tr
     last_path, best_path = out / "last.ckpt", out / "best.ckpt"
     logger = TensorBoardLogger(root_dir=str(out), name="tensorboard", version="")
     precision = resolve_precision(cfg.precision, cfg.accelerator)
-    fabric = Fabric(accelerator=cfg.accelerator, devices=cfg.devices, precision=precision, loggers=logger)
+    fabric = Fabric(
+        accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, precision=precision, loggers=logger
+    )
     fabric.launch()
     rank0 = fabric.is_global_zero
 
@@ -313,19 +401,16 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Tr
         cfg.seed, workers=False, verbose=False
     )  # workers=False: loader workers draw from the loader generator, as before
     model = build_model(cfg.model)
-    data = build_training_data(cfg, progress=progress and rank0)
+    data = build_training_data(cfg, progress=progress and rank0, rank=fabric.global_rank, world_size=fabric.world_size)
     objective: Regime = REGIMES.create(cfg.loss.regime, model, cfg.loss, data.num_classes)
-    optimizer = create_optimizer(objective.parameters(), cfg.optim)
-    scheduler = create_scheduler(optimizer, cfg.optim, cfg.epochs, mode)
+    raw_optimizer = optimizer = create_optimizer(objective.parameters(), cfg.optim)
     run = Progress()
     extra_keys = [k for k in objective.state_dict() if not k.startswith("model.")]  # e.g. ArcFace centres
     if prior is not None:
         model.load_state_dict(prior["model"])
         objective.load_state_dict(prior["objective_extra"], strict=False)
         optimizer.load_state_dict(prior["optimizer"])
-        if scheduler is not None and prior["scheduler"] is not None:
-            scheduler.load_state_dict(prior["scheduler"])
-        run = Progress(prior["epoch"], prior["history"], prior["best"], prior["best_epoch"], prior["bad_epochs"])
+        run = Progress(**{k: prior[k] for k in vars(Progress()) if k in prior})
         set_rng_state(prior["rng"])
         fabric.print(f"resuming {out} after epoch {run.epoch}")
     if rank0:
@@ -335,7 +420,18 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Tr
         cfg.save(out / "config.yaml")
     raw_objective = objective
     objective, optimizer = fabric.setup(objective, optimizer)
-    loader = fabric.setup_dataloaders(data.loader, use_distributed_sampler=fabric.world_size > 1)
+    loader = fabric.setup_dataloaders(data.loader, use_distributed_sampler=False)  # sharded already
+    if cfg.budget_minutes and cfg.epochs and prior is None:
+        run.calibration = calibrate(fabric, cfg, objective, optimizer, loader, data.augment)
+        run.steps_per_epoch = run.calibration["steps_per_epoch"]
+        fabric.print(
+            f"budget {cfg.budget_minutes:g} min: {run.calibration['step_seconds']:.3f} s per step, "
+            f"{cfg.epochs} epochs of {run.steps_per_epoch} steps"
+        )
+    steps = epoch_steps(cfg, loader, run)
+    scheduler = create_scheduler(raw_optimizer, cfg.optim, cfg.epochs, cfg.epochs * steps, mode)
+    if prior is not None and scheduler is not None and prior["scheduler"] is not None:
+        scheduler.load_state_dict(prior["scheduler"])
     stopped_early = False
 
     def state() -> dict:
@@ -348,18 +444,22 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Tr
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             **vars(run),
             "rng": rng_state(),
-            "val_threshold": run.history[-1].get("val_threshold") if run.history else None,
+            **{k: run.history[-1].get(k) if run.history else None for k in ("val_threshold", "val_far_threshold")},
         }
 
     # ---- epochs (none: the initial model is evaluated as it is)
     if cfg.epochs == 0 and prior is None:
         keep_initial(fabric, model, data, run, state, best_path, last_path, out, cfg)
     while run.epoch < cfg.epochs:
-        record = train_epoch(fabric, cfg, model, objective, optimizer, loader, data, run.epoch, last_path, progress)
+        record = train_epoch(
+            fabric, cfg, objective, optimizer, scheduler, loader, data, run.epoch, steps, last_path, progress
+        )
         metrics = validate(model, data.val, data.eval_transform) if data.val is not None and rank0 else {}
+        if cfg.test_every_epoch and data.test is not None and rank0:
+            metrics.update(test_curve_point(model, data.test, data.eval_transform, metrics.get("val_threshold")))
         value = fabric.broadcast(metrics.get(cfg.monitor), src=0)
-        step_scheduler(scheduler, value)
-        record = {**record, **metrics}
+        step_scheduler(scheduler, value, cfg)
+        record = {**record, **metrics, **running_totals(run.history, record)}
         run.history.append(record)
         improved = run.update(value, mode)
         # last.ckpt is the commit point: what derives from this epoch (best.ckpt, history.json) is
@@ -378,4 +478,4 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Tr
     logger.finalize("success")
 
     test_metrics = test_best(fabric, model, out, data, run.best_epoch, progress)
-    return TrainResult(out, run.epoch, run.best_epoch, run.best, stopped_early, run.history, test_metrics)
+    return TrainResult(out, run.epoch, run.best_epoch, run.best, stopped_early, run.history, test_metrics, rank0)

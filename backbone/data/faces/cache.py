@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms.v2.functional import resize
 from tqdm.auto import tqdm
 
 from backbone.atomic import atomic_path, atomic_write_json
@@ -401,12 +402,22 @@ class CachedFaces:
     ``preload=True`` decodes every crop of the index once into one in-memory array (RAM:
     images x size^2 x 3 bytes, 1 GB for LFW at 160 px). Reading then costs next to nothing,
     which matters on a small CPU where loader workers and the model share the cores
-    (``benchmarks/align_cache.py`` measures both ways).
+    (``benchmarks/align_cache.py`` measures both ways). ``size`` resizes every crop to a square
+    of that side as it is read (once, with ``preload``): the model's input size, when augmentation
+    works on whole batches and the loader does nothing else.
     """
 
-    def __init__(self, index: IdentityIndex, cache: FaceCache, preload: bool = False, progress: bool = False):
+    def __init__(
+        self,
+        index: IdentityIndex,
+        cache: FaceCache,
+        preload: bool = False,
+        progress: bool = False,
+        size: int | None = None,
+    ):
         self.index = index
         self.cache = cache
+        self.size = size
         by_file = cache.source_hashes(index.absolute(r.path) for r in index.records)
         self.hashes = {r.path: by_file[index.absolute(r.path)] for r in index.records}
         missing = [p for p, h in self.hashes.items() if h not in cache.records]
@@ -426,7 +437,11 @@ class CachedFaces:
                 self._rows[path] = i
 
     def _read(self, path: str) -> np.ndarray:
-        return self.cache.load(self.hashes[path], source=self.index.absolute(path))
+        arr = self.cache.load(self.hashes[path], source=self.index.absolute(path))
+        if self.size is None or arr.shape[:2] == (self.size, self.size):
+            return arr
+        chw = torch.from_numpy(arr).permute(2, 0, 1)
+        return resize(chw, [self.size, self.size], antialias=True).permute(1, 2, 0).contiguous().numpy()
 
     def __call__(self, path: str) -> torch.Tensor:
         arr = self._array[self._rows[path]].copy() if self._array is not None else self._read(path)
@@ -454,6 +469,7 @@ def open_faces(
     preload: bool = False,
     workers: int = 2,
     progress: bool = True,
+    size: int | None = None,
 ) -> CachedFaces:
     """Cached faces of ``index``, aligning whatever is not cached yet (a no-op when all is).
 
@@ -467,4 +483,4 @@ def open_faces(
     if summary.no_face:
         problems = [Problem(p, f"no face found (policy {policy!r})") for p in summary.no_face]
         raise NoFaceError(f"{len(problems)} images without a face in {index.root}", problems)
-    return CachedFaces(index, cache, preload=preload, progress=progress)
+    return CachedFaces(index, cache, preload=preload, progress=progress, size=size)

@@ -134,6 +134,12 @@ def format_lfw_pairs(pairs: Iterable[Pair]) -> str:
     return "\n".join(rows) + "\n"
 
 
+def format_lfw_people(index: IdentityIndex) -> str:
+    """One people set in LFW's format (``peopleDevTrain.txt``): the count, then ``name images`` per identity."""
+    people = sorted(index.by_identity.items())
+    return "\n".join([str(len(people))] + [f"{name}\t{len(paths)}" for name, paths in people]) + "\n"
+
+
 def read_lfw_people(path: str | Path) -> list[dict[str, int]]:
     """Parse a people file into a list of sets, each ``name -> image count``.
 

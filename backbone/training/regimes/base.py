@@ -55,7 +55,8 @@ class TrainingInputs:
     def faces(self, index: IdentityIndex) -> CachedFaces:
         """The aligned faces of ``index`` as the config aligns them (decoded into RAM with ``preload``)."""
         d = self.cfg.data
-        return open_faces(index, d.align, d.policy, d.cache, d.preload, max(d.workers, 1), self.progress)
+        size = self.cfg.model.image_size if d.batch_augment else None  # resized once, not every epoch
+        return open_faces(index, d.align, d.policy, d.cache, d.preload, max(d.workers, 1), self.progress, size)
 
     def length(self, dataset: Dataset) -> int:
         """Items an epoch draws: enough for every step, so a small set is gone through more than once."""
@@ -78,7 +79,9 @@ class TrainingInputs:
         elif self.pairs:
             names = sorted({index.identity_of[p] for pair in self.pairs for p in (pair.path_a, pair.path_b)})
         else:
-            raise DataError("the identity regimes (triplet, arcface) need data.train_pairs or data.train_people")
+            raise DataError(
+                "the identity regimes (triplet, arcface, cosface) need data.train_pairs or data.train_people"
+            )
         subset = index.subset([n for n in names if len(index.by_identity[n]) >= min_images])
         return FaceDataset(subset, self.faces(subset), self.transform)
 
