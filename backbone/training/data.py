@@ -7,11 +7,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from lightning_fabric.utilities.distributed import DistributedSamplerWrapper
 from torch.utils.data import DataLoader
 
 from backbone.data.errors import DataError, missing_all
 from backbone.data.faces.cache import CachedFaces, open_faces
+from backbone.data.faces.samplers import BatchShard
 from backbone.data.faces.transforms import BatchAugment, eval_transform, resize_transform, train_transform
 from backbone.data.index import IdentityIndex
 from backbone.data.layouts.load import load_index
@@ -60,8 +60,8 @@ def build_training_data(cfg: TrainConfig, progress: bool = True, rank: int = 0, 
     """The regime's training loader (``backbone.training.regimes``) and the evaluation pairs.
 
     With several processes (``world_size``), every process draws the regime's order from the same
-    generator (reseeded every epoch) and keeps its own share of it (positions ``rank``,
-    ``rank + world_size``, ...): disjoint shards that a resumed run draws again identically."""
+    generator (reseeded every epoch) and keeps its own share of its batches (``BatchShard``: batches
+    ``rank``, ``rank + world_size``, ...): disjoint shards that a resumed run draws again identically."""
     d = cfg.data
     index = load_index(d.root, d.kind)
     size = cfg.model.image_size
@@ -75,7 +75,7 @@ def build_training_data(cfg: TrainConfig, progress: bool = True, rank: int = 0, 
     train_set = REGIMES.get(cfg.loss.regime).training_set(inputs)
     sampler = train_set.sampler
     if world_size > 1:
-        sampler = DistributedSamplerWrapper(sampler, num_replicas=world_size, rank=rank, shuffle=False)
+        sampler = BatchShard(sampler, cfg.batch_size, rank, world_size)
     loader = DataLoader(
         train_set.dataset,
         batch_size=cfg.batch_size,
