@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 
 import torch
+from timing import per_second
 
 from backbone.models import ModelConfig, build_model
 
@@ -40,12 +40,7 @@ def main() -> None:
         size = config.image_size
         x = torch.randn(args.batch_size, 3, size, size)
         with torch.inference_mode():
-            model.embed(x)
-            done, start = 0, time.perf_counter()
-            while time.perf_counter() - start < args.seconds:
-                model.embed(x)
-                done += len(x)
-            rate = done / (time.perf_counter() - start)
+            rate = per_second(lambda: model.embed(x), len(x), args.seconds)  # noqa: B023 (called at once)
         params = sum(p.numel() for p in model.parameters())
         name = config.backbone + (f" + {config.attention} local-global" if config.attention else "")
         print(f"| {name} | {size} px | {params / 1e6:.2f} M | {rate:.1f} |")

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import time
 
 import torch
+from timing import per_second
 
 from backbone.models import build_model, load_model
 
@@ -23,12 +23,7 @@ def rate(model, size: int, batch: int, seconds: float) -> float:
     """Embeddings per second of ``model`` on batches of ``batch`` random images (after a warm-up)."""
     x = torch.randn(batch, 3, size, size)
     with torch.inference_mode():
-        model.embed(x)
-        calls, start = 0, time.perf_counter()
-        while time.perf_counter() - start < seconds:
-            model.embed(x)
-            calls += 1
-    return calls * batch / (time.perf_counter() - start)
+        return per_second(lambda: model.embed(x), batch, seconds)
 
 
 def main() -> None:

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import platform
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from timing import per_second
 
 from backbone.evaluation.metrics import best_accuracy_threshold, confusion_at
 from backbone.models.dlib_resnet import default_model_path, load_dlib_resnet
@@ -35,16 +35,6 @@ def lfw_chips(lfw: Path, split: str, chip: str = "dlib") -> tuple[list, dict[str
     paths = sorted({p for pair in pairs for p in (pair.path_a, pair.path_b)})
     faces = open_faces(index.only_paths(set(paths)), AlignConfig(size=150, detector="mtcnn", chip=chip))
     return pairs, {p: faces(p).permute(1, 2, 0).numpy() for p in paths}
-
-
-def rate(fn, items: int, seconds: float) -> float:
-    """Items per second of ``fn`` (which handles ``items``), repeated for about ``seconds``."""
-    fn()  # warm up
-    runs, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds or runs < 2:
-        fn()
-        runs += 1
-    return items * runs / (time.perf_counter() - start)
 
 
 def embed(net, chips: np.ndarray, batch: int, bf16: bool = False) -> np.ndarray:
@@ -87,9 +77,9 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, dlib {dlib.__version__}, {platform.machine()}, "
           f"{n} chips of 150 px ({'LFW pairsDevTest' if have_lfw else 'synthetic'}), batch {args.batch_size}")  # fmt: skip
     batch_list = [c for c in chips]
-    dlib_rate = rate(lambda: reference.compute_face_descriptor(batch_list), n, args.seconds)
-    port_rate = rate(lambda: embed(net, chips, args.batch_size), n, args.seconds)
-    bf16_rate = rate(lambda: embed(net, chips, args.batch_size, bf16=True), n, args.seconds)
+    dlib_rate = per_second(lambda: reference.compute_face_descriptor(batch_list), n, args.seconds, min_calls=2)
+    port_rate = per_second(lambda: embed(net, chips, args.batch_size), n, args.seconds, min_calls=2)
+    bf16_rate = per_second(lambda: embed(net, chips, args.batch_size, bf16=True), n, args.seconds, min_calls=2)
     exact = embed(net, chips, args.batch_size)
     low = embed(net, chips, args.batch_size, bf16=True)
     cos = (exact * low).sum(1) / np.linalg.norm(exact, axis=1) / np.linalg.norm(low, axis=1)

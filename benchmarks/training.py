@@ -3,13 +3,14 @@
     .venv/bin/python benchmarks/training.py [--seconds 5]
 
 1. This machine's float32 and bfloat16 matmul GFLOP/s (the practical peak of each precision).
-2. The LFW recipe's training step (``experiments/lfw/recipe.yaml``: the small ResNet, CosFace,
-   batch 128) and the default pair step: images/s and achieved GFLOP/s in float32 and under
+2. The LFW recipe's training step (``experiments/lfw/recipe.yaml``: its model, CosFace, its
+   batch) and the default pair step: images/s and achieved GFLOP/s in float32 and under
    bf16 autocast, each in the default and the channels-last memory format, as a fraction of the
    matmul rate of the precision it computes in.
-3. The recipe's step fed by its loader, against the same step on one ready batch (the model
-   alone): the per-image pipeline (``train_transform`` in 2 DataLoader workers) and batch
-   augmentation (``BatchAugment`` on uint8 crops in the training process, no workers).
+3. The recipe's step (in its memory format) fed by its loader, against the same step on one
+   ready batch (the model alone): the per-image pipeline (``train_transform`` in 2 DataLoader
+   workers) and batch augmentation (``BatchAugment`` on uint8 crops in the training process,
+   no workers), both at the recipe's augmentation strength.
 
 Everything is measured side by side in one run. FLOPs are counted by torch's FlopCounterMode
 over one forward + backward pass (the optimiser's element-wise work is not counted); a
@@ -21,34 +22,27 @@ from __future__ import annotations
 import argparse
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import torch
+from timing import seconds_per_call
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
-from backbone.data.faces.transforms import BatchAugment, train_transform
+from backbone.data.faces.transforms import BatchAugment, augment_ranges, train_transform
 from backbone.labels import DIFFERENT, SAME
 from backbone.models import ModelConfig, build_model
-from backbone.training.config import LossConfig
+from backbone.paths import project_path
+from backbone.training.config import LossConfig, TrainConfig
 from backbone.training.regimes import REGIMES
 
-CLASSES = 3432  # the recipe's training identities
-
-
-def timed(fn: Callable[[], object], seconds: float) -> float:
-    """Seconds per call, over at least ``seconds`` of calls (after one warm-up)."""
-    fn()
-    calls, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        fn()
-        calls += 1
-    return (time.perf_counter() - start) / calls
+CLASSES = 1012  # the recipe's training identities
+RECIPE = project_path("experiments/lfw/recipe.yaml")
 
 
 def matmul_gflops(n: int, dtype: torch.dtype, seconds: float) -> float:
     x, y = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    return 2 * n**3 / timed(lambda: x @ y, seconds) / 1e9
+    return 2 * n**3 / seconds_per_call(lambda: x @ y, seconds) / 1e9
 
 
 class Step:
@@ -134,34 +128,41 @@ def main() -> None:
             True: matmul_gflops(args.matmul, torch.bfloat16, args.seconds)}  # fmt: skip
     print(f"matmul {args.matmul}x{args.matmul}: float32 {peak[False]:.1f} GFLOP/s, bfloat16 {peak[True]:.1f} GFLOP/s\n")
 
-    recipe = ModelConfig(input_size=64)
+    cfg = TrainConfig.load(RECIPE)
+    recipe, size, batch_size = cfg.model, cfg.model.image_size, cfg.batch_size
+    margin = {"scale": cfg.loss.scale, "margin": cfg.loss.margin}
     print(f"{'training step':44s} {'input':>6s} {'img/s':>8s} {'GFLOP/s':>8s} {'of its matmul':>14s}")
     for name, regime, config, make, loss in [
-        ("recipe: small, CosFace, batch 128", "cosface", recipe, lambda: recipe_batch(64, 128), {"scale": 30.0}),
+        (f"recipe: {recipe.backbone}, CosFace, batch {batch_size}", "cosface", recipe,
+         lambda: recipe_batch(size, batch_size), margin),
         ("default: small, contrastive, 64 pairs", "contrastive", ModelConfig(), lambda: pair_batch(112, 64), {}),
-    ]:
+    ]:  # fmt: skip
         batch = make()
         images = sum(len(x) for x in batch if x.ndim == 4)
         for bf16 in (False, True):
             for channels_last in (False, True):
                 step = Step(regime, config, bf16, channels_last, **loss)
                 flops = step.flops(batch)
-                seconds = timed(lambda step=step, batch=batch: step.run(batch), args.seconds)
+                seconds = seconds_per_call(lambda step=step, batch=batch: step.run(batch), args.seconds)
                 gflops = flops / seconds / 1e9
                 label = f"{name}, {'bf16' if bf16 else 'fp32'}{', channels-last' if channels_last else ''}"
                 print(f"{label:44s} {config.image_size:4d}px {images / seconds:8.1f} {gflops:8.1f} "
                       f"{gflops / peak[bf16]:13.0%}")  # fmt: skip
 
-    print("\nthe recipe's step (fp32) fed by its loader, against the model alone on one ready batch:")
-    step = Step("cosface", recipe, False, False, scale=30.0)
-    alone = 128 / timed(lambda: step.run(recipe_batch(64, 128)), args.seconds)
-    per_image = DataLoader(Crops(4096, 64, train_transform(size=64)), batch_size=128, shuffle=True, num_workers=2,
-                           persistent_workers=True, drop_last=True)  # fmt: skip
-    batched = DataLoader(Crops(4096, 64, lambda x: x), batch_size=128, shuffle=True, num_workers=0, drop_last=True)
+    layout = "channels-last" if cfg.channels_last else "default layout"
+    print(f"\nthe recipe's step (fp32, {layout}) fed by its loader, against the model alone on one ready batch:")
+    step = Step("cosface", recipe, False, cfg.channels_last, **margin)
+    alone = batch_size / seconds_per_call(lambda: step.run(recipe_batch(size, batch_size)), args.seconds)
+    ranges = augment_ranges(cfg.data.augment_strength)
+    per_image = DataLoader(Crops(4096, size, train_transform(size=size, hflip=cfg.data.hflip, **ranges)),
+                           batch_size=batch_size, shuffle=True, num_workers=2, persistent_workers=True,
+                           drop_last=True)  # fmt: skip
+    batched = DataLoader(Crops(4096, size, lambda x: x), batch_size=batch_size, shuffle=True, num_workers=0,
+                         drop_last=True)  # fmt: skip
     print(f"{'model alone':52s} {alone:8.1f} img/s")
     for label, loader, augment in [
         ("per-image augmentation in 2 loader workers", per_image, None),
-        ("batch augmentation in the training process", batched, BatchAugment(hflip=0.5)),
+        ("batch augmentation in the training process", batched, BatchAugment(hflip=cfg.data.hflip, **ranges)),
     ]:
         rate = fed_rate(step, loader, augment, args.loader_steps)
         print(f"{label:52s} {rate:8.1f} img/s  {rate / alone:5.0%} of the model alone")

@@ -15,6 +15,7 @@ from conftest import PROJECT
     "name, sizes",
     [
         ("small", (64, 96, 112)),
+        ("small_grid", (64, 112)),
         ("resnet18", (64, 112)),
         ("efficientnet_b0", (64,)),
         ("inception_resnet_v1", (112, 160)),
@@ -39,6 +40,20 @@ def test_trunk_and_head_share_no_parameter(name, embedding_dim):
     trunk, head = ({id(p) for p in part.parameters()} for part in (net.trunk, net.head))
     assert head and not trunk & head
     assert {id(p) for p in net.parameters()} == trunk | head
+
+
+def test_small_grid_keeps_where_each_feature_is():
+    """Its head flattens a 4x4 grid of the feature map: moving a feature to another corner of the
+    face changes the embedding, which the global average of ``small`` cannot see."""
+    torch.manual_seed(0)
+    head = create_backbone("small_grid", embedding_dim=8).eval().head
+    fmap = torch.zeros(1, 256, 4, 4)
+    moved = fmap.clone()
+    fmap[0, :, 0, 0] = moved[0, :, 3, 3] = 1.0
+    assert head.linear.in_features == 256 * 16
+    assert not torch.allclose(head(fmap), head(moved))
+    average = create_backbone("small", embedding_dim=8).eval().head
+    assert torch.allclose(average(fmap), average(moved))
 
 
 def test_unknown_names_and_impossible_options():

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from backbone.experiments.grid import Experiment, load_grid, merge_parameters, parse_shard
@@ -81,8 +83,22 @@ def test_the_lfw_grid_and_config_load():
     files = {e.name: e.parameters["config_file"] for e in grid.experiments}
     assert set(files.values()) == {"experiments/lfw/config.yaml", "experiments/lfw/dlib.yaml", "experiments/lfw/recipe.yaml",
                                    "experiments/lfw/distill.yaml"}  # fmt: skip
-    # the recipe and the distilled student: a 30-minute budget in six 5-minute marks, every epoch tested too
     names = [e.name for e in grid.experiments]
+    # the losses compared, each global and with CBAM, at one budget of minutes, their steps pinned
+    losses = {
+        "contrastive": "contrastive",
+        "triplet": None,
+        "pairbce": "pair-bce",
+        "cosface": "cosface",
+        "arcface": "arcface",
+    }
+    for loss, regime in losses.items():
+        for attention in ("global", "cbam"):
+            row = grid.experiments[names.index(f"{loss}-{attention}")].parameters
+            assert row.get("regime") == regime and row["attention"] == (None if attention == "global" else "cbam")
+            assert row["budget_images"] is None and row["epochs"] == 3 and row["overrides"][0] == "budget_minutes=3"
+            assert re.fullmatch(r"steps_per_epoch=\d+", row["overrides"][1])
+    # the recipe and the distilled student: a 30-minute budget in six 5-minute marks, every epoch tested too
     for name, regime in (("recipe-cosface", "cosface"), ("distilled-from-dlib", "distill")):
         row = grid.experiments[names.index(name)].parameters
         assert row["regime"] == regime and row["epochs"] == 6 and row["budget_images"] is None

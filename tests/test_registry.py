@@ -51,7 +51,7 @@ def test_the_default_names_are_registered():
         "cosine-steps",
         "step",
     } == set(SCHEDULERS.names())
-    assert {"small", "inception_resnet_v1", "dlib_resnet"} == set(BACKBONES.names())
+    assert {"small", "small_grid", "inception_resnet_v1", "dlib_resnet"} == set(BACKBONES.names())
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from lightning_fabric import Fabric
 from backbone.data import generate_pairs, load_index, split_identities, write_pairs
 from backbone.data.faces.cache import open_faces
 from backbone.data.faces.transforms import eval_transform
+from backbone.data.lists.pairs import Pair
 from backbone.data.synth import SynthConfig, generate
 from backbone.evaluation.embeddings import evaluate_pairs
 from backbone.models import build_model, load_model
@@ -212,6 +213,56 @@ def test_a_time_budget_sets_the_steps_once_and_a_resume_keeps_them(small, tmp_pa
                  progress=False)  # fmt: skip
     assert torch.load(tmp_path / "run" / "last.ckpt", weights_only=True)["steps_per_epoch"] == steps
     assert more.history[1]["images"] == steps * 64 and more.history[1]["images_seen"] == 2 * steps * 64
+
+
+@pytest.mark.parametrize("regime, least, expected", [("cosface", 1, ["a", "b", "c"]), ("cosface", 2, ["b", "c"]),
+                                                     ("cosface", 3, ["c"]), ("triplet", 1, ["b", "c"])])  # fmt: skip
+def test_data_min_images_leaves_out_identities_with_fewer_images(small, tmp_path, monkeypatch, regime, least, expected):
+    """``data.min_images`` thins the identity regimes' classes; triplet mining needs two images anyway."""
+    from backbone.data.index import IdentityIndex, ImageRecord
+    from backbone.training.regimes import REGIMES, TrainingInputs
+
+    index = IdentityIndex.from_records("/d", [ImageRecord(f"{n}/{i}.jpg", n) for n, k in
+                                              [("a", 1), ("b", 2), ("c", 3)] for i in range(k)])  # fmt: skip
+    monkeypatch.setattr(TrainingInputs, "faces", lambda self, subset: subset)  # no image is read
+    cfg = config(
+        small, tmp_path, batch_size=4, **{"loss.regime": regime, "data.min_images": least, "loss.m_per_class": 2}
+    )
+    pairs = [Pair("a/0.jpg", "b/0.jpg", 0), Pair("c/0.jpg", "c/1.jpg", 1)]
+    inputs = TrainingInputs(cfg, index, pairs, lambda x: x, torch.Generator(), progress=False)
+    assert REGIMES.get(regime).training_set(inputs).dataset.classes == expected
+
+
+def test_a_budget_with_steps_per_epoch_pins_the_steps_of_a_timed_run_and_repeats_it(small, tmp_path, monkeypatch):
+    """A committed run pins its budget's steps (``steps_per_epoch``): the re-run times nothing,
+    says the steps were pinned, and draws the very batches the timed run drew (same losses)."""
+    import backbone.training.trainer as trainer
+
+    cosine = {"optim.scheduler": "cosine-steps"}
+    timed = train(config(small, tmp_path / "timed", epochs=2, budget_minutes=0.02, **cosine), progress=False)
+    steps = torch.load(tmp_path / "timed" / "last.ckpt", weights_only=True)["steps_per_epoch"]
+    monkeypatch.setattr(trainer, "calibrate", lambda *a, **k: pytest.fail("a pinned budget must not be timed"))
+    pinned = train(config(small, tmp_path / "pinned", epochs=2, budget_minutes=0.02, steps_per_epoch=steps, **cosine),
+                   progress=False)  # fmt: skip
+    ckpt = torch.load(tmp_path / "pinned" / "last.ckpt", weights_only=True)
+    assert ckpt["calibration"] == {"steps_per_epoch": steps, "pinned": True, "budget_minutes": 0.02}
+    assert [r["images"] for r in pinned.history] == [steps * 32 * 2] * 2
+    assert [r["train_loss"] for r in pinned.history] == pytest.approx(
+        [r["train_loss"] for r in timed.history], rel=1e-6
+    )
+    assert [r["val_auc"] for r in pinned.history] == pytest.approx([r["val_auc"] for r in timed.history], rel=1e-6)
+
+
+def test_channels_last_trains_the_same_model_in_another_memory_format(small, tmp_path):
+    """``channels_last`` changes where the numbers sit in memory, not what is computed: the same
+    losses (to float rounding) and a checkpoint that loads like any other."""
+    runs = [train(config(small, tmp_path / f"cl-{cl}", epochs=1, steps_per_epoch=4, channels_last=cl,
+                         **{"data.batch_augment": True}), progress=False) for cl in (False, True)]  # fmt: skip
+    plain, last = (r.history[0] for r in runs)
+    assert last["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-3)
+    assert last["val_auc"] == pytest.approx(plain["val_auc"], abs=0.01)
+    model, _, _ = load_model(tmp_path / "cl-True" / "best.ckpt")
+    assert model.embed(torch.randn(2, 3, 64, 64)).shape == (2, 64)
 
 
 def test_a_student_distilled_from_a_teacher_checkpoint_moves_towards_its_embeddings(small, tmp_path):

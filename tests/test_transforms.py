@@ -44,3 +44,21 @@ def test_batch_augmentation_draws_per_image_and_repeats_with_the_seed():
     assert a.abs().max() <= 1.0 and not torch.equal(a[0], a[1])  # each image its own draw
     mean_shift = (a.mean(dim=(1, 2, 3)) - eval_transform()(x[0]).mean()).abs()
     assert mean_shift.max() < 0.5  # mild: no image washed out
+
+
+def test_augment_strength_scales_the_default_ranges():
+    """Strength 1 is both augmentations' own defaults; 0 switches them off; 2 doubles each range."""
+    import inspect
+
+    import pytest
+
+    from backbone.data.faces.transforms import augment_ranges
+
+    for fn in (train_transform, BatchAugment.__init__):
+        defaults = {k: p.default for k, p in inspect.signature(fn).parameters.items() if k in augment_ranges()}
+        assert defaults == augment_ranges(1.0)
+    x = torch.randint(0, 256, (4, 3, 16, 16), dtype=torch.uint8)
+    assert torch.allclose(BatchAugment(hflip=0, **augment_ranges(0))(x), eval_transform()(x), atol=1e-5)
+    assert augment_ranges(2) == {"degrees": 16.0, "translate": 0.08, "scale": (0.9, 1.1), "jitter": 0.4}
+    with pytest.raises(ValueError, match="strength"):
+        augment_ranges(-1)

@@ -4,6 +4,7 @@
 their default input size), and lets every other name fall through to timm:
 
 * ``"small"``: :class:`~backbone.models.small.SmallResNet`, fit for CPU training (the default);
+  ``"small_grid"``: the same with a head that keeps the face's layout (a 4x4 grid, not one average);
 * ``"dlib_resnet"``: dlib's face recognition ResNet (29 convolutions, 150 px chips, 128-d), ported
   to PyTorch (:mod:`backbone.models.dlib_resnet`); ``pretrained=True`` reads the weights dlib
   trained on about 3 million faces from the installed ``face-recognition-models`` package (no
@@ -35,13 +36,16 @@ FACENET_PRETRAINED = ("vggface2", "casia-webface")
 
 
 class EmbeddingHead(nn.Module):
-    """Global average pool -> dropout -> linear -> batch norm (the facenet head)."""
+    """Average pool to ``grid`` x ``grid`` cells -> flatten -> dropout -> linear -> batch norm.
 
-    def __init__(self, in_channels: int, embedding_dim: int, dropout: float = 0.0):
+    ``grid=1`` is global average pooling (the facenet head); a larger grid keeps where on the
+    face each feature is (as the flattened output layer of ArcFace's networks)."""
+
+    def __init__(self, in_channels: int, embedding_dim: int, dropout: float = 0.0, grid: int = 1):
         super().__init__()
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool = nn.AdaptiveAvgPool2d(grid)
         self.dropout = nn.Dropout(dropout)
-        self.linear = nn.Linear(in_channels, embedding_dim, bias=False)
+        self.linear = nn.Linear(in_channels * grid * grid, embedding_dim, bias=False)
         self.bn = nn.BatchNorm1d(embedding_dim)
 
     def forward(self, fmap: torch.Tensor) -> torch.Tensor:
@@ -81,7 +85,7 @@ def _timm_backbone(name: str, embedding_dim: int, pretrained: bool, dropout: flo
     import timm
 
     if name not in timm.list_models() and name not in timm.list_models(pretrained=True):
-        raise ValueError(f"unknown backbone {name!r}: use 'small', 'inception_resnet_v1' or a timm model name")
+        raise ValueError(f"unknown backbone {name!r}: use one of {BACKBONES.names()} or a timm model name")
     try:
         model = timm.create_model(name, pretrained=pretrained, num_classes=0)
     except Exception as exc:  # timm raises many kinds of errors when it cannot download
@@ -192,6 +196,17 @@ def small(embedding_dim: int, pretrained: bool | str, weights: str | Path | None
         raise ValueError("the 'small' backbone has no pretrained weights")
     trunk = SmallResNet()
     return Backbone(trunk, trunk.out_channels, EmbeddingHead(trunk.out_channels, embedding_dim, dropout), "small")
+
+
+@BACKBONES.register("small_grid", input_size=64)
+def small_grid(embedding_dim: int, pretrained: bool | str, weights: str | Path | None, dropout: float) -> Backbone:
+    """The small residual CNN with a head that keeps the face's layout: its feature map (4x4 at
+    64 px) pooled to 4x4 cells and flattened before the linear layer, not averaged to one."""
+    if pretrained or weights:
+        raise ValueError("the 'small_grid' backbone has no pretrained weights")
+    trunk = SmallResNet()
+    head = EmbeddingHead(trunk.out_channels, embedding_dim, dropout, grid=4)
+    return Backbone(trunk, trunk.out_channels, head, "small_grid")
 
 
 def default_input_size(name: str) -> int:

@@ -48,6 +48,7 @@ class DataConfig:
     test_pairs: str | None = "files/synthetic_test_pairs.tsv"  # evaluated with the best checkpoint at the end
     train_triplets: str | None = None  # explicit triplets instead of online mining (triplet regime)
     train_people: str | None = None  # an LFW people file: the training identities (identity regimes)
+    min_images: int = 1  # identity regimes: leave out identities with fewer training images
     align: AlignConfig = field(default_factory=lambda: AlignConfig(size=112, detector="none"))
     policy: str = "fallback"
     cache: str | None = None  # face cache folder (default .cache/faces)
@@ -55,6 +56,7 @@ class DataConfig:
     workers: int = 1  # DataLoader workers
     augment: bool = True
     batch_augment: bool = False  # augment whole batches in the training process (BatchAugment), not per image
+    augment_strength: float = 1.0  # scales rotation, shift, zoom and colour jitter (transforms.augment_ranges)
     hflip: float = 0.0  # off by default: flipping mirrors the moles and scars that tell twins apart
 
 
@@ -92,15 +94,16 @@ class TrainConfig:
     seed: int = 0
     epochs: int = 10  # 0: no training, the initial model (a pretrained backbone as it is) is evaluated
     batch_size: int = 64
-    steps_per_epoch: int | None = None  # cap on batches per epoch (quick runs)
+    steps_per_epoch: int | None = None  # cap on batches per epoch (quick runs); with budget_minutes: the steps, pinned
     budget_minutes: float | None = None  # minutes of training in all: epochs of budget/epochs minutes each,
-    # their steps set by timing the first steps (recorded as `calibration` in the checkpoints)
+    # their steps set by timing the first steps (recorded as `calibration` in the checkpoints) unless pinned
     freeze_trunk_epochs: int = 0  # the trunk (feature extractor) takes no gradient for the first N epochs
     early_stopping_patience: int | None = None  # epochs without a better monitored metric
     monitor: str = "val_auc"
     test_every_epoch: bool = False  # also score the test pairs after every epoch (at its val threshold), for
     # the accuracy-vs-training-time curve; the best checkpoint is still chosen on validation alone
     precision: str = "auto"  # mixed precision where the device supports it
+    channels_last: bool = False  # the model and its training batches in channels-last memory (benchmarks/training.py)
     accelerator: str = "auto"
     devices: str | int = "auto"  # per machine (torchrun --nproc_per_node)
     num_nodes: int = 1  # machines (torchrun --nnodes), see docs/multi-gpu.md
@@ -125,7 +128,7 @@ class TrainConfig:
             raise ConfigError(f"epochs must be 0 (evaluate the initial model) or more, got {self.epochs!r}")
         positive = [("batch_size", self.batch_size), ("optim.lr", self.optim.lr),
                     ("steps_per_epoch", self.steps_per_epoch or 1), ("data.align.size", self.data.align.size),
-                    ("budget_minutes", self.budget_minutes or 1)]  # fmt: skip
+                    ("budget_minutes", self.budget_minutes or 1), ("data.min_images", self.data.min_images)]  # fmt: skip
         for key, value in positive:
             if value <= 0:
                 raise ConfigError(f"{key} must be positive, got {value!r}")

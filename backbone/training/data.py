@@ -12,7 +12,7 @@ from torch.utils.data import DataLoader
 from backbone.data.errors import DataError, missing_all
 from backbone.data.faces.cache import CachedFaces, open_faces
 from backbone.data.faces.samplers import BatchShard
-from backbone.data.faces.transforms import BatchAugment, eval_transform, resize_transform, train_transform
+from backbone.data.faces.transforms import BatchAugment, augment_ranges, eval_transform, train_transform
 from backbone.data.index import IdentityIndex
 from backbone.data.layouts.load import load_index
 from backbone.data.lists.pairs import Pair, read_pairs
@@ -65,11 +65,12 @@ def build_training_data(cfg: TrainConfig, progress: bool = True, rank: int = 0, 
     d = cfg.data
     index = load_index(d.root, d.kind)
     size = cfg.model.image_size
-    augment = BatchAugment(hflip=d.hflip) if d.augment and d.batch_augment else None
+    ranges = augment_ranges(d.augment_strength)
+    augment = BatchAugment(hflip=d.hflip, **ranges) if d.augment and d.batch_augment else None
     if augment is not None:
-        transform = resize_transform(size)  # the crops stay uint8 for BatchAugment
+        transform = None  # the crops stay uint8, read at the model's size (TrainingInputs.faces), for BatchAugment
     else:
-        transform = train_transform(size=size, hflip=d.hflip) if d.augment else eval_transform(size)
+        transform = train_transform(size=size, hflip=d.hflip, **ranges) if d.augment else eval_transform(size)
     generator = torch.Generator()
     inputs = TrainingInputs(cfg, index, _pairs(d.train_pairs, index), transform, generator, progress)
     train_set = REGIMES.get(cfg.loss.regime).training_set(inputs)

@@ -28,6 +28,16 @@ def _resize(size: int | None) -> list:
 STANDARDISE = [v2.ToDtype(torch.float32), v2.Lambda(fixed_image_standardization)]
 
 
+def augment_ranges(strength: float = 1.0) -> dict:
+    """The augmentation ranges of ``train_transform`` and ``BatchAugment`` at a ``strength``
+    (1: their defaults, mild, for aligned faces; 2: twice the rotation, shift, zoom and colour
+    jitter, for small training sets that a model learns by heart)."""
+    if strength < 0:
+        raise ValueError(f"augmentation strength must be 0 or more, got {strength}")
+    return {"degrees": 8.0 * strength, "translate": 0.04 * strength,
+            "scale": (1 - 0.05 * strength, 1 + 0.05 * strength), "jitter": min(0.2 * strength, 0.9)}  # fmt: skip
+
+
 def eval_transform(size: int | None = None) -> v2.Compose:
     """Resize (optional) and standardise: what evaluation and verification use."""
     return v2.Compose(_resize(size) + STANDARDISE)
@@ -54,11 +64,6 @@ def train_transform(
 def to_uint8_image(x: torch.Tensor) -> torch.Tensor:
     """Undo the standardisation (for showing model inputs): 3xHxW float -> uint8."""
     return (x * 128.0 + 127.5).round().clamp(0, 255).to(torch.uint8)
-
-
-def resize_transform(size: int | None = None) -> v2.Compose:
-    """Resize only (uint8 in, uint8 out): the per-image part of batch augmentation."""
-    return v2.Compose(_resize(size))
 
 
 def _gray(x: torch.Tensor) -> torch.Tensor:

@@ -48,7 +48,7 @@ class TrainingInputs:
     cfg: TrainConfig
     index: IdentityIndex
     pairs: list[Pair] | None
-    transform: Callable[[torch.Tensor], torch.Tensor]
+    transform: Callable[[torch.Tensor], torch.Tensor] | None  # None: the uint8 crops as they are (BatchAugment)
     generator: torch.Generator
     progress: bool = True
 
@@ -59,7 +59,11 @@ class TrainingInputs:
         return open_faces(index, d.align, d.policy, d.cache, d.preload, max(d.workers, 1), self.progress, size)
 
     def length(self, dataset: Dataset) -> int:
-        """Items an epoch draws: enough for every step, so a small set is gone through more than once."""
+        """Items an epoch draws: enough for every step, so a small set is gone through more than once.
+        A time budget goes through the loader as often as its steps take (``trainer.batches``), so
+        the steps it pins draw the very batches that the timed run it pins drew."""
+        if self.cfg.budget_minutes:
+            return len(dataset)
         return max(len(dataset), (self.cfg.steps_per_epoch or 0) * self.cfg.batch_size)
 
     def shuffled(self, dataset: Dataset) -> RandomSampler:
@@ -72,7 +76,8 @@ class TrainingInputs:
 
     def identities(self, min_images: int = 1) -> FaceDataset:
         """Every image of the training identities (an LFW people file, else those of the training
-        pairs) that have at least ``min_images`` images, labelled by identity."""
+        pairs) that have at least ``min_images`` images (or ``data.min_images``, if more), labelled
+        by identity."""
         index, d = self.index, self.cfg.data
         if d.train_people:
             names = sorted({n for people in read_lfw_people(d.train_people) for n in people})
@@ -82,7 +87,8 @@ class TrainingInputs:
             raise DataError(
                 "the identity regimes (triplet, arcface, cosface) need data.train_pairs or data.train_people"
             )
-        subset = index.subset([n for n in names if len(index.by_identity[n]) >= min_images])
+        least = max(min_images, d.min_images)
+        subset = index.subset([n for n in names if len(index.by_identity[n]) >= least])
         return FaceDataset(subset, self.faces(subset), self.transform)
 
 
