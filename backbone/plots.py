@@ -96,6 +96,33 @@ def plot_accuracy_vs_time(histories: Mapping[str, Sequence[dict]], title: str = 
     return fig
 
 
+def plot_accuracy_bars(rows: Sequence[dict], title: str = "") -> Figure:
+    """Test accuracy at each run's validation threshold, ± its standard error, one bar per run
+    (best at the top): dark for global-only models, light for local-global ones, hatched for
+    pretrained backbones. ``rows``: the analysis table's rows (``accuracy_at_val_threshold``,
+    ``accuracy_at_val_threshold_se``, ``attention``, ``pretrained_on``, ``experiment``)."""
+    rows = sorted((r for r in rows if r.get("accuracy_at_val_threshold") is not None),
+                  key=lambda r: r["accuracy_at_val_threshold"])  # fmt: skip
+    fig, ax = plt.subplots(figsize=(6.4, 0.9 + 0.32 * max(len(rows), 1)))
+    for i, r in enumerate(rows):
+        plain = r["attention"].startswith("none")
+        ax.barh(i, 100 * r["accuracy_at_val_threshold"], xerr=100 * (r.get("accuracy_at_val_threshold_se") or 0),
+                color=COLOURS[0] if plain else "#9ecae1", hatch="" if r["pretrained_on"] == "none" else "//",
+                edgecolor="white", error_kw={"elinewidth": 1, "capsize": 2})  # fmt: skip
+        ax.annotate(f"{100 * r['accuracy_at_val_threshold']:.1f}%", (100 * r["accuracy_at_val_threshold"], i),
+                    textcoords="offset points", xytext=(14, -3), fontsize=8)  # fmt: skip
+    ax.set_yticks(range(len(rows)), [r["experiment"] for r in rows], fontsize=8)
+    ax.set_xlabel("test accuracy at the validation threshold (%), ± SE")
+    ax.set_xlim(50, 103)
+    _style(ax)
+    legend = [plt.Rectangle((0, 0), 1, 1, color=COLOURS[0]), plt.Rectangle((0, 0), 1, 1, color="#9ecae1"),
+              plt.Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="grey", hatch="//")]  # fmt: skip
+    ax.legend(legend, ["global only", "local-global", "pretrained backbone"], fontsize=8, loc="lower right")
+    ax.set_title(title or "accuracy of every run")
+    fig.tight_layout()
+    return fig
+
+
 def plot_roc(runs: Mapping[str, dict], title: str = "ROC", log_far: bool = False) -> Figure:
     """ROC curves of several metrics dicts, overlaid, AUC in the legend."""
     fig, ax = plt.subplots(figsize=(5.6, 5.0))

@@ -164,6 +164,19 @@ def test_attention_verdicts_say_both_ways():
     assert all("does not clearly beat" in line for line in lines) and "1.2 standard errors" in lines[0]
 
 
+def test_attention_verdicts_without_twins_compare_the_auc_on_all_test_pairs():
+    from backbone.experiments.analysis import attention_verdicts
+
+    rows = [
+        {"experiment": "c-g", "loss": "cosface", "attention": "none (global only)", "twin_auc": None, "auc": 0.80,
+         "auc_se": 0.01},
+        {"experiment": "c-a", "loss": "cosface", "attention": "cbam", "twin_auc": None, "auc": 0.86, "auc_se": 0.01},
+    ]  # fmt: skip
+    (line,) = attention_verdicts(rows)  # difference s.e. 0.0141: 0.06 is 4.2 of them
+    assert "cbam local-global (c-a) beats global only (c-g) on all test pairs: AUC 0.8600 vs 0.8000" in line
+    assert "(+0.0600, 4.2 standard errors)" in line
+
+
 def test_pretrained_verdicts_compare_each_fine_tuning_with_the_model_as_is():
     from backbone.experiments.analysis import pretrained_verdicts
 

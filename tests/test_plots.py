@@ -5,6 +5,7 @@ from backbone.evaluation.metrics import verification_metrics
 from backbone.labels import DIFFERENT, SAME
 from backbone.plots import (
     overlay_attention,
+    plot_accuracy_bars,
     plot_attention_grid,
     plot_f1,
     plot_history,
@@ -36,6 +37,22 @@ def test_every_figure_draws_and_saves(tmp_path):
     assert all(isinstance(f, Figure) for f in figures)
     paths = save_figure(figures[1], tmp_path / "figures" / "roc")
     assert [p.name for p in paths] == ["roc.png", "roc.svg"] and all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_accuracy_bars_put_the_best_run_on_top_and_leave_out_runs_without_a_validation_threshold():
+    def row(name, accuracy, attention="none (global only)", pretrained="none"):
+        return {"experiment": name, "accuracy_at_val_threshold": accuracy, "accuracy_at_val_threshold_se": 0.01,
+                "attention": attention, "pretrained_on": pretrained}  # fmt: skip
+
+    fig = plot_accuracy_bars([row("a", 0.7), row("b", 0.9, "cbam"), row("c", None), row("d", 0.8, pretrained="dlib")])
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["a", "d", "b"]  # bottom to top: the best on top
+    assert [round(p.get_width(), 6) for p in ax.patches[:3]] == [70.0, 80.0, 90.0]
+    assert [p.get_hatch() for p in ax.patches[:3]] == [None, "//", None] or [p.get_hatch() for p in ax.patches[:3]] == [
+        "",
+        "//",
+        "",
+    ]
 
 
 def test_overlay_attention_keeps_the_image_shape():

@@ -28,6 +28,7 @@ from backbone.models.backbones import BACKBONES
 from backbone.paths import project_path
 from backbone.plots import (
     has_time_curve,
+    plot_accuracy_bars,
     plot_accuracy_vs_time,
     plot_f1,
     plot_history,
@@ -194,7 +195,7 @@ def _fmt(key: str, row: dict) -> str:
 
 def attention_verdicts(rows: list[dict]) -> list[str]:
     """For every loss run both ways (same backbone and training): does local-global attention beat
-    global-only on twin negatives?
+    global-only on twin negatives (or, when the test pairs have none, on all of them)?
 
     A difference counts when it exceeds two standard errors of the difference (Hanley-McNeil
     errors of the two AUCs, taken as independent); otherwise it is called within noise."""
@@ -205,13 +206,16 @@ def attention_verdicts(rows: list[dict]) -> list[str]:
 
     for kind in dict.fromkeys(map(alike, rows)):
         loss = kind[0]
-        same = [r for r in rows if alike(r) == kind and r["twin_auc"] is not None]
+        same = [r for r in rows if alike(r) == kind]
         plain = [r for r in same if r["attention"].startswith("none")]
         attended = [r for r in same if not r["attention"].startswith("none")]
         for g in plain:
             for a in attended:
-                diff = a["twin_auc"] - g["twin_auc"]
-                se = math.hypot(a.get("twin_auc_se") or 0.0, g.get("twin_auc_se") or 0.0)
+                twins = a["twin_auc"] is not None and g["twin_auc"] is not None
+                key, pairs, metric = ("twin_auc", "twin negatives", "twin-negative AUC") if twins else (
+                    "auc", "all test pairs", "AUC")  # fmt: skip
+                diff = a[key] - g[key]
+                se = math.hypot(a.get(f"{key}_se") or 0.0, g.get(f"{key}_se") or 0.0)
                 if se and abs(diff) <= 2 * se:
                     verdict = "does not clearly beat"
                 else:
@@ -219,7 +223,7 @@ def attention_verdicts(rows: list[dict]) -> list[str]:
                 noise = f", {abs(diff) / se:.1f} standard errors" if se else ""
                 out.append(
                     f"- {loss}: {a['attention']} local-global ({a['experiment']}) {verdict} global only ({g['experiment']}) "
-                    f"on twin negatives: twin-negative AUC {a['twin_auc']:.4f} vs {g['twin_auc']:.4f} ({diff:+.4f}{noise})."
+                    f"on {pairs}: {metric} {a[key]:.4f} vs {g[key]:.4f} ({diff:+.4f}{noise})."
                 )
     return out
 
@@ -263,7 +267,8 @@ def write_tables(rows: list[dict], out_dir: Path, note: str = "") -> None:
     lines += ["| " + " | ".join(_fmt(k, r) for k, _ in COLUMNS) + " |" for r in rows]
     verdicts = attention_verdicts(rows)
     if verdicts:
-        lines += ["", "Does local attention help on identical twins (same loss, budget and backbone)?", "", *verdicts]
+        on = "on identical twins " if any(r["twin_auc"] is not None for r in rows) else ""
+        lines += ["", f"Does local attention help {on}(same loss, budget and backbone)?", "", *verdicts]
     kept = pretrained_verdicts(rows)
     if kept:
         lines += ["", "Does training keep what the pretrained model knew (against the same model as it is)?", "", *kept]
@@ -384,7 +389,9 @@ def analyze(runs_dir: str | Path, out_dir: str | Path) -> Analysis:
     written["score_histograms"] = save_figure(
         plot_score_histograms(scored, thresholds), figures / "score_histograms", close=True
     )
-    curves = {r.name: r.history for r in runs if has_time_curve(r.history)}
+    written["accuracy"] = save_figure(plot_accuracy_bars(rows, "test accuracy at each run's validation threshold"),
+                                      figures / "accuracy", close=True)  # fmt: skip
+    curves = {r.name: r.history for r in runs if r.config.test_every_epoch and has_time_curve(r.history)}
     if curves:
         written["accuracy_vs_time"] = save_figure(
             plot_accuracy_vs_time(curves, "accuracy vs minutes of training"), figures / "accuracy_vs_time", close=True
