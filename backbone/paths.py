@@ -94,7 +94,7 @@ def how_to_make(path: str | Path) -> str | None:
         command = _grid_command(path.parent, path.name, force=False)
         return f"train it: {command}" if command else train_first
     if rel == "experiments/runs":
-        return "run the grid: `make reproduce` (or `backbone experiments run`)"
+        return "run the grid: `make grid` (or `backbone experiments run`)"
     if path.name == "runs" and (path.parent / "grid.yaml").is_file():
         return f"run the grid: `backbone experiments run --grid {project_relative(path.parent / 'grid.yaml')}`"
     return None

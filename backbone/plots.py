@@ -96,18 +96,23 @@ def plot_accuracy_vs_time(histories: Mapping[str, Sequence[dict]], title: str = 
     return fig
 
 
+REFERENCE_GREY = "#bdbdbd"
+
+
 def plot_accuracy_bars(rows: Sequence[dict], title: str = "") -> Figure:
     """Test accuracy at each run's validation threshold, ± its standard error, one bar per run
     (best at the top): dark for global-only models, light for local-global ones, hatched for
-    pretrained backbones. ``rows``: the analysis table's rows (``accuracy_at_val_threshold``,
-    ``accuracy_at_val_threshold_se``, ``attention``, ``pretrained_on``, ``experiment``)."""
+    pretrained backbones, grey for references (``reference`` true). ``rows``: the analysis table's
+    rows (``accuracy_at_val_threshold``, ``accuracy_at_val_threshold_se``, ``attention``,
+    ``pretrained_on``, ``experiment``, ``reference``)."""
     rows = sorted((r for r in rows if r.get("accuracy_at_val_threshold") is not None),
                   key=lambda r: r["accuracy_at_val_threshold"])  # fmt: skip
     fig, ax = plt.subplots(figsize=(6.4, 0.9 + 0.32 * max(len(rows), 1)))
     for i, r in enumerate(rows):
         plain = r["attention"].startswith("none")
+        colour = REFERENCE_GREY if r.get("reference") else COLOURS[0] if plain else "#9ecae1"
         ax.barh(i, 100 * r["accuracy_at_val_threshold"], xerr=100 * (r.get("accuracy_at_val_threshold_se") or 0),
-                color=COLOURS[0] if plain else "#9ecae1", hatch="" if r["pretrained_on"] == "none" else "//",
+                color=colour, hatch="" if r["pretrained_on"] == "none" else "//",
                 edgecolor="white", error_kw={"elinewidth": 1, "capsize": 2})  # fmt: skip
         ax.annotate(f"{100 * r['accuracy_at_val_threshold']:.1f}%", (100 * r["accuracy_at_val_threshold"], i),
                     textcoords="offset points", xytext=(14, -3), fontsize=8)  # fmt: skip
@@ -117,7 +122,11 @@ def plot_accuracy_bars(rows: Sequence[dict], title: str = "") -> Figure:
     _style(ax)
     legend = [plt.Rectangle((0, 0), 1, 1, color=COLOURS[0]), plt.Rectangle((0, 0), 1, 1, color="#9ecae1"),
               plt.Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="grey", hatch="//")]  # fmt: skip
-    ax.legend(legend, ["global only", "local-global", "pretrained backbone"], fontsize=8, loc="lower right")
+    names = ["global only", "local-global", "pretrained backbone"]
+    if any(r.get("reference") for r in rows):
+        legend.append(plt.Rectangle((0, 0), 1, 1, color=REFERENCE_GREY))
+        names.append("reference (no training)")
+    ax.legend(legend, names, fontsize=8, loc="lower right")
     ax.set_title(title or "accuracy of every run")
     fig.tight_layout()
     return fig

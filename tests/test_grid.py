@@ -17,13 +17,35 @@ def write(tmp_path, text):
 
 def test_the_default_grid_loads_and_compares_losses_and_attention():
     grid = load_grid(PROJECT / "experiments" / "grid.yaml", PROJECT)
-    regimes = {(e.parameters.get("regime", "triplet"), e.parameters.get("attention")) for e in grid.experiments}
+    models = [e for e in grid.experiments if "07_reference" not in e.notebook]
+    regimes = {(e.parameters.get("regime", "triplet"), e.parameters.get("attention")) for e in models}
     assert regimes == {(r, a) for r in ("contrastive", "triplet", "pair-bce") for a in (None, "cbam")}
-    trained = [e for e in grid.experiments if e.parameters["epochs"]]
+    trained = [e for e in models if e.parameters["epochs"]]
     assert len({(e.parameters["epochs"], e.parameters["budget_images"], e.parameters["seed"]) for e in trained}) == 1
-    untrained = [e.name for e in grid.experiments if not e.parameters["epochs"]]
-    assert untrained == ["dlib-as-is"] and grid.experiments[-3].parameters["config_file"] == "experiments/dlib.yaml"
+    untrained = [e.name for e in models if not e.parameters["epochs"]]
+    assert untrained == ["dlib-as-is"] and models[-1].parameters["config_file"] == "experiments/dlib.yaml"
+    references = {e.name: e.parameters for e in grid.experiments if e not in models}
+    assert references == {"mark-oracle": {"method": "mark-oracle"}, "local-detail-baseline": {"method": "local-detail"}}
     assert grid.analysis_notebook == "notebooks/05_experiment_analysis.ipynb"
+
+
+def test_shared_parameters_go_to_the_notebooks_that_define_them(tmp_path):
+    """A grid's defaults (and ``--param``) set what each notebook has: the training notebooks'
+    epochs, not the reference notebook's; a shared parameter that no notebook has is misspelt."""
+    path = write(
+        tmp_path,
+        f"""
+defaults: {{parameters: {{epochs: 2, seed: 1}}}}
+experiments:
+  - {{name: a, notebook: {NOTEBOOK}}}
+  - {{name: r, notebook: notebooks/07_reference_scores.ipynb, parameters: {{method: local-detail}}}}
+""",
+    )
+    a, r = load_grid(path, PROJECT).experiments
+    assert a.parameters == {"epochs": 2, "seed": 1} and r.parameters == {"method": "local-detail"}
+    path.write_text(path.read_text().replace("seed: 1", "sed: 1"))
+    with pytest.raises(ValueError, match=r"defaults: parameters \['sed'\] are defined by none of the notebooks"):
+        load_grid(path, PROJECT)
 
 
 def test_defaults_merge_and_selection(tmp_path):
@@ -98,12 +120,15 @@ def test_the_lfw_grid_and_config_load():
             assert row.get("regime") == regime and row["attention"] == (None if attention == "global" else "cbam")
             assert row["budget_images"] is None and row["epochs"] == 3 and row["overrides"][0] == "budget_minutes=3"
             assert re.fullmatch(r"steps_per_epoch=\d+", row["overrides"][1])
-    # the recipe and the distilled student: a 30-minute budget in six 5-minute marks, every epoch tested too
-    for name, regime in (("recipe-cosface", "cosface"), ("distilled-from-dlib", "distill")):
+    # the recipe (30 minutes) and the distilled student (60): 5-minute marks, their steps pinned, every epoch tested
+    for name, regime, minutes in (("recipe-cosface", "cosface", 30), ("distilled-from-dlib", "distill", 60)):
         row = grid.experiments[names.index(name)].parameters
-        assert row["regime"] == regime and row["epochs"] == 6 and row["budget_images"] is None
         c = TrainConfig.load(PROJECT / row["config_file"])
-        assert c.budget_minutes == 30 and c.test_every_epoch and c.data.train_people == "files/lfw_train_people.txt"
+        assert row["regime"] == regime and row["epochs"] == minutes // 5 and row["budget_images"] is None
+        assert re.fullmatch(r"steps_per_epoch=\d+", row["overrides"][-1])
+        assert (
+            c.budget_minutes == minutes and c.test_every_epoch and c.data.train_people == "files/lfw_train_people.txt"
+        )
     distilled = TrainConfig.load(PROJECT / "experiments" / "lfw" / "distill.yaml")
     teacher = distilled.loss.teacher.split("/")[-2]
     assert names.index("distilled-from-dlib") > names.index(teacher)  # the teacher's run comes first

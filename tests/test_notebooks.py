@@ -18,6 +18,7 @@ def test_the_ordered_notebooks_are_there():
         "04_attention_visualisation",
         "05_experiment_analysis",
         "06_pair_explorer",
+        "07_reference_scores",
     ):
         assert any(n.startswith(prefix) for n in names), prefix
 

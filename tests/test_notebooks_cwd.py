@@ -24,6 +24,7 @@ NOTEBOOKS = [
     ("04_attention_visualisation", {"checkpoint": "experiments/runs/contrastive-demo/best.ckpt", "n_pairs": 2}),
     ("05_experiment_analysis", {}),
     ("06_pair_explorer", {"run": "experiments/runs/contrastive-demo"}),
+    ("07_reference_scores", {"out_dir": "experiments/runs/oracle-demo"}),
 ]
 
 
@@ -48,7 +49,7 @@ def test_from_notebooks_and_from_the_root_the_notebooks_write_the_same_files(tin
     assert not list((workbook / "notebooks").iterdir()), "nothing may land in notebooks/ (e.g. notebooks/experiments/)"
     for artefact in ("experiments/runs/data-overview/figures/twins.png", "experiments/runs/data-overview/analysis.json",
                      "experiments/runs/contrastive-demo/best.ckpt", "experiments/runs/contrastive-demo/figures/roc.png",
-                     "experiments/runs/triplet-demo/metrics.json", "experiments/runs/attention-maps/figures/attention.png",
+                     "experiments/runs/triplet-demo/metrics.json", "experiments/runs/attention-maps/figures/attention.png", "experiments/runs/oracle-demo/metrics.json",
                      "experiments/results.md", "experiments/figures/roc.png", "experiments/figures/attention_contrastive-demo.png"):  # fmt: skip
         assert artefact in from_notebooks, artefact
     assert (workbook / ".cache" / "faces").is_dir()  # the project's face cache, not notebooks/.cache
@@ -68,8 +69,9 @@ FRESH_CLONE = [
     ("02_pair_training", {}, "data root data/synthetic, pair file files/synthetic_train_pairs.tsv"),
     ("04_attention_visualisation", {}, "checkpoint experiments/runs/contrastive-cbam/best.ckpt does not exist: checkpoints are "
                                        "not committed, so train the run again: `backbone experiments run --only contrastive-cbam --force`"),
-    ("05_experiment_analysis", {}, "the runs folder experiments/runs holds no finished run (with metrics.json): run the grid: `make reproduce`"),
+    ("05_experiment_analysis", {}, "the runs folder experiments/runs holds no finished run (with metrics.json): run the grid: `make grid`"),
     ("06_pair_explorer", {}, "data root data/synthetic does not exist: run `make data`"),
+    ("07_reference_scores", {}, "data root data/synthetic does not exist: run `make data`"),
 ]  # fmt: skip
 
 

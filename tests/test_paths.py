@@ -70,7 +70,7 @@ def test_what_makes_each_project_input(workbook, monkeypatch):
         "--grid experiments/lfw/grid.yaml --only a --force`"
     )
     assert "notebooks 02 and 03" in how_to_make("experiments/runs/not-in-the-grid/best.ckpt")
-    assert "`make reproduce`" in how_to_make("experiments/runs")
+    assert "`make grid`" in how_to_make("experiments/runs")
     assert "--grid experiments/lfw/grid.yaml" in how_to_make("experiments/lfw/runs")
     assert "pretrained/README.md" in how_to_make("pretrained/w.pt")
     assert how_to_make("somewhere/else.tsv") is None

@@ -2,13 +2,25 @@ import hashlib
 import json
 import time
 
+import numpy as np
 import pytest
+from scipy import ndimage
 
 from backbone.cli import main
 from backbone.data.checks.analyze import pixel_baseline
 from backbone.data.checks.validate import validate_dataset
 from backbone.data.layouts.ndtwin import read_twin_folders
-from backbone.data.synth import SynthConfig, generate, identity_traits
+from backbone.data.synth import (
+    MARKS_FILE,
+    MASKS_FILE,
+    SynthConfig,
+    generate,
+    identity_traits,
+    mark_boxes,
+    nuisances,
+    render,
+    render_masks,
+)
 
 from conftest import PROJECT, TINY
 
@@ -100,3 +112,57 @@ def test_committed_pair_files_are_what_make_reproduce_writes(default_set, tmp_pa
     assert len(committed) == 4
     for path in committed:
         assert (tmp_path / "files" / path.name).read_bytes() == path.read_bytes(), path.name
+
+
+def test_mark_masks_and_boxes_line_up_with_the_drawn_marks():
+    """Every pixel the marks change lies on the marks mask (give or take the blur), the mask
+    covers them, lies on the face, and each box holds its mark."""
+    config = SynthConfig(twin_pairs=2, singletons=2, size=112)
+    traits = identity_traits(config)
+    unmarked_checked = 0
+    for k, (name, _, _) in enumerate(config.identities()):
+        g, loc = traits[name]["global"], traits[name]["local"]
+        bare = {**loc, "moles": [], "scar": None, "freckles": None}
+        for i in range(2):
+            nu = nuisances(np.random.default_rng([config.seed, 4, k, i]))
+            nu["blur"] = 0.0  # blur spreads a mark over its neighbours: compare the sharp photos
+            photo = np.asarray(render(g, loc, nu, config.size, np.random.default_rng(1)), np.float32)
+            plain = np.asarray(render(g, bare, nu, config.size, np.random.default_rng(1)), np.float32)
+            changed = np.abs(photo - plain).sum(-1)
+            marks, face = render_masks(g, loc, nu, config.size)
+            near = ndimage.binary_dilation(marks > 0, iterations=1)  # the downsampling filter's reach
+            assert changed[~near].sum() <= 0.02 * changed.sum(), f"{name} photo {i}: marks drawn off the mask"
+            assert (changed[marks >= 128] > 0).all(), f"{name} photo {i}: a mask pixel the marks left unchanged"
+            assert (face[marks > 0] > 0).all(), f"{name} photo {i}: a mark off the face"
+            boxes = np.array([b["box"] for b in mark_boxes(loc, nu, config.size)])
+            ys, xs = np.nonzero(marks)  # each mask pixel's centre lies in a box (give or take a pixel)
+            inside = ((boxes[:, None, 0] - 1 <= xs + 0.5) & (xs + 0.5 <= boxes[:, None, 2] + 1)
+                      & (boxes[:, None, 1] - 1 <= ys + 0.5) & (ys + 0.5 <= boxes[:, None, 3] + 1))  # fmt: skip
+            assert inside.any(0).all(), f"{name} photo {i}: mask pixels outside every box"
+            assert inside.any(1).all(), f"{name} photo {i}: a box without its mark"
+            unmarked_checked += 1
+    assert unmarked_checked == 12
+
+
+def test_the_data_set_records_every_photos_marks(tiny_synth):
+    records = json.loads((tiny_synth / MARKS_FILE).read_text())
+    index = read_twin_folders(tiny_synth)
+    assert sorted(records) == sorted(r.path for r in index.records)
+    with np.load(tiny_synth / MASKS_FILE) as masks:
+        assert sorted(masks.files) == sorted(records)
+        first = masks[index.records[0].path]
+    assert first.shape == (2, TINY.size, TINY.size) and first.dtype == np.uint8
+    assert all(m["kind"] in {"mole", "freckle", "scar"} for r in records.values() for m in r["marks"])
+    # the recorded pose maps the face's centre into the photo, near its middle
+    x, y = np.array(records[index.records[0].path]["pose"]) @ (0.0, 0.0, 1.0)
+    assert abs(x - TINY.size / 2) < TINY.size * 0.15 and abs(y - TINY.size / 2) < TINY.size * 0.15
+
+
+def test_a_set_from_the_previous_generator_version_is_made_again(tmp_path):
+    small = SynthConfig(twin_pairs=1, singletons=1, images_per_identity=2, size=32)
+    out = generate(small, tmp_path / "set", workers=1, progress=False)
+    (out / MASKS_FILE).unlink()
+    meta = json.loads((out / "synth.json").read_text())
+    (out / "synth.json").write_text(json.dumps({**meta, "version": meta["version"] - 1}))
+    generate(small, out, workers=1, progress=False)
+    assert (out / MASKS_FILE).is_file() and json.loads((out / "synth.json").read_text()) == meta

@@ -7,6 +7,8 @@ import sys
 
 import yaml
 
+from backbone.atomic import atomic_write_text
+from backbone.experiments.compare import compare, report
 from backbone.experiments.grid import load_grid
 from backbone.experiments.runner import ExperimentFailed, run_analysis, run_grid
 from backbone.paths import cli_path, project_root
@@ -26,6 +28,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--param", action="append", default=[], metavar="KEY=VALUE", help="a parameter for every notebook (YAML value)"
     )
+    p.add_argument(
+        "--out", type=cli_path, help="where the analysis writes its tables and figures (default: beside the grid file)"
+    )
     p.add_argument("--no-analysis", action="store_true", help="skip the analysis notebook")
     p.add_argument("--log-output", action="store_true", help="stream the notebooks' output")
     p.set_defaults(func=cmd_run)
@@ -34,7 +39,16 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--grid", type=cli_path, default=project_root() / "experiments" / "grid.yaml")
     p.add_argument("--runs", type=cli_path)
+    p.add_argument("--out", type=cli_path, help="where the tables and figures go (default: beside the grid file)")
     p.set_defaults(func=cmd_analyze)
+    p = sub.add_parser(
+        "compare", help="compare a re-run's results with the committed ones", description=cmd_compare.__doc__
+    )
+    p.add_argument("committed", type=cli_path, help="the folder of the committed results.csv (e.g. experiments)")
+    p.add_argument("rerun", type=cli_path, help="the folder of the re-run's results.csv (e.g. experiments/reproduced)")
+    p.add_argument("--k", type=float, default=2.0, help="tolerance in committed standard errors (default 2)")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a number differs beyond tolerance")
+    p.set_defaults(func=cmd_compare)
 
 
 def _params(items: list[str]) -> dict:
@@ -61,8 +75,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"ran {len(report.ran)} ({', '.join(report.ran) or '-'}), skipped {len(report.skipped)} complete, in {report.seconds:.0f} s"
         )
         if not args.no_analysis:
-            notebook = run_analysis(grid, runs, args.grid.parent, root, log_output=args.log_output)
-            print(f"analysis: {notebook}; tables in {args.grid.parent / 'results.md'}")
+            out = args.out or args.grid.parent
+            notebook = run_analysis(grid, runs, out, root, log_output=args.log_output)
+            print(f"analysis: {notebook}; tables in {out / 'results.md'}")
     except ExperimentFailed as exc:
         print(f"backbone: experiment failed: {exc}", file=sys.stderr)
         return 1
@@ -74,9 +89,21 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     root = project_root()
     grid = load_grid(args.grid, root)
     try:
-        notebook = run_analysis(grid, args.runs or args.grid.parent / "runs", args.grid.parent, root)
+        notebook = run_analysis(grid, args.runs or args.grid.parent / "runs", args.out or args.grid.parent, root)
     except ExperimentFailed as exc:
         print(f"backbone: analysis failed: {exc}", file=sys.stderr)
         return 1
     print(f"analysis: {notebook}")
     return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Compare a re-run's results (``RERUN/results.csv``) with the committed ones, per experiment
+    and metric: committed, re-run, difference, tolerance, agreement; and the environments'
+    differences. Writes ``RERUN/comparison.md``."""
+    comparison = compare(args.committed, args.rerun, args.k)
+    text = report(comparison, args.k)
+    atomic_write_text(args.rerun / "comparison.md", f"# {args.rerun} against {args.committed}\n\n{text}")
+    print(text, end="")
+    print(f"written to {args.rerun / 'comparison.md'}")
+    return 1 if args.strict and not comparison.ok else 0

@@ -7,11 +7,26 @@ Every image varies in nuisances: pose, lighting, expression, blur, noise and bac
 
 The output is the identity-folder layout plus ``pairs.json`` (the ND-TWIN convention):
 ``<out>/<identity>/<identity>_0001.png``; ``synth.json`` records the parameters and
-``traits.json`` every identity's traits (handy for checking where a model looks).
+``traits.json`` every identity's traits (in face units: the face spans about -0.6..0.6).
+
+Where each photo shows its local marks is recorded beside it, so that where a model looks can be
+measured (``backbone.evaluation.pointing``):
+
+- ``marks.json``: per photo (its path relative to ``<out>``), ``pose``, the 2x3 affine map from
+  face units to its pixel coordinates (pixel edges at integers; the marks' and features' map,
+  which includes the small yaw shift), and ``marks``, each mark's ``kind`` (mole, freckle, scar)
+  and pixel ``box`` ``[x0, y0, x1, y1]``.
+- ``marks.npz``: per photo (same key), a ``(2, size, size)`` uint8 coverage array: ``[0]`` the
+  visible marks (not where hair or a brow covers them), ``[1]`` the face (its outline), 255 where
+  a pixel lies wholly inside, drawn with the photo's pose before its blur and noise.
+
+``backbone.evaluation.references`` scores pairs with what the generator knows (an upper bound)
+and with a simple pixel baseline, to show what the set allows.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import shutil
@@ -27,10 +42,14 @@ from backbone.atomic import atomic_write_json
 from backbone.data.layouts.ndtwin import TWIN_PAIRS_FILE
 from backbone.paths import project_path
 
-SYNTH_VERSION = 1
+SYNTH_VERSION = 2  # 2: marks.json and marks.npz (the images are those of version 1)
+MARKS_FILE = "marks.json"
+MASKS_FILE = "marks.npz"
 SUPERSAMPLE = 2  # draw at 2x, then downsample: cheap anti-aliasing
 ZOOM = 1.25  # face units to canvas: the face fills the crop like an aligned face would
 LIFT = -0.06  # the face sits a little above the centre, leaving room for the neck
+FRECKLE_RADIUS = 0.007  # face units, as the marks' sizes in local_traits
+SCAR_WIDTH = 0.012
 
 
 @dataclass(frozen=True)
@@ -164,10 +183,10 @@ def nuisances(rng: np.random.Generator) -> dict:
 class _Canvas:
     """Face units (-1..1, y down) to pixels of the supersampled canvas."""
 
-    def __init__(self, size: int, yaw: float = 0.0):
+    def __init__(self, size: int, yaw: float = 0.0, mode: str = "RGBA"):
         self.n = size * SUPERSAMPLE
         self.yaw = yaw
-        self.img = Image.new("RGBA", (self.n, self.n), (0, 0, 0, 0))
+        self.img = Image.new(mode, (self.n, self.n), 0)
         self.draw = ImageDraw.Draw(self.img)
 
     def xy(self, x: float, y: float, feature: bool = True) -> tuple[float, float]:
@@ -191,8 +210,40 @@ class _Canvas:
         )
 
 
+class _MaskCanvas(_Canvas):
+    """A canvas on which a face drawing leaves only its visible marks: the marks paint in 255
+    (``ink``), everything else in 0, so whatever is drawn over a mark (hair, a brow) hides it."""
+
+    ink = (255,)
+
+    def __init__(self, size: int, yaw: float = 0.0):
+        super().__init__(size, yaw, mode="L")
+
+    def ellipse(self, cx, cy, rx, ry, fill, feature=True) -> None:
+        super().ellipse(cx, cy, rx, ry, fill if fill == self.ink else (0,), feature)
+
+    def polygon(self, points, fill, feature=True) -> None:
+        super().polygon(points, fill if fill == self.ink else (0,), feature)
+
+    def line(self, points, fill, width, feature=True) -> None:
+        super().line(points, fill if fill == self.ink else (0,), width, feature)
+
+
 def _shade(colour, factor: float) -> list[int]:
     return [int(np.clip(c * factor, 0, 255)) for c in colour]
+
+
+def _draw_marks(c: _Canvas, loc: dict, skin, ink=None) -> None:
+    """The local marks, which sit on the skin and move with the face; all in ``ink`` when given
+    (the marks mask), else in their colours on ``skin``."""
+    for x, y, r in loc["moles"]:
+        c.ellipse(x, y, r, r, ink or _shade(skin, 0.35))
+    for x, y in loc["freckles"] or []:
+        c.ellipse(x, y, FRECKLE_RADIUS, FRECKLE_RADIUS, ink or _shade(skin, 0.7))
+    if loc["scar"]:
+        x0, y0, x1, y1 = loc["scar"]
+        scar = ink or [min(255, skin[0] + 10), int(skin[1] * 0.75), int(skin[2] * 0.75)]
+        c.line([(x0, y0), (x1, y1)], scar, SCAR_WIDTH)
 
 
 def _face_outline(g: dict, n: int = 48) -> list[tuple[float, float]]:
@@ -214,15 +265,7 @@ def _draw_face(c: _Canvas, g: dict, loc: dict, nu: dict) -> None:
         c.ellipse(side * rx, 0.0, g["ear"] * 0.6, g["ear"], _shade(skin, 0.93), feature=False)
     c.polygon(_face_outline(g), skin, feature=False)
 
-    # Local marks sit on the skin and move with the face.
-    for x, y, r in loc["moles"]:
-        c.ellipse(x, y, r, r, _shade(skin, 0.35))
-    if loc["freckles"]:
-        for x, y in loc["freckles"]:
-            c.ellipse(x, y, 0.007, 0.007, _shade(skin, 0.7))
-    if loc["scar"]:
-        x0, y0, x1, y1 = loc["scar"]
-        c.line([(x0, y0), (x1, y1)], [min(255, skin[0] + 10), int(skin[1] * 0.75), int(skin[2] * 0.75)], 0.012)
+    _draw_marks(c, loc, skin, ink=getattr(c, "ink", None))
 
     # Eyes: white, iris, pupil, then the upper lid closes by (1 - eye_open).
     for side in (-1, 1):
@@ -287,20 +330,39 @@ def _background(size: int, nu: dict, rng: np.random.Generator) -> Image.Image:
     return img.filter(ImageFilter.GaussianBlur(n * 0.02))
 
 
+def _pose_coefficients(nu: dict, n: int) -> tuple[float, ...]:
+    """PIL's inverse affine map (output pixel -> canvas pixel) of a photo's pose: rotation and
+    scale about the centre, then the shift; ``n`` is the supersampled canvas size."""
+    theta = math.radians(nu["angle"])
+    s = nu["scale"]
+    a, b = math.cos(theta) / s, math.sin(theta) / s
+    d, e = -b, a
+    cx = cy = n / 2
+    tx, ty = nu["shift"][0] * n / 2, nu["shift"][1] * n / 2
+    return (a, b, cx - a * (cx + tx) - b * (cy + ty), d, e, cy - d * (cx + tx) - e * (cy + ty))
+
+
+def face_to_pixels(nu: dict, size: int, feature: bool = True) -> np.ndarray:
+    """The 2x3 affine map from face units to the pixel coordinates of the photo rendered under
+    the nuisances ``nu`` at ``size`` px: ``pixel = M @ (x, y, 1)``, pixel edges at integers (the
+    centre of pixel ``(i, j)`` is ``(i + 0.5, j + 0.5)``). ``feature`` includes the yaw shift that
+    moves the eyes, nose, mouth and marks but not the face outline (see ``_Canvas.xy``)."""
+    n = size * SUPERSAMPLE
+    half = n / 2
+    yaw = nu["yaw"] if feature else 0.0
+    # face units -> canvas pixels: X = (x + yaw) * ZOOM * half + half, Y = (y * ZOOM + LIFT + 1) * half
+    canvas = np.array([[ZOOM * half, 0, (yaw * ZOOM + 1) * half], [0, ZOOM * half, (LIFT + 1) * half], [0, 0, 1]])
+    a, b, c, d, e, f = _pose_coefficients(nu, n)
+    inverse = np.linalg.inv(np.array([[a, b, c], [d, e, f], [0, 0, 1]]))  # canvas pixel -> output pixel
+    return ((inverse @ canvas) / SUPERSAMPLE)[:2]
+
+
 def render(g: dict, loc: dict, nu: dict, size: int, rng: np.random.Generator) -> Image.Image:
     """One photo of the person with traits ``g`` + ``loc`` under the nuisances ``nu``."""
     c = _Canvas(size, yaw=nu["yaw"])
     _draw_face(c, g, loc, nu)
     n = c.n
-    # Pose: rotate/scale about the centre and shift (inverse affine map for PIL).
-    theta = math.radians(nu["angle"])
-    s = nu["scale"]
-    cos, sin = math.cos(theta) / s, math.sin(theta) / s
-    cx = cy = n / 2
-    tx, ty = nu["shift"][0] * n / 2, nu["shift"][1] * n / 2
-    a, b_, d, e = cos, sin, -sin, cos
-    coeffs = (a, b_, cx - a * (cx + tx) - b_ * (cy + ty), d, e, cy - d * (cx + tx) - e * (cy + ty))
-    face = c.img.transform((n, n), Image.AFFINE, coeffs, resample=Image.BILINEAR)
+    face = c.img.transform((n, n), Image.AFFINE, _pose_coefficients(nu, n), resample=Image.BILINEAR)
     img = _background(size, nu, rng).convert("RGBA")
     img.alpha_composite(face)
     arr = np.asarray(img.convert("RGB"), dtype=np.float32)
@@ -313,6 +375,43 @@ def render(g: dict, loc: dict, nu: dict, size: int, rng: np.random.Generator) ->
         out = out.filter(ImageFilter.GaussianBlur(nu["blur"]))
     noisy = np.asarray(out, np.float32) + rng.normal(0, nu["noise"], (size, size, 3))
     return Image.fromarray(np.clip(np.round(noisy), 0, 255).astype(np.uint8), "RGB")
+
+
+def render_masks(g: dict, loc: dict, nu: dict, size: int) -> np.ndarray:
+    """Where the photo ``render(g, loc, nu, size, ...)`` shows the local marks and the face, as
+    ``(2, size, size)`` uint8 coverage (255: the pixel lies wholly inside): ``[0]`` the visible
+    marks (moles, freckles, scar; not where hair or a brow covers them), ``[1]`` the face (its
+    outline, whatever lies on it; not the ears or neck). Drawn with the photo's own pose, before
+    its blur and noise."""
+    marks = _MaskCanvas(size, yaw=nu["yaw"])
+    _draw_face(marks, g, loc, nu)
+    face = _Canvas(size, yaw=nu["yaw"], mode="L")
+    face.polygon(_face_outline(g), (255,), feature=False)
+    out = []
+    for c in (marks, face):
+        posed = c.img.transform((c.n, c.n), Image.AFFINE, _pose_coefficients(nu, c.n), resample=Image.BILINEAR)
+        out.append(np.asarray(posed.resize((size, size), Image.BOX)))
+    return np.stack(out)
+
+
+def mark_boxes(loc: dict, nu: dict, size: int) -> list[dict]:
+    """Each local mark of a photo as ``{"kind", "box": [x0, y0, x1, y1]}`` in its pixels (mole,
+    freckle: the circle's bounding box; scar: the segment's, widened by its width), half a pixel
+    wider all round; hidden marks too (the masks show only the visible ones)."""
+    m = face_to_pixels(nu, size)
+    scale = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))  # pixels per face unit
+
+    def box(points: list[tuple[float, float]], radius: float) -> list[float]:
+        xy = np.array([m @ (x, y, 1.0) for x, y in points])
+        r = radius * scale + 0.5  # and half a pixel: the resampling's reach
+        return [round(float(v), 2) for v in (*(xy.min(0) - r), *(xy.max(0) + r))]
+
+    marks = [{"kind": "mole", "box": box([(x, y)], r)} for x, y, r in loc["moles"]]
+    marks += [{"kind": "freckle", "box": box([(x, y)], FRECKLE_RADIUS)} for x, y in loc["freckles"] or []]
+    if loc["scar"]:
+        x0, y0, x1, y1 = loc["scar"]
+        marks.append({"kind": "scar", "box": box([(x0, y0), (x1, y1)], SCAR_WIDTH / 2)})
+    return marks
 
 
 # ---------------------------------------------------------------- data set
@@ -331,15 +430,22 @@ def identity_traits(config: SynthConfig) -> dict[str, dict]:
     return out
 
 
-def _render_identity(args: tuple[str, int, dict, SynthConfig, str]) -> str:
+def _render_identity(args: tuple[str, int, dict, SynthConfig, str]) -> tuple[dict, dict]:
+    """Write one identity's photos; returns each photo's marks record and masks, by relative path."""
     name, k, traits, config, out = args
     folder = Path(out) / name
     folder.mkdir(parents=True, exist_ok=True)
+    records, masks = {}, {}
     for i in range(config.images_per_identity):
         rng = np.random.default_rng([config.seed, 4, k, i])
-        img = render(traits["global"], traits["local"], nuisances(rng), config.size, rng)
+        nu = nuisances(rng)
+        img = render(traits["global"], traits["local"], nu, config.size, rng)
         img.save(folder / f"{name}_{i + 1:04d}.png", optimize=False)
-    return name
+        key = f"{name}/{name}_{i + 1:04d}.png"
+        pose = face_to_pixels(nu, config.size)
+        records[key] = {"pose": np.round(pose, 6).tolist(), "marks": mark_boxes(traits["local"], nu, config.size)}
+        masks[key] = render_masks(traits["global"], traits["local"], nu, config.size)
+    return records, masks
 
 
 def generate(
@@ -349,15 +455,18 @@ def generate(
 
     Generation goes to ``out.partial`` and is renamed when complete, so an interrupted run
     never leaves a data set that looks finished. An existing set made with the same config
-    is kept as it is (re-running is free); one with another config needs ``force``.
+    is kept as it is (re-running is free), or made again if an older version of this generator
+    wrote it; one with another config needs ``force``.
     """
     out = project_path(out)
     meta = {"version": SYNTH_VERSION, "config": asdict(config)}
     meta_path = out / "synth.json"
     if out.exists():
-        if meta_path.is_file() and json.loads(meta_path.read_text()) == meta and not force:
+        found = json.loads(meta_path.read_text()) if meta_path.is_file() else None
+        if found == meta and not force:
             return out
-        if not force:
+        older = found is not None and found.get("config") == meta["config"] and found.get("version", 0) < SYNTH_VERSION
+        if not (force or older):  # an older generator's output of this config is simply redone
             raise FileExistsError(
                 f"{out} exists and was not made with this config; pass force=True (--force) to replace it"
             )
@@ -367,15 +476,15 @@ def generate(
     traits = identity_traits(config)
     jobs = [(name, k, traits[name], config, str(tmp)) for name, k, _ in config.identities()]
     bar = tqdm(total=len(jobs), desc="synthetic identities", unit="id", disable=not progress)
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as pool:
-            for _ in pool.map(_render_identity, jobs, chunksize=4):
-                bar.update()
-    else:
-        for job in jobs:
-            _render_identity(job)
+    records, masks = {}, {}
+    with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
+        for r, m in pool.map(_render_identity, jobs, chunksize=4) if pool else map(_render_identity, jobs):
+            records.update(r)
+            masks.update(m)
             bar.update()
     bar.close()
+    atomic_write_json(tmp / MARKS_FILE, records)
+    np.savez_compressed(tmp / MASKS_FILE, **masks)
     twins = sorted({tuple(sorted((n, t["twin_of"]))) for n, t in traits.items() if t["twin_of"]})
     (tmp / TWIN_PAIRS_FILE).write_text(json.dumps([list(p) for p in twins], indent=1) + "\n")
     atomic_write_json(tmp / "traits.json", traits)

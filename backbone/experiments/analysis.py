@@ -13,6 +13,7 @@ import io
 import json
 import math
 import platform
+import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,19 +64,35 @@ COLUMNS = [
     ("tar_at_far_1e-3", "TAR @ FAR=1e-3"),
     ("twin_auc", "twin-negative AUC"),
     ("other_auc", "other-negative AUC"),
+    ("pointing", "pointing score"),
 ]
-# in results.csv only: the standard errors the table shows after "±", and the budget's two parts
-CSV_ONLY = ["accuracy_at_val_threshold_se", "auc_se", "train_seconds", "images_seen"]
+# in results.csv only: the standard errors (those the table shows after "±", and those `backbone
+# experiments compare` uses), and the budget's two parts
+CSV_ONLY = ["accuracy_at_val_threshold_se", "auc_se", "eer_se", "twin_auc_se", "train_seconds", "images_seen"]
+POINTING_NOTE = (
+    "Pointing score (local-global models on synthetic faces): the attention's share on the local marks "
+    "over the marks' share of the face area, over every test image (1: no preference for the marks; "
+    "`backbone.evaluation.pointing`). "
+)
+REFERENCE_NOTE = (
+    "Reference rows (training: none (reference)) score the pairs without a model, to show what the "
+    "images allow: the oracle looks for each photo's marks, where the generator put them, in the other "
+    "photo; the baseline compares the faces' fine dark detail (`backbone.evaluation.references`). "
+)
 WITH_SE = {"accuracy_at_val_threshold": "accuracy_at_val_threshold_se", "auc": "auc_se"}
 
 
 @dataclass
 class Run:
+    """A finished run: a training run (``config``) or a reference scoring (``reference``, see
+    ``backbone.evaluation.references``; ``config`` None)."""
+
     name: str
     dir: Path
-    config: TrainConfig
+    config: TrainConfig | None
     metrics: dict
     history: list[dict]
+    reference: dict | None = None
 
     def scores(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         scored = read_scores(self.dir / "test_scores.tsv")
@@ -86,17 +103,14 @@ def collect_runs(runs_dir: str | Path) -> list[Run]:
     out = []
     runs_dir = project_path(runs_dir)
     for d in sorted(runs_dir.iterdir()) if runs_dir.is_dir() else []:
-        if (d / "metrics.json").is_file() and (d / "config.yaml").is_file():
+        if not (d / "metrics.json").is_file():
+            continue
+        metrics = json.loads((d / "metrics.json").read_text())
+        if (d / "config.yaml").is_file():
             history = json.loads((d / "history.json").read_text()) if (d / "history.json").is_file() else []
-            out.append(
-                Run(
-                    d.name,
-                    d,
-                    TrainConfig.load(d / "config.yaml"),
-                    json.loads((d / "metrics.json").read_text()),
-                    history,
-                )
-            )
+            out.append(Run(d.name, d, TrainConfig.load(d / "config.yaml"), metrics, history))
+        elif (d / "reference.json").is_file():
+            out.append(Run(d.name, d, None, metrics, [], json.loads((d / "reference.json").read_text())))
     return out
 
 
@@ -111,22 +125,36 @@ def _pretrained(cfg: TrainConfig) -> str:
     return source if source and cfg.model.pretrained is True else str(cfg.model.pretrained)
 
 
-def result_row(run: Run) -> dict:
-    cfg, m = run.config, run.metrics
-    at = m.get("at_threshold", m["best"])
-    at_val, at_far = m.get("at_val_threshold"), m.get("at_val_far_threshold")
+def _description(run: Run) -> dict:
+    """The table's columns that say what a run is: its model, loss and training (for a reference,
+    what it computes and that nothing was trained)."""
+    if run.reference is not None:
+        return {"architecture": run.reference["label"], "attention": "none (reference)", "pretrained_on": "none",
+                "loss": "n/a", "training": "none (reference)", "scheduler": "n/a", "optimiser": "n/a",
+                "budget": "none", "reference": True}  # fmt: skip
+    cfg = run.config
     seconds, images = _budget(run.history)
-    loss = cfg.loss.regime + (f" ({cfg.loss.mining})" if cfg.loss.regime == "triplet" else "")
     return {
-        "experiment": run.name,
         "architecture": cfg.model.backbone + (" (flip-averaged)" if cfg.model.flip_average else ""),
         "attention": cfg.model.attention or "none (global only)",
         "pretrained_on": _pretrained(cfg),
-        "loss": loss,
+        "loss": cfg.loss.regime + (f" ({cfg.loss.mining})" if cfg.loss.regime == "triplet" else ""),
         "training": _training(cfg),
         "scheduler": cfg.optim.scheduler,
         "optimiser": cfg.optim.name,
         "budget": f"{seconds / 60:.1f} min, {images:,} images" if cfg.epochs else "none",
+        "reference": False,
+    }
+
+
+def result_row(run: Run) -> dict:
+    m = run.metrics
+    at = m.get("at_threshold", m["best"] if run.reference is None else {"f1": None, "accuracy": None})
+    at_val, at_far = m.get("at_val_threshold"), m.get("at_val_far_threshold")
+    seconds, images = _budget(run.history)
+    return {
+        "experiment": run.name,
+        **_description(run),
         "f1_at_threshold": at["f1"],
         "accuracy": at["accuracy"],
         "val_threshold": at_val["threshold"] if at_val else None,
@@ -141,10 +169,12 @@ def result_row(run: Run) -> dict:
         "auc": m["auc"],
         "auc_se": _auc_se(m),
         "eer": m["eer"],
+        "eer_se": accuracy_standard_error(m["eer"], m["same"] + m["different"]),  # binomial, over the test pairs
         "tar_at_far_1e-3": m["tar_at_far"]["0.001"],
         "twin_auc": m["twin_negatives"]["auc"] if "twin_negatives" in m else None,
         "twin_auc_se": _auc_se(m["twin_negatives"]) if "twin_negatives" in m else None,
         "other_auc": m["other_negatives"]["auc"] if "other_negatives" in m else None,
+        "pointing": m["pointing"]["score"] if "pointing" in m else None,
         "train_seconds": seconds,
         "images_seen": images,
     }
@@ -284,6 +314,24 @@ def _version(distribution: str) -> str | None:
         return None
 
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _onednn_version() -> str | None:
+    """oneDNN's version as PyTorch's build reports it (``torch.__config__.show()``)."""
+    import torch
+
+    found = re.search(r"(?:MKL-DNN|oneDNN) v([\d.]+)", torch.__config__.show())
+    return found.group(1) if found else None
+
+
 def environment() -> dict:
     """Versions and hardware, recorded next to the results."""
     import sklearn
@@ -316,7 +364,13 @@ def environment() -> dict:
         },
         "machine": platform.machine(),
         "processor": platform.processor() or "unknown",
+        # what decides a CPU run's numbers beyond the versions: the CPU, the instruction set
+        # PyTorch's kernels and oneDNN dispatch to, the thread count, deterministic algorithms
+        "cpu_model": _cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "onednn": _onednn_version(),
         "cpu_threads": torch.get_num_threads(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "git_commit": commit,
     }
@@ -333,10 +387,19 @@ class Analysis:
     figures: dict[str, Path]
 
 
+def pointing_caption(pointing: dict) -> str:
+    """One line under an attention figure: the run's pointing score over its test images."""
+    return (
+        f"pointing score {pointing['score']:.2f} over {pointing['images']} test faces: "
+        f"{100 * pointing['mass']:.2f}% of the attention on the face falls on the marks, "
+        f"which cover {100 * pointing['area']:.2f}% of it"
+    )
+
+
 def threshold_note(runs: list[Run]) -> str:
     """Which fixed threshold the table's F1 and accuracy use, per kind of score."""
     used: dict[str, set[float]] = {}
-    for r in runs:
+    for r in (r for r in runs if r.config is not None):
         model = r.config.model
         kind = (
             "pair head probability"
@@ -368,7 +431,9 @@ def analyze(runs_dir: str | Path, out_dir: str | Path) -> Analysis:
         "with a false accept rate of at most 1e-3 there (val thr. @ FAR=1e-3); ± the standard error (binomial "
         "for accuracy, Hanley-McNeil for AUC); with View 2's folds, the 10-fold protocol's mean accuracy ± its "
         "standard error (thresholds from the other nine folds). "
-        "Produced by `backbone experiments run`; "
+        + (POINTING_NOTE if any("pointing" in r.metrics for r in runs) else "")
+        + (REFERENCE_NOTE if any(r.reference for r in runs) else "")
+        + "Produced by `backbone experiments run`; "
         f"torch {env['torch']} on {env['cpu_threads']} CPU threads ({env['machine']}), commit {env['git_commit']}."
     )
     write_tables(rows, out, note)
@@ -391,17 +456,20 @@ def analyze(runs_dir: str | Path, out_dir: str | Path) -> Analysis:
     )
     written["accuracy"] = save_figure(plot_accuracy_bars(rows, "test accuracy at each run's validation threshold"),
                                       figures / "accuracy", close=True)  # fmt: skip
-    curves = {r.name: r.history for r in runs if r.config.test_every_epoch and has_time_curve(r.history)}
+    trained = [r for r in runs if r.config is not None]
+    curves = {r.name: r.history for r in trained if r.config.test_every_epoch and has_time_curve(r.history)}
     if curves:
         written["accuracy_vs_time"] = save_figure(
             plot_accuracy_vs_time(curves, "accuracy vs minutes of training"), figures / "accuracy_vs_time", close=True
         )
-    for r in runs:
+    for r in trained:
         if r.config.model.attention and (r.dir / "best.ckpt").is_file():
             name = f"attention_{r.name}"
-            written[name] = save_figure(
-                attention_figure(r.dir / "best.ckpt", n_pairs=3), figures / name, dpi=110, close=True
-            )
+            fig = attention_figure(r.dir / "best.ckpt", n_pairs=3)
+            if "pointing" in r.metrics:
+                fig.text(0.5, 0.01, pointing_caption(r.metrics["pointing"]), ha="center", va="bottom", fontsize=9)
+                fig.tight_layout(rect=(0, 0.05, 1, 1))  # room for the line below
+            written[name] = save_figure(fig, figures / name, dpi=110, close=True)
     return Analysis(rows, (out / "results.md").read_text(), {name: paths[0] for name, paths in written.items()})
 
 

@@ -108,6 +108,23 @@ def _notebook_parameters(notebook: Path, mtime_ns: int) -> tuple[str, ...]:
     return tuple(pm.inspect_notebook(str(notebook)))
 
 
+def applicable(notebook: Path, shared: dict) -> dict:
+    """The shared parameters (a grid's defaults, ``--param``) that ``notebook``'s parameters cell
+    defines: shared settings go to the notebooks that have them (a reference row takes no epochs)."""
+    known = set(_notebook_parameters(notebook, notebook.stat().st_mtime_ns))
+    return {k: v for k, v in shared.items() if k in known}
+
+
+def check_shared(notebooks: list[Path], shared: dict, where: str) -> None:
+    """Raise a ValueError when a shared parameter is defined by none of ``notebooks`` (misspelt)."""
+    known = {k for nb in dict.fromkeys(notebooks) for k in _notebook_parameters(nb, nb.stat().st_mtime_ns)}
+    unknown = sorted(set(shared) - known)
+    if unknown:
+        raise ValueError(
+            f"{where}: parameters {unknown} are defined by none of the notebooks; they define {sorted(known)}"
+        )
+
+
 def check_parameters(notebook: Path, parameters: dict, where: str) -> None:
     """Raise a ValueError when ``parameters`` names a setting that ``notebook``'s ``parameters``
     cell does not define (papermill would inject it unused, and the run would quietly use the
@@ -139,11 +156,12 @@ def load_grid(path: str | Path, root: str | Path = ".") -> Grid:
         if unknown:
             raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
         names.add(e["name"])
-        parameters = merge_parameters(defaults, e.get("parameters") or {})
+        parameters = merge_parameters(applicable(root / e["notebook"], defaults), e.get("parameters") or {})
         check_parameters(root / e["notebook"], parameters, f"{where} ({e['name']})")
         experiments.append(Experiment(e["name"], e["notebook"], parameters))
     if not experiments:
         raise ValueError(f"{path} lists no experiments")
+    check_shared([root / e.notebook for e in experiments], defaults, f"{path}: defaults")
     analysis = d.get("analysis") or {}
     if analysis.get("notebook") and (root / analysis["notebook"]).is_file():
         check_parameters(root / analysis["notebook"], analysis.get("parameters") or {}, f"{path}: analysis")

@@ -19,7 +19,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from backbone.atomic import atomic_write_json
-from backbone.experiments.grid import Experiment, Grid, check_parameters, merge_parameters
+from backbone.experiments.grid import Experiment, Grid, applicable, check_parameters, check_shared, merge_parameters
 
 
 class ExperimentFailed(RuntimeError):
@@ -97,21 +97,23 @@ def run_grid(
 ) -> RunReport:
     """Run the selected experiments that are not complete (all of them with ``force``).
 
-    ``extra`` parameters go to every notebook on top of the grid's (e.g. tiny settings in tests;
-    ``overrides`` are appended to the experiment's); they are part of the fingerprint, so a tiny run never passes for a full one.
+    ``extra`` parameters go to every notebook that defines them, on top of the grid's (e.g. tiny
+    settings in tests; ``overrides`` are appended to the experiment's); one that no selected
+    notebook defines is an error. They are part of the fingerprint, so a tiny run never passes for
+    a full one.
     """
     extra = extra or {}
     start = time.perf_counter()
     ran, skipped = [], []
     chosen = grid.select(only, shard)
+    check_shared([root / exp.notebook for exp in chosen], extra, f"{grid.path}: --param")
+    chosen = [Experiment(e.name, e.notebook, merge_parameters(e.parameters, applicable(root / e.notebook, extra)))
+              for e in chosen]  # fmt: skip
     for exp in chosen:  # every experiment is checked before the first one runs
-        check_parameters(
-            root / exp.notebook, {**merge_parameters(exp.parameters, extra), "out_dir": ""}, f"{grid.path}: {exp.name}"
-        )
+        check_parameters(root / exp.notebook, {**exp.parameters, "out_dir": ""}, f"{grid.path}: {exp.name}")
     bar = tqdm(chosen, desc="experiments", unit="exp", disable=not progress)
     for exp in bar:
         bar.set_postfix_str(exp.name)
-        exp = Experiment(exp.name, exp.notebook, merge_parameters(exp.parameters, extra))
         out = runs / exp.name
         if not force and is_complete(exp, out, root):
             skipped.append(exp.name)

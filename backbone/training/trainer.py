@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from backbone.atomic import atomic_path, atomic_write_json
 from backbone.evaluation.embeddings import evaluate_pairs
 from backbone.evaluation.metrics import confusion_at, far_threshold, summary_row, with_val_threshold
+from backbone.evaluation.pointing import pairs_pointing
 from backbone.evaluation.scores import write_scores
 from backbone.models.build import build_model, read_checkpoint
 from backbone.paths import project_path, project_relative
@@ -360,13 +361,14 @@ def log_epoch(fabric: Fabric, out: Path, cfg: TrainConfig, record: dict, history
 
 
 def test_best(
-    fabric: Fabric, model, out: Path, data: TrainingData, best_epoch: int | None, progress: bool
+    fabric: Fabric, model, out: Path, data: TrainingData, best_epoch: int | None, image_size: int, progress: bool
 ) -> dict | None:
     """The best checkpoint on the test pairs: ``metrics.json`` and ``test_scores.tsv`` (process 0).
 
     Beside the model's fixed threshold, the test pairs are scored at the checkpoint's
     operating thresholds chosen on the validation pairs: ``at_val_threshold`` (the best accuracy)
-    and ``at_val_far_threshold`` (a false accept rate of at most 1e-3)."""
+    and ``at_val_far_threshold`` (a false accept rate of at most 1e-3). A local-global model on
+    a synthetic set with mark masks also gets its ``pointing`` score (``backbone.evaluation.pointing``)."""
     best_path = out / "best.ckpt"
     if data.test is None or not fabric.is_global_zero or not best_path.is_file():
         return None
@@ -378,6 +380,9 @@ def test_best(
         ev.metrics, ev.scores, labels, best.get("val_threshold"), best.get("val_far_threshold")
     )
     metrics = {**metrics, "checkpoint": project_relative(best_path), "epoch": best_epoch}
+    pointing = pairs_pointing(model, data.test.pairs, data.test.faces, image_size)
+    if pointing is not None:  # a local-global model on a set with mark masks
+        metrics["pointing"] = pointing
     metrics["summary"] = summary_row(metrics)
     atomic_write_json(out / "metrics.json", metrics)
     write_scores(out / "test_scores.tsv", data.test.pairs, ev.scores)
@@ -496,5 +501,5 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Tr
             break
     logger.finalize("success")
 
-    test_metrics = test_best(fabric, model, out, data, run.best_epoch, progress)
+    test_metrics = test_best(fabric, model, out, data, run.best_epoch, cfg.model.image_size, progress)
     return TrainResult(out, run.epoch, run.best_epoch, run.best, stopped_early, run.history, test_metrics, rank0)
