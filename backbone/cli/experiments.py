@@ -11,7 +11,7 @@ from backbone.atomic import atomic_write_text
 from backbone.experiments.compare import compare, report
 from backbone.experiments.grid import load_grid
 from backbone.experiments.runner import ExperimentFailed, run_analysis, run_grid
-from backbone.paths import cli_path, project_root
+from backbone.paths import cli_path, project_relative, project_root
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -103,7 +103,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     differences. Writes ``RERUN/comparison.md``."""
     comparison = compare(args.committed, args.rerun, args.k)
     text = report(comparison, args.k)
-    atomic_write_text(args.rerun / "comparison.md", f"# {args.rerun} against {args.committed}\n\n{text}")
+    title = f"# {project_relative(args.rerun)} against {project_relative(args.committed)}"
+    atomic_write_text(args.rerun / "comparison.md", f"{title}\n\n{text}")
     print(text, end="")
     print(f"written to {args.rerun / 'comparison.md'}")
     return 1 if args.strict and not comparison.ok else 0
