@@ -96,6 +96,7 @@ def plot_accuracy_vs_time(histories: Mapping[str, Sequence[dict]], title: str = 
     return fig
 
 
+LOCAL_GLOBAL_BLUE = "#9ecae1"
 REFERENCE_GREY = "#bdbdbd"
 
 
@@ -110,7 +111,7 @@ def plot_accuracy_bars(rows: Sequence[dict], title: str = "") -> Figure:
     fig, ax = plt.subplots(figsize=(6.4, 0.9 + 0.32 * max(len(rows), 1)))
     for i, r in enumerate(rows):
         plain = r["attention"].startswith("none")
-        colour = REFERENCE_GREY if r.get("reference") else COLOURS[0] if plain else "#9ecae1"
+        colour = REFERENCE_GREY if r.get("reference") else COLOURS[0] if plain else LOCAL_GLOBAL_BLUE
         ax.barh(i, 100 * r["accuracy_at_val_threshold"], xerr=100 * (r.get("accuracy_at_val_threshold_se") or 0),
                 color=colour, hatch="" if r["pretrained_on"] == "none" else "//",
                 edgecolor="white", error_kw={"elinewidth": 1, "capsize": 2})  # fmt: skip
@@ -120,7 +121,7 @@ def plot_accuracy_bars(rows: Sequence[dict], title: str = "") -> Figure:
     ax.set_xlabel("test accuracy at the validation threshold (%), ± SE")
     ax.set_xlim(50, 103)
     _style(ax)
-    legend = [plt.Rectangle((0, 0), 1, 1, color=COLOURS[0]), plt.Rectangle((0, 0), 1, 1, color="#9ecae1"),
+    legend = [plt.Rectangle((0, 0), 1, 1, color=COLOURS[0]), plt.Rectangle((0, 0), 1, 1, color=LOCAL_GLOBAL_BLUE),
               plt.Rectangle((0, 0), 1, 1, facecolor="white", edgecolor="grey", hatch="//")]  # fmt: skip
     names = ["global only", "local-global", "pretrained backbone"]
     if any(r.get("reference") for r in rows):

@@ -183,6 +183,8 @@ def nuisances(rng: np.random.Generator) -> dict:
 class _Canvas:
     """Face units (-1..1, y down) to pixels of the supersampled canvas."""
 
+    ink = None  # the marks' colour: None, their own (see _MaskCanvas)
+
     def __init__(self, size: int, yaw: float = 0.0, mode: str = "RGBA"):
         self.n = size * SUPERSAMPLE
         self.yaw = yaw
@@ -233,9 +235,10 @@ def _shade(colour, factor: float) -> list[int]:
     return [int(np.clip(c * factor, 0, 255)) for c in colour]
 
 
-def _draw_marks(c: _Canvas, loc: dict, skin, ink=None) -> None:
-    """The local marks, which sit on the skin and move with the face; all in ``ink`` when given
-    (the marks mask), else in their colours on ``skin``."""
+def _draw_marks(c: _Canvas, loc: dict, skin) -> None:
+    """The local marks, which sit on the skin and move with the face: in their colours on
+    ``skin``, or all in the canvas's ``ink`` when it has one (the marks mask)."""
+    ink = c.ink
     for x, y, r in loc["moles"]:
         c.ellipse(x, y, r, r, ink or _shade(skin, 0.35))
     for x, y in loc["freckles"] or []:
@@ -265,7 +268,7 @@ def _draw_face(c: _Canvas, g: dict, loc: dict, nu: dict) -> None:
         c.ellipse(side * rx, 0.0, g["ear"] * 0.6, g["ear"], _shade(skin, 0.93), feature=False)
     c.polygon(_face_outline(g), skin, feature=False)
 
-    _draw_marks(c, loc, skin, ink=getattr(c, "ink", None))
+    _draw_marks(c, loc, skin)
 
     # Eyes: white, iris, pupil, then the upper lid closes by (1 - eye_open).
     for side in (-1, 1):
@@ -342,14 +345,14 @@ def _pose_coefficients(nu: dict, n: int) -> tuple[float, ...]:
     return (a, b, cx - a * (cx + tx) - b * (cy + ty), d, e, cy - d * (cx + tx) - e * (cy + ty))
 
 
-def face_to_pixels(nu: dict, size: int, feature: bool = True) -> np.ndarray:
+def face_to_pixels(nu: dict, size: int) -> np.ndarray:
     """The 2x3 affine map from face units to the pixel coordinates of the photo rendered under
     the nuisances ``nu`` at ``size`` px: ``pixel = M @ (x, y, 1)``, pixel edges at integers (the
-    centre of pixel ``(i, j)`` is ``(i + 0.5, j + 0.5)``). ``feature`` includes the yaw shift that
-    moves the eyes, nose, mouth and marks but not the face outline (see ``_Canvas.xy``)."""
+    centre of pixel ``(i, j)`` is ``(i + 0.5, j + 0.5)``). It includes the yaw shift that moves the
+    eyes, nose, mouth and marks but not the face outline (see ``_Canvas.xy``)."""
     n = size * SUPERSAMPLE
     half = n / 2
-    yaw = nu["yaw"] if feature else 0.0
+    yaw = nu["yaw"]
     # face units -> canvas pixels: X = (x + yaw) * ZOOM * half + half, Y = (y * ZOOM + LIFT + 1) * half
     canvas = np.array([[ZOOM * half, 0, (yaw * ZOOM + 1) * half], [0, ZOOM * half, (LIFT + 1) * half], [0, 0, 1]])
     a, b, c, d, e, f = _pose_coefficients(nu, n)
@@ -415,6 +418,18 @@ def mark_boxes(loc: dict, nu: dict, size: int) -> list[dict]:
 
 
 # ---------------------------------------------------------------- data set
+
+
+def recorded(root: str | Path, name: str) -> Path:
+    """The marks file ``name`` (``MARKS_FILE`` or ``MASKS_FILE``) of the set at ``root``, or a
+    FileNotFoundError that says which sets have one and how to make it."""
+    file = Path(root) / name
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"{file} not found: a synthetic twins set records its marks from version 2 of the generator on "
+            "(`make data` makes the default set again)"
+        )
+    return file
 
 
 def identity_traits(config: SynthConfig) -> dict[str, dict]:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from backbone.data.synth import MASKS_FILE
+from backbone.data.synth import MASKS_FILE, recorded
 
 
 def marks_share(attention: np.ndarray, marks: np.ndarray, face: np.ndarray) -> dict[str, float]:
@@ -53,12 +53,7 @@ def pointing_score(shares: Sequence[dict[str, float]]) -> dict[str, float]:
 def read_masks(root: str | Path, paths: Sequence[str]) -> dict[str, np.ndarray]:
     """The ``(2, H, W)`` float masks (marks, face; coverage in [0, 1]) of ``paths`` (relative to
     the data set ``root``), from its ``marks.npz``; a clear error when the file or a path is missing."""
-    file = Path(root) / MASKS_FILE
-    if not file.is_file():
-        raise FileNotFoundError(
-            f"{file} not found: mark masks exist for synthetic twins sets that record their marks "
-            "(version 2 of the generator; `make data` makes the default set again)"
-        )
+    file = recorded(root, MASKS_FILE)
     with np.load(file) as masks:
         absent = [p for p in paths if p not in masks]
         if absent:

@@ -17,6 +17,7 @@ reference row.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,7 +28,7 @@ from tqdm.auto import tqdm
 
 from backbone.data.images import load_rgb
 from backbone.data.lists.pairs import Pair
-from backbone.data.synth import MARKS_FILE
+from backbone.data.synth import MARKS_FILE, recorded
 from backbone.registry import Registry
 
 Scorer = Callable[[Path, Sequence[Pair], bool], np.ndarray]
@@ -38,16 +39,6 @@ def luminance(root: Path, path: str) -> np.ndarray:
     """An image of the set as float luminance (ITU-R 601), ``(H, W)`` in 0..255."""
     rgb = np.asarray(load_rgb(root / path), np.float32)
     return rgb @ np.array([0.299, 0.587, 0.114], np.float32)
-
-
-def _records(root: Path) -> dict:
-    file = root / MARKS_FILE
-    if not file.is_file():
-        raise FileNotFoundError(
-            f"{file} not found: the mark oracle needs a synthetic twins set that records its marks "
-            "(version 2 of the generator; `make data` makes the default set again)"
-        )
-    return json.loads(file.read_text())
 
 
 def _to_face(pose: np.ndarray) -> np.ndarray:
@@ -86,14 +77,8 @@ def _marks_in(record_from: dict, record_to: dict) -> list[tuple[float, float, fl
 
 @REFERENCES.register("mark-oracle", label="oracle: the generator's marks, looked for in the other photo")
 def mark_oracle(root: Path, pairs: Sequence[Pair], progress: bool = True) -> np.ndarray:
-    records = _records(root)
-    cache: dict[str, np.ndarray] = {}
-
-    def lum(path: str) -> np.ndarray:
-        if path not in cache:
-            cache[path] = luminance(root, path)
-        return cache[path]
-
+    records = json.loads(recorded(root, MARKS_FILE).read_text())
+    lum = functools.cache(lambda path: luminance(root, path))
     scores = []
     for p in tqdm(pairs, desc="mark oracle", unit="pair", disable=not progress):
         ra, rb = records[p.path_a], records[p.path_b]
@@ -121,10 +106,10 @@ def local_detail(root: Path, pairs: Sequence[Pair], progress: bool = True) -> np
     """The largest normalised cross-correlation of the two faces' dark fine detail over turns of
     ``ANGLES`` and shifts of up to ``MAX_SHIFT`` pixels (by FFT)."""
     paths = sorted({x for p in pairs for x in (p.path_a, p.path_b)})
-    spectra, turned = {}, {}
+    sizes, spectra, turned = {}, {}, {}
     for path in tqdm(paths, desc="local detail", unit="img", disable=not progress):
         lum = luminance(root, path)
-        size = (2 * lum.shape[0], 2 * lum.shape[1])  # zero-padded: no wrap-around
+        size = sizes[path] = (2 * lum.shape[0], 2 * lum.shape[1])  # zero-padded: no wrap-around
         spectra[path] = np.fft.rfft2(dark_detail(lum), s=size)
         turned[path] = [
             np.conj(np.fft.rfft2(dark_detail(ndimage.rotate(lum, a, reshape=False, mode="nearest")), s=size))
@@ -132,7 +117,7 @@ def local_detail(root: Path, pairs: Sequence[Pair], progress: bool = True) -> np
         ]
     scores = []
     for p in pairs:
-        size = (spectra[p.path_a].shape[0], 2 * (spectra[p.path_a].shape[1] - 1))  # the padded image's
+        size = sizes[p.path_a]
         rows, cols = (np.r_[0 : MAX_SHIFT + 1, n - MAX_SHIFT : n] for n in size)  # shifts of at most MAX_SHIFT
         best = max(np.fft.irfft2(spectra[p.path_a] * t, s=size)[np.ix_(rows, cols)].max() for t in turned[p.path_b])
         scores.append(float(best))

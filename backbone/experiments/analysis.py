@@ -125,15 +125,14 @@ def _pretrained(cfg: TrainConfig) -> str:
     return source if source and cfg.model.pretrained is True else str(cfg.model.pretrained)
 
 
-def _description(run: Run) -> dict:
-    """The table's columns that say what a run is: its model, loss and training (for a reference,
-    what it computes and that nothing was trained)."""
+def _description(run: Run, seconds: float, images: int) -> dict:
+    """The table's columns that say what a run is: its model, loss and training budget (for a
+    reference, what it computes and that nothing was trained)."""
     if run.reference is not None:
         return {"architecture": run.reference["label"], "attention": "none (reference)", "pretrained_on": "none",
                 "loss": "n/a", "training": "none (reference)", "scheduler": "n/a", "optimiser": "n/a",
                 "budget": "none", "reference": True}  # fmt: skip
     cfg = run.config
-    seconds, images = _budget(run.history)
     return {
         "architecture": cfg.model.backbone + (" (flip-averaged)" if cfg.model.flip_average else ""),
         "attention": cfg.model.attention or "none (global only)",
@@ -154,7 +153,7 @@ def result_row(run: Run) -> dict:
     seconds, images = _budget(run.history)
     return {
         "experiment": run.name,
-        **_description(run),
+        **_description(run, seconds, images),
         "f1_at_threshold": at["f1"],
         "accuracy": at["accuracy"],
         "val_threshold": at_val["threshold"] if at_val else None,
@@ -315,13 +314,11 @@ def _version(distribution: str) -> str | None:
 
 
 def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    """The CPU's name from ``/proc/cpuinfo`` (Linux), else what ``platform`` says."""
+    info = Path("/proc/cpuinfo")
+    lines = info.read_text().splitlines() if info.is_file() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return names[0] if names else platform.processor() or "unknown"
 
 
 def _onednn_version() -> str | None:
@@ -370,7 +367,7 @@ def environment() -> dict:
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "onednn": _onednn_version(),
         "cpu_threads": torch.get_num_threads(),
-        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),  # the trainer keeps the default
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "git_commit": commit,
     }

@@ -102,22 +102,27 @@ def read_grid(path: Path, seen: tuple[Path, ...] = ()) -> dict:
 
 
 @lru_cache(maxsize=64)
-def _notebook_parameters(notebook: Path, mtime_ns: int) -> tuple[str, ...]:
+def _inspect(notebook: Path, mtime_ns: int) -> tuple[str, ...]:
     import papermill as pm
 
     return tuple(pm.inspect_notebook(str(notebook)))
 
 
+def notebook_parameters(notebook: Path) -> tuple[str, ...]:
+    """The names ``notebook``'s parameters cell defines (read again when the file changes)."""
+    return _inspect(notebook, notebook.stat().st_mtime_ns)
+
+
 def applicable(notebook: Path, shared: dict) -> dict:
     """The shared parameters (a grid's defaults, ``--param``) that ``notebook``'s parameters cell
     defines: shared settings go to the notebooks that have them (a reference row takes no epochs)."""
-    known = set(_notebook_parameters(notebook, notebook.stat().st_mtime_ns))
+    known = set(notebook_parameters(notebook))
     return {k: v for k, v in shared.items() if k in known}
 
 
 def check_shared(notebooks: list[Path], shared: dict, where: str) -> None:
     """Raise a ValueError when a shared parameter is defined by none of ``notebooks`` (misspelt)."""
-    known = {k for nb in dict.fromkeys(notebooks) for k in _notebook_parameters(nb, nb.stat().st_mtime_ns)}
+    known = {k for nb in dict.fromkeys(notebooks) for k in notebook_parameters(nb)}
     unknown = sorted(set(shared) - known)
     if unknown:
         raise ValueError(
@@ -129,7 +134,7 @@ def check_parameters(notebook: Path, parameters: dict, where: str) -> None:
     """Raise a ValueError when ``parameters`` names a setting that ``notebook``'s ``parameters``
     cell does not define (papermill would inject it unused, and the run would quietly use the
     default: a misspelt ``atention: cbam`` would train the global-only model)."""
-    known = _notebook_parameters(notebook, notebook.stat().st_mtime_ns)
+    known = notebook_parameters(notebook)
     unknown = sorted(set(parameters) - set(known))
     if unknown:
         raise ValueError(
