@@ -15,7 +15,7 @@ LFW_TEST_PAIRS ?= $(LFW_ROOT)/pairsDevTest.txt
 # setup installs .venv's kernel spec, and JUPYTER_PATH puts it first for every command below.
 export JUPYTER_PATH := $(CURDIR)/$(VENV)/share/jupyter
 
-.PHONY: setup browser lint test test-fast screenshot reproduce data grid lfw notebook clean
+.PHONY: setup browser lint test test-fast screenshot reproduce data grid lfw losses twins twins-data notebook clean
 
 setup: $(STAMP)
 
@@ -52,7 +52,7 @@ test-fast: setup
 	$(PY) -m pytest -m "not slow"
 
 # The README's screenshots: the browser tests, the explorer on a trained run (it needs RUN/best.ckpt).
-RUN ?= experiments/runs/contrastive-cbam
+RUN ?= experiments/runs/triplet-cbam-s0
 screenshot: setup browser
 	EXPLORER_RUN=$(RUN) EXPLORER_SCREENSHOTS=docs/screenshots BACKBONE_REQUIRE_BROWSER=1 $(PY) -m pytest tests/test_notebooks_browser.py -q
 
@@ -81,6 +81,21 @@ endif
 grid: setup
 	$(BACKBONE) experiments run
 	$(PY) -m backbone.experiments.readme README.md experiments/results.md
+
+# The losses compared on the synthetic twins (experiments/losses; ~15 min).
+losses: setup data
+	$(BACKBONE) experiments run --grid experiments/losses/grid.yaml
+	$(PY) -m backbone.experiments.readme README.md experiments/losses/results.md losses-results
+
+# The twins grid (experiments/twins): trained on a synthetic twins set of its own, 2,000 twin pairs
+# that are not in the default set (generator seed 1), scored on the default set's pairs; ~35 min.
+TWINS_TRAIN ?= data/synthetic-train
+twins-data: data
+	$(BACKBONE) data synth --out $(TWINS_TRAIN) --seed 1 --twin-pairs 2000 --singletons 0 --images 8
+
+twins: setup twins-data
+	$(BACKBONE) experiments run --grid experiments/twins/grid.yaml
+	$(PY) -m backbone.experiments.readme README.md experiments/twins/results.md twins-results
 
 lfw: setup
 	$(BACKBONE) data align $(LFW_ROOT)

@@ -13,7 +13,8 @@ Embeddings are L2-normalised inside every metric loss.
 * :class:`CosFaceLoss`: identity classification with an additive cosine margin.
 * :class:`DistillationLoss`: a student's embeddings against a teacher's (cosine, or relational).
 * :func:`branch_loss` combines a loss over the local-global network's fused, global and local
-  embeddings with the attention-entropy regulariser.
+  embeddings with the attention-entropy regulariser, and for the mark-map network with
+  :func:`mark_loss` (its mark map against the images' mark masks).
 """
 
 from __future__ import annotations
@@ -189,6 +190,25 @@ class BranchWeights:
     global_branch: float = 0.6
     local_branch: float = 0.4
     attention: float = 0.01  # entropy regulariser: favours focused attention maps
+    marks: float = 0.0  # the mark-map network: mark_loss against the training images' mark masks
+
+
+MARK_POS_WEIGHT = 20.0  # marks cover a few cells in a hundred: a missed mark costs 20 false alarms
+
+
+def mark_loss(logits: torch.Tensor, masks: torch.Tensor, pos_weight: float = MARK_POS_WEIGHT) -> torch.Tensor:
+    """Binary cross-entropy of the mark map against the masks, per cell.
+
+    Args:
+        logits: ``(B, 1, h, w)`` the mark-map network's mark logits.
+        masks: ``(B, H, W)`` the images' mark coverage, ``uint8`` as ``marks.npz`` stores it (255:
+            covered); a cell's target is 1 where one of its pixels is more than half covered.
+        pos_weight: the weight of a mark cell against a cell without one.
+    """
+    covered = (masks > 127).float().unsqueeze(1)
+    target = F.adaptive_max_pool2d(covered, logits.shape[-2:])
+    weight = torch.tensor(pos_weight, device=logits.device)
+    return F.binary_cross_entropy_with_logits(logits.float(), target, pos_weight=weight)
 
 
 def attention_regulariser(outputs: Sequence[LocalGlobalOutput]) -> torch.Tensor:
@@ -201,8 +221,10 @@ def branch_loss(
     outputs: Sequence[LocalGlobalOutput],
     *targets: torch.Tensor,
     weights: BranchWeights | None = None,
+    masks: Sequence[torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """``fused * L(fused) + global_branch * L(global) + local_branch * L(local) + attention * entropy``.
+    """``fused * L(fused) + global_branch * L(global) + local_branch * L(local) + attention * entropy``,
+    ``+ marks * mark_loss`` of each output's mark logits against its ``masks`` (mark-map network).
 
     ``loss_fn(*embeddings, *targets)`` takes one embedding batch per output (two for pairs, one
     for a mined batch), e.g. ``branch_loss(contrastive, [out_a, out_b], same)``. A mapping from
@@ -221,4 +243,8 @@ def branch_loss(
             total = total + weight * fn(*[getattr(o, attr) for o in outputs], *targets)
     if w.attention:
         total = total + w.attention * attention_regulariser(outputs)
+    if w.marks:
+        if masks is None or any(o.mark_logits is None for o in outputs):
+            raise ValueError("loss.branch.marks needs the mark-map network (model.attention: marks) and mark masks")
+        total = total + w.marks * torch.stack([mark_loss(o.mark_logits, m) for o, m in zip(outputs, masks)]).mean()
     return total

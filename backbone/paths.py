@@ -84,6 +84,8 @@ def how_to_make(path: str | Path) -> str | None:
     rel = project_relative(path)
     if rel == "data/synthetic" or rel.startswith(("data/synthetic/", "files/synthetic_")):
         return "run `make data` (the first step of `make reproduce`)"
+    if rel == "data/synthetic-train" or rel.startswith("data/synthetic-train/"):
+        return "run `make twins-data` (the first step of `make twins`)"
     if rel.startswith("pretrained/"):
         return "put the weights file there (see pretrained/README.md)"
     train_first = "train it first (notebooks 02 and 03 train into their out_dir)"

@@ -3,10 +3,10 @@ import math
 import pytest
 import torch
 
-from backbone.models.attention import ATTENTION, attention_entropy, create_attention, upsample_attention
+from backbone.models.attention import attention_entropy, create_attention, feature_map_attention, upsample_attention
 
 
-@pytest.mark.parametrize("kind", ATTENTION.names())
+@pytest.mark.parametrize("kind", feature_map_attention())
 @pytest.mark.parametrize("hw", [(4, 4), (7, 5)])
 def test_attention_is_a_distribution_over_positions(kind, hw):
     torch.manual_seed(0)

@@ -3,6 +3,8 @@ import re
 import pytest
 
 from backbone.experiments.grid import Experiment, load_grid, merge_parameters, parse_shard
+from backbone.models.attention import feature_map_attention
+from backbone.training.config import TrainConfig
 
 from conftest import PROJECT
 
@@ -15,18 +17,42 @@ def write(tmp_path, text):
     return path
 
 
-def test_the_default_grid_loads_and_compares_losses_and_attention():
+def test_the_default_grid_compares_every_attention_over_three_seeds_at_one_budget():
+    """The twins question: triplet mining over family batches, global only and each feature-map
+    attention, seeds 0-2, one budget; dlib as it is; the two references."""
     grid = load_grid(PROJECT / "experiments" / "grid.yaml", PROJECT)
     models = [e for e in grid.experiments if "07_reference" not in e.notebook]
-    regimes = {(e.parameters.get("regime", "triplet"), e.parameters.get("attention")) for e in models}
-    assert regimes == {(r, a) for r in ("contrastive", "triplet", "pair-bce") for a in (None, "cbam")}
     trained = [e for e in models if e.parameters["epochs"]]
-    assert len({(e.parameters["epochs"], e.parameters["budget_images"], e.parameters["seed"]) for e in trained}) == 1
+    settings = {(e.parameters.get("attention"), e.parameters["seed"]) for e in trained}
+    assert settings == {(a, s) for a in (None, *feature_map_attention()) for s in (0, 1, 2)}
+    assert {e.notebook for e in trained} == {"notebooks/03_triplet_training.ipynb"}
+    assert len({(e.parameters["epochs"], e.parameters["budget_images"], tuple(e.parameters["overrides"]))
+                for e in trained}) == 1 and trained[0].parameters["overrides"] == ["loss.family_batches=true"]  # fmt: skip
     untrained = [e.name for e in models if not e.parameters["epochs"]]
     assert untrained == ["dlib-as-is"] and models[-1].parameters["config_file"] == "experiments/dlib.yaml"
     references = {e.name: e.parameters for e in grid.experiments if e not in models}
     assert references == {"mark-oracle": {"method": "mark-oracle"}, "local-detail-baseline": {"method": "local-detail"}}
     assert grid.analysis_notebook == "notebooks/05_experiment_analysis.ipynb"
+
+
+def test_the_losses_grid_compares_losses_with_and_without_attention():
+    grid = load_grid(PROJECT / "experiments" / "losses" / "grid.yaml", PROJECT)
+    small = [e for e in grid.experiments if "config_file" not in e.parameters]
+    regimes = {(e.parameters.get("regime", "triplet"), e.parameters.get("attention")) for e in small}
+    assert regimes == {(r, a) for r in ("contrastive", "triplet", "pair-bce") for a in (None, "cbam")}
+    assert len({(e.parameters["epochs"], e.parameters["budget_images"], e.parameters["seed"]) for e in small}) == 1
+
+
+def test_the_twins_grid_pairs_the_mark_map_with_global_only_by_seed():
+    """The same config, budget and pinned steps; only the mark-map rows learn from the masks."""
+    grid = load_grid(PROJECT / "experiments" / "twins" / "grid.yaml", PROJECT)
+    rows = {(e.parameters["attention"], e.parameters["seed"]): e.parameters for e in grid.experiments}
+    assert set(rows) == {(a, s) for a in ("marks", None) for s in (0, 1, 2)}
+    assert {p["config_file"] for p in rows.values()} == {"experiments/twins/config.yaml"}
+    for (attention, _), p in rows.items():
+        assert "steps_per_epoch=100" in p["overrides"] and ("loss.branch.marks=1" in p["overrides"]) == bool(attention)
+    cfg = TrainConfig.load(PROJECT / "experiments" / "twins" / "config.yaml")
+    assert cfg.data.train_root == "data/synthetic-train" and cfg.loss.family_batches and cfg.monitor == "val_twin_auc"
 
 
 def test_shared_parameters_go_to_the_notebooks_that_define_them(tmp_path):

@@ -2,10 +2,11 @@ import pytest
 import torch
 
 from backbone.losses import BranchWeights, ContrastiveLoss, branch_loss
-from backbone.models import ATTENTION, LocalGlobalNet, create_backbone
+from backbone.models import LocalGlobalNet, create_backbone
+from backbone.models.attention import feature_map_attention
 
 
-@pytest.mark.parametrize("attention", ATTENTION.names())
+@pytest.mark.parametrize("attention", feature_map_attention())
 @pytest.mark.parametrize("size", [64, 112])
 def test_outputs_and_attention_at_input_resolution(attention, size):
     torch.manual_seed(0)
@@ -23,7 +24,7 @@ def test_outputs_and_attention_at_input_resolution(attention, size):
     assert torch.equal(net(x), out.embedding)
 
 
-@pytest.mark.parametrize("attention", ATTENTION.names())
+@pytest.mark.parametrize("attention", feature_map_attention())
 def test_gradients_reach_both_branches_and_the_attention(attention):
     torch.manual_seed(0)
     net = LocalGlobalNet(create_backbone("small"), attention, embedding_dim=32, branch_dim=16)

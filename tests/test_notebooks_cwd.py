@@ -67,8 +67,8 @@ def test_from_notebooks_and_from_the_root_the_notebooks_write_the_same_files(tin
 FRESH_CLONE = [
     ("01_data_loading", {}, "data root data/synthetic does not exist: run `make data`"),
     ("02_pair_training", {}, "data root data/synthetic, pair file files/synthetic_train_pairs.tsv"),
-    ("04_attention_visualisation", {}, "checkpoint experiments/runs/contrastive-cbam/best.ckpt does not exist: checkpoints are "
-                                       "not committed, so train the run again: `backbone experiments run --only contrastive-cbam --force`"),
+    ("04_attention_visualisation", {}, "checkpoint experiments/runs/triplet-cbam-s0/best.ckpt does not exist: checkpoints are "
+                                       "not committed, so train the run again: `backbone experiments run --only triplet-cbam-s0 --force`"),
     ("05_experiment_analysis", {}, "the runs folder experiments/runs holds no finished run (with metrics.json): run the grid: `make grid`"),
     ("06_pair_explorer", {}, "data root data/synthetic does not exist: run `make data`"),
     ("07_reference_scores", {}, "data root data/synthetic does not exist: run `make data`"),
@@ -82,7 +82,7 @@ def test_on_a_fresh_clone_each_notebook_says_what_to_run_first(name, parameters,
     (workbook / "experiments").mkdir()
     shutil.copy(PROJECT / "experiments" / "grid.yaml", workbook / "experiments" / "grid.yaml")
     if name != "05_experiment_analysis":  # a run as committed: finished, but its weights are not in git
-        run = PROJECT / "experiments" / "runs" / "contrastive-cbam"
+        run = PROJECT / "experiments" / "runs" / "triplet-cbam-s0"
         shutil.copytree(
             run, workbook / "experiments" / "runs" / run.name, ignore=shutil.ignore_patterns("*.ckpt", "tensorboard")
         )

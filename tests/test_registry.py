@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from backbone.models.attention import ATTENTION
+from backbone.models.attention import ATTENTION, feature_map_attention
 from backbone.models.backbones import BACKBONES, Backbone, EmbeddingHead, create_backbone
 from backbone.models.build import ModelConfig, build_model
 from backbone.models.siamese import DISTANCES
@@ -43,7 +43,8 @@ def test_configs_accept_exactly_the_registered_names(key, registry):
 
 def test_the_default_names_are_registered():
     assert {"contrastive", "triplet", "pair-bce", "arcface", "cosface"} <= set(REGIMES.names())
-    assert {"cbam", "spatial", "transformer"} == set(ATTENTION.names())
+    assert {"cbam", "spatial", "transformer", "marks"} == set(ATTENTION.names())
+    assert {"cbam", "spatial", "transformer"} == set(feature_map_attention())  # marks is a network of its own
     assert {"adam", "adamw", "sgd"} == set(OPTIMISERS.names()) and {
         "none",
         "plateau",

@@ -8,12 +8,14 @@ import torch
 from lightning_fabric import Fabric
 
 from backbone.data import generate_pairs, load_index, split_identities, write_pairs
+from backbone.data.errors import DataError
 from backbone.data.faces.cache import open_faces
 from backbone.data.faces.transforms import eval_transform
 from backbone.data.lists.pairs import Pair
 from backbone.data.synth import SynthConfig, generate
 from backbone.evaluation.embeddings import evaluate_pairs
 from backbone.models import build_model, load_model
+from backbone.settings import ConfigError
 from backbone.training.config import TrainConfig
 from backbone.training.regimes import pairs as regimes_pairs
 from backbone.training.trainer import TrainingDiverged, train
@@ -413,3 +415,71 @@ def test_a_view2_shaped_pair_file_is_scored_with_the_10_fold_protocol(small, tmp
     assert protocol["accuracy_mean"] == pytest.approx(np.mean(accuracies))
     row = result_row(Run("run", tmp_path / "run", cfg, m, []))
     assert row["lfw_accuracy"] == f"{np.mean(accuracies):.4f} ± {np.std(accuracies, ddof=1) / np.sqrt(10):.4f}"
+
+
+@pytest.mark.parametrize("regime", ["cosface", "triplet"])
+def test_a_training_root_trains_on_its_identities_and_evaluates_on_the_root(small, tmp_path, monkeypatch, regime):
+    """``data.train_root``: with no training pairs, the identity regimes train on every identity of
+    that other data set; validation and test pairs still come from ``data.root``; and the twin
+    negatives' AUC of both is in the history (``val_twin_auc`` can pick the best epoch)."""
+    from backbone.training.regimes import REGIMES
+
+    other = generate(
+        SynthConfig(twin_pairs=6, singletons=0, images_per_identity=4, size=64, seed=11),
+        tmp_path / "other",
+        workers=1,
+        progress=False,
+    )
+    seen = {}
+    build = REGIMES.get(regime).training_set
+
+    def spy(inputs):
+        seen["root"], training = inputs.index.root, build(inputs)
+        seen["classes"] = training.dataset.classes
+        return training
+
+    monkeypatch.setattr(REGIMES.get(regime), "training_set", staticmethod(spy))
+    cfg = config(small, tmp_path / "run", epochs=2, steps_per_epoch=2, batch_size=8, test_every_epoch=True,
+                 monitor="val_twin_auc", **{"loss.regime": regime, "loss.m_per_class": 2, "data.train_root": str(other),
+                                            "data.train_pairs": "null", "data.val_pairs": str(small / "test.tsv"),
+                                            "data.test_pairs": str(small / "test.tsv")})  # fmt: skip
+    result = train(cfg, progress=False)
+    assert seen["root"] == other and seen["classes"] == load_index(other).identities
+    best = max(result.history, key=lambda h: h["val_twin_auc"])
+    assert result.best_epoch == result.history.index(best) + 1 and result.best_metric == best["val_twin_auc"]
+    assert all(0 <= h["test_twin_auc"] <= 1 for h in result.history)
+    assert result.test_metrics["summary"]["twin_auc"] == pytest.approx(best["test_twin_auc"])  # the best epoch, tested
+
+
+def test_monitoring_the_twin_auc_without_twin_negatives_in_validation_says_so(small, tmp_path):
+    cfg = config(small, tmp_path / "run", epochs=1, steps_per_epoch=1, monitor="val_twin_auc")
+    with pytest.raises(ConfigError, match=r"val_twin_auc needs twin negatives .*val\.tsv has none"):
+        train(cfg, progress=False)
+
+
+def test_identity_regimes_without_training_identities_say_what_they_need(small, tmp_path):
+    cfg = config(
+        small, tmp_path / "run", epochs=1, steps_per_epoch=1, **{"loss.regime": "cosface", "data.train_pairs": "null"}
+    )
+    with pytest.raises(DataError, match="need data.train_pairs, data.train_people or data.train_root"):
+        train(cfg, progress=False)
+
+
+def test_the_mark_map_network_trains_on_its_mark_masks_and_points_at_the_marks(small, tmp_path, monkeypatch):
+    """Mined family batches carry each image's mark mask to the mark loss; the tested model has
+    a pointing score (its attention is the mark map)."""
+    from backbone import losses
+    from backbone.models.mark_map import MarkMapNet
+
+    seen = []
+    mark_loss = losses.mark_loss
+    monkeypatch.setattr(losses, "mark_loss", lambda logits, masks: seen.append(masks.shape) or mark_loss(logits, masks))
+    cfg = config(small, tmp_path / "run", epochs=1, steps_per_epoch=3, batch_size=16,
+                 **{"loss.regime": "triplet", "loss.m_per_class": 2, "loss.family_batches": "true",
+                    "model.attention": "marks", "data.augment": "false", "loss.branch.marks": 1.0,
+                    "data.test_pairs": str(small / "test.tsv")})  # fmt: skip
+    result = train(cfg, progress=False)
+    assert seen and all(shape == (16, 64, 64) for shape in seen)  # one uint8 mask per image, no channel axis
+    assert result.test_metrics["pointing"]["images"] > 0
+    model, _, _ = load_model(tmp_path / "run" / "best.ckpt")
+    assert isinstance(model.net, MarkMapNet) and model.embedding_dim == 64 + 16 * 16

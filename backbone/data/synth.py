@@ -30,6 +30,7 @@ import contextlib
 import json
 import math
 import shutil
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -430,6 +431,18 @@ def recorded(root: str | Path, name: str) -> Path:
             "(`make data` makes the default set again)"
         )
     return file
+
+
+def stored_masks(root: str | Path, paths: Sequence[str], channels: int | slice = slice(None)) -> dict[str, np.ndarray]:
+    """The ``uint8`` masks (channel 0: the visible marks; 1: the face) of ``paths`` (relative to the
+    set ``root``) as ``MASKS_FILE`` stores them, ``channels`` of each; a clear error when the file
+    or a path is missing."""
+    file = recorded(root, MASKS_FILE)
+    with np.load(file) as masks:
+        absent = [p for p in paths if p not in masks]
+        if absent:
+            raise KeyError(f"{file} has no masks for {len(absent)} image(s), e.g. {absent[:3]}")
+        return {p: masks[p][channels] for p in paths}
 
 
 def identity_traits(config: SynthConfig) -> dict[str, dict]:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from backbone.data.synth import MASKS_FILE, recorded
+from backbone.data.synth import MASKS_FILE, stored_masks
 
 
 def marks_share(attention: np.ndarray, marks: np.ndarray, face: np.ndarray) -> dict[str, float]:
@@ -53,12 +53,7 @@ def pointing_score(shares: Sequence[dict[str, float]]) -> dict[str, float]:
 def read_masks(root: str | Path, paths: Sequence[str]) -> dict[str, np.ndarray]:
     """The ``(2, H, W)`` float masks (marks, face; coverage in [0, 1]) of ``paths`` (relative to
     the data set ``root``), from its ``marks.npz``; a clear error when the file or a path is missing."""
-    file = recorded(root, MASKS_FILE)
-    with np.load(file) as masks:
-        absent = [p for p in paths if p not in masks]
-        if absent:
-            raise KeyError(f"{file} has no masks for {len(absent)} image(s), e.g. {absent[:3]}")
-        return {p: masks[p].astype(np.float32) / 255 for p in paths}
+    return {p: m.astype(np.float32) / 255 for p, m in stored_masks(root, paths).items()}
 
 
 def model_pointing(

@@ -25,6 +25,7 @@ from backbone.data.errors import existing, missing
 from backbone.evaluation.explain import attention_figure
 from backbone.evaluation.metrics import accuracy_standard_error, auc_standard_error, reported_threshold
 from backbone.evaluation.scores import read_scores
+from backbone.experiments.seeds import paired_differences, seed_lines, setting
 from backbone.models.backbones import BACKBONES
 from backbone.paths import project_path
 from backbone.plots import (
@@ -67,12 +68,17 @@ COLUMNS = [
     ("pointing", "pointing score"),
 ]
 # in results.csv only: the standard errors (those the table shows after "±", and those `backbone
-# experiments compare` uses), and the budget's two parts
-CSV_ONLY = ["accuracy_at_val_threshold_se", "auc_se", "eer_se", "twin_auc_se", "train_seconds", "images_seen"]
+# experiments compare` uses), the budget's two parts, and the training seed (none for references)
+CSV_ONLY = ["accuracy_at_val_threshold_se", "auc_se", "eer_se", "twin_auc_se", "train_seconds", "images_seen", "seed"]
 POINTING_NOTE = (
     "Pointing score (local-global models on synthetic faces): the attention's share on the local marks "
     "over the marks' share of the face area, over every test image (1: no preference for the marks; "
     "`backbone.evaluation.pointing`). "
+)
+MARKS_NOTE = (
+    "Attention marks is the mark-map network (`backbone.models.mark_map`): its map is learnt from the "
+    "training images' mark masks, so its pointing score measures how well it finds marks on unseen faces, "
+    "not what attention found by itself. "
 )
 REFERENCE_NOTE = (
     "Reference rows (training: none (reference)) score the pairs without a model, to show what the "
@@ -176,6 +182,7 @@ def result_row(run: Run) -> dict:
         "pointing": m["pointing"]["score"] if "pointing" in m else None,
         "train_seconds": seconds,
         "images_seen": images,
+        "seed": run.config.seed if run.config is not None else None,
     }
 
 
@@ -227,8 +234,11 @@ def attention_verdicts(rows: list[dict]) -> list[str]:
     global-only on twin negatives (or, when the test pairs have none, on all of them)?
 
     A difference counts when it exceeds two standard errors of the difference (Hanley-McNeil
-    errors of the two AUCs, taken as independent); otherwise it is called within noise."""
+    errors of the two AUCs, taken as independent); otherwise it is called within noise. Only rows of
+    the same seed are compared; settings run with several seeds are left to ``paired_differences``
+    (the seeds section of ``results.md``)."""
     out = []
+    over_seeds = {(p["setting"], p["global_setting"]) for p in paired_differences(rows)}
 
     def alike(r: dict) -> tuple:  # what must be equal for a fair comparison
         return r["loss"], r.get("architecture"), r.get("training")
@@ -240,6 +250,8 @@ def attention_verdicts(rows: list[dict]) -> list[str]:
         attended = [r for r in same if not r["attention"].startswith("none")]
         for g in plain:
             for a in attended:
+                if a.get("seed") != g.get("seed") or (setting(a), setting(g)) in over_seeds:
+                    continue
                 twins = a["twin_auc"] is not None and g["twin_auc"] is not None
                 key, pairs, metric = ("twin_auc", "twin negatives", "twin-negative AUC") if twins else (
                     "auc", "all test pairs", "AUC")  # fmt: skip
@@ -294,6 +306,10 @@ def write_tables(rows: list[dict], out_dir: Path, note: str = "") -> None:
     atomic_write_text(out_dir / "results.csv", buf.getvalue())
     lines = ["| " + " | ".join(h for _, h in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(_fmt(k, r) for k, _ in COLUMNS) + " |" for r in rows]
+    over_seeds = seed_lines(rows)
+    if over_seeds:
+        heading = "Over seeds (each setting trained with several seeds; mean ± sample standard deviation; the difference is paired by seed):"
+        lines += ["", heading, "", *over_seeds]
     verdicts = attention_verdicts(rows)
     if verdicts:
         on = "on identical twins " if any(r["twin_auc"] is not None for r in rows) else ""
@@ -429,6 +445,7 @@ def analyze(runs_dir: str | Path, out_dir: str | Path) -> Analysis:
         "for accuracy, Hanley-McNeil for AUC); with View 2's folds, the 10-fold protocol's mean accuracy ± its "
         "standard error (thresholds from the other nine folds). "
         + (POINTING_NOTE if any("pointing" in r.metrics for r in runs) else "")
+        + (MARKS_NOTE if any(r.config is not None and r.config.model.attention == "marks" for r in runs) else "")
         + (REFERENCE_NOTE if any(r.reference for r in runs) else "")
         + "Produced by `backbone experiments run`; "
         f"torch {env['torch']} on {env['cpu_threads']} CPU threads ({env['machine']}), commit {env['git_commit']}."

@@ -1,6 +1,6 @@
 """The pair explorer: browse a verification result pair by pair in JupyterLab.
 
-``PairExplorer(open_source(run="experiments/runs/contrastive-cbam"))`` shows both faces of each
+``PairExplorer(open_source(run="experiments/runs/triplet-cbam-s0"))`` shows both faces of each
 pair, its similarity and verdict, filters (false accepts, false rejects, twin negatives, hardest
 pairs), a live threshold with FAR/FRR/accuracy/F1 and the ROC point, attention overlays, and
 verification of two uploaded images. ``review`` holds the logic, ``render`` the drawing,

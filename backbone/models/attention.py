@@ -13,6 +13,8 @@ so maps of different modules compare directly and the entropy regulariser is wel
 
 Each is registered by name in ``ATTENTION``; a new module is one class with
 ``@ATTENTION.register("name")`` and a constructor taking the feature map's channel count.
+``marks`` (``backbone.models.mark_map``) is registered there too, with ``network="MarkMapNet"``:
+it is the local branch of a network of its own, which ``build_model`` builds for that name.
 """
 
 from __future__ import annotations
@@ -113,6 +115,12 @@ class TransformerAttention(nn.Module):
         x = x + self.mlp(self.norm2(x))
         attn = _as_distribution(weights[:, 0, 1:].reshape(b, 1, h, w))  # class token -> tokens
         return x[:, 0], attn
+
+
+def feature_map_attention() -> tuple[str, ...]:
+    """The registered modules that attend over the last feature map (``LocalGlobalNet`` takes
+    them); the others (registered with ``network=...``) come with a network of their own."""
+    return tuple(n for n in ATTENTION.names() if not ATTENTION.info(n).get("network"))
 
 
 def create_attention(kind: str, channels: int) -> nn.Module:

@@ -12,6 +12,7 @@ from backbone.atomic import atomic_path
 from backbone.models.attention import ATTENTION
 from backbone.models.backbones import create_backbone, default_input_size
 from backbone.models.local_global import LocalGlobalNet
+from backbone.models.mark_map import MarkMapNet
 from backbone.models.siamese import DISTANCES, SiameseNet
 from backbone.models.weights import CheckpointError, fit_weights, read_weights
 from backbone.paths import project_path
@@ -26,7 +27,8 @@ class ModelConfig:
     embedding_dim: int = 128
     pretrained: bool | str = False
     weights: str | None = None  # a state-dict file, e.g. in pretrained/
-    attention: str | None = None  # None: global only; "cbam" | "spatial" | "transformer": local-global
+    attention: str | None = None  # None: global only; "cbam" | "spatial" | "transformer": local-global;
+    # "marks": the mark-map network (backbone.models.mark_map), its local branch learnt from mark masks
     branch_dim: int = 256  # local-global: size of each branch's embedding
     distance: str = "cosine"
     pair_head: bool = False
@@ -54,12 +56,18 @@ def build_model(config: ModelConfig, load_pretrained: bool = True) -> SiameseNet
     (used when a checkpoint's own weights are loaded next)."""
     pretrained = config.pretrained if load_pretrained else False
     weights = config.weights if load_pretrained else None
+    backbone = create_backbone(config.backbone, config.embedding_dim, pretrained, weights, config.dropout)
+    dim = config.embedding_dim
     if config.attention is None:
-        net = create_backbone(config.backbone, config.embedding_dim, pretrained, weights, config.dropout)
+        net = backbone
+    elif config.attention == MarkMapNet.kind:
+        if config.pair_head:
+            raise ValueError("the mark-map network (attention 'marks') has no pair head: compare its embeddings")
+        net = MarkMapNet(backbone, config.embedding_dim)
+        dim += MarkMapNet.cells(config.image_size)
     else:
-        trunk = create_backbone(config.backbone, config.embedding_dim, pretrained, weights, config.dropout)
-        net = LocalGlobalNet(trunk, config.attention, config.embedding_dim, config.branch_dim)
-    return SiameseNet(net, config.embedding_dim, config.distance, config.pair_head, config.flip_average)
+        net = LocalGlobalNet(backbone, config.attention, config.embedding_dim, config.branch_dim)
+    return SiameseNet(net, dim, config.distance, config.pair_head, config.flip_average)
 
 
 def save_model(model: SiameseNet, config: ModelConfig, path: str | Path, extra: dict[str, Any] | None = None) -> None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from backbone.models.attention import create_attention, upsample_attention
+from backbone.models.attention import ATTENTION, create_attention, upsample_attention
 from backbone.models.backbones import Backbone
 
 
@@ -22,6 +22,7 @@ class LocalGlobalOutput:
     global_embedding: torch.Tensor  # (B, branch_dim)
     local_embedding: torch.Tensor  # (B, branch_dim)
     attention: torch.Tensor  # (B, 1, h, w) feature-map positions, or the input's size on request; sums to 1
+    mark_logits: torch.Tensor | None = None  # (B, 1, H/4, W/4): the mark-map network's (backbone.models.mark_map)
 
 
 def _projection(cin: int, cout: int) -> nn.Sequential:
@@ -35,6 +36,8 @@ class LocalGlobalNet(nn.Module):
         super().__init__()
         self.trunk = backbone.trunk
         channels = backbone.out_channels
+        if network := ATTENTION.info(attention).get("network"):
+            raise ValueError(f"attention {attention!r} is the local branch of {network}: build_model builds it")
         self.attention_kind, self.branch_dim = attention, branch_dim
         self.global_head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), _projection(channels, branch_dim))
         self.attention = create_attention(attention, channels)

@@ -36,13 +36,22 @@ RENAMED = {
     "loss.arcface_scale": "loss.scale",
 }
 PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed")  # Lightning Fabric's, with auto
-MONITORS = {"val_auc": "max", "val_accuracy": "max", "val_best_accuracy": "max", "val_eer": "min"}  # name: better
+# name: better. val_twin_auc: the AUC of the validation pairs' twin negatives against its matched pairs
+MONITORS = {
+    "val_auc": "max",
+    "val_accuracy": "max",
+    "val_best_accuracy": "max",
+    "val_eer": "min",
+    "val_twin_auc": "max",
+}
 
 
 @dataclass
 class DataConfig:
     root: str = "data/synthetic"
     kind: str = "auto"
+    train_root: str | None = None  # the training images' own data set (None: root); identity regimes
+    # without train_pairs or train_people then train on every identity in it
     train_pairs: str | None = "files/synthetic_train_pairs.tsv"  # pairs; their identities serve the identity regimes
     val_pairs: str | None = "files/synthetic_val_pairs.tsv"  # validation AUC every epoch
     test_pairs: str | None = "files/synthetic_test_pairs.tsv"  # evaluated with the best checkpoint at the end
@@ -67,6 +76,7 @@ class LossConfig:
     scale: float | None = None  # ArcFace, CosFace: the logit scale; None: the loss's own default
     mining: str = "batch-hard"
     m_per_class: int = 4  # images per identity per batch (triplet mining)
+    family_batches: bool = False  # triplet mining: twin siblings always in the same batch (FamilySampler)
     teacher: str | None = None  # distill: the teacher's checkpoint
     distillation: str = "cosine"  # distill: "cosine" or "relational" (backbone.losses.DistillationLoss)
     identity_weight: float = 0.0  # distill: weight of CosFace on the identities added to it
@@ -132,7 +142,23 @@ class TrainConfig:
         for key, value in positive:
             if value <= 0:
                 raise ConfigError(f"{key} must be positive, got {value!r}")
+        self._check_marks()
         self.model = REGIMES.get(self.loss.regime).configure_model(self.model)
+
+    def _check_marks(self) -> None:
+        """Mark supervision (``loss.branch.marks``) needs the mark-map network, the mined triplet
+        regime (its batches carry the masks) and no augmentation (it would move the faces but not
+        their masks)."""
+        if not self.loss.branch.marks:
+            return
+        needs = [
+            (self.model.attention != "marks", "model.attention: marks (the mark-map network)"),
+            (self.loss.regime != "triplet" or self.data.train_triplets, "loss.regime: triplet with online mining"),
+            (self.data.augment, "data.augment: false (augmentation would move the faces but not their mark masks)"),
+        ]
+        missing = [need for wrong, need in needs if wrong]
+        if missing:
+            raise ConfigError(f"loss.branch.marks ({self.loss.branch.marks:g}) needs " + "; ".join(missing))
 
     # ---- (de)serialisation
 

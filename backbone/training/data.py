@@ -42,7 +42,7 @@ def check_inputs(cfg: TrainConfig) -> None:
     """Every file and folder ``cfg`` reads exists (relative paths: under the project root);
     otherwise one ``MissingInput`` that names each missing one and what makes it."""
     d = cfg.data
-    named = [("data root", d.root, "dir"), ("pair file", d.train_pairs, "file"), ("pair file", d.val_pairs, "file"),
+    named = [("data root", d.root, "dir"), ("training data root", d.train_root, "dir"), ("pair file", d.train_pairs, "file"), ("pair file", d.val_pairs, "file"),
              ("pair file", d.test_pairs, "file"), ("triplet file", d.train_triplets, "file"),
              ("people file", d.train_people, "file"), ("weights file", cfg.model.weights, "file"),
              ("teacher checkpoint", cfg.loss.teacher, "file")]  # fmt: skip
@@ -61,9 +61,14 @@ def build_training_data(cfg: TrainConfig, progress: bool = True, rank: int = 0, 
 
     With several processes (``world_size``), every process draws the regime's order from the same
     generator (reseeded every epoch) and keeps its own share of its batches (``BatchShard``: batches
-    ``rank``, ``rank + world_size``, ...): disjoint shards that a resumed run draws again identically."""
+    ``rank``, ``rank + world_size``, ...): disjoint shards that a resumed run draws again identically.
+
+    The training set comes from ``data.train_root`` when it is set (another data set: e.g. many
+    more synthetic identities than the evaluation set's, none of them in its validation or test
+    pairs), else from ``data.root``; the validation and test pairs are always under ``data.root``."""
     d = cfg.data
     index = load_index(d.root, d.kind)
+    train_index = load_index(d.train_root, d.kind) if d.train_root else index
     size = cfg.model.image_size
     ranges = augment_ranges(d.augment_strength)
     augment = BatchAugment(hflip=d.hflip, **ranges) if d.augment and d.batch_augment else None
@@ -72,7 +77,7 @@ def build_training_data(cfg: TrainConfig, progress: bool = True, rank: int = 0, 
     else:
         transform = train_transform(size=size, hflip=d.hflip, **ranges) if d.augment else eval_transform(size)
     generator = torch.Generator()
-    inputs = TrainingInputs(cfg, index, _pairs(d.train_pairs, index), transform, generator, progress)
+    inputs = TrainingInputs(cfg, train_index, _pairs(d.train_pairs, train_index), transform, generator, progress)
     train_set = REGIMES.get(cfg.loss.regime).training_set(inputs)
     sampler = train_set.sampler
     if world_size > 1:

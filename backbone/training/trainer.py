@@ -33,6 +33,7 @@ from backbone.evaluation.pointing import pairs_pointing
 from backbone.evaluation.scores import write_scores
 from backbone.models.build import build_model, read_checkpoint
 from backbone.paths import project_path, project_relative
+from backbone.settings import ConfigError
 from backbone.training.config import MONITORS, TrainConfig
 from backbone.training.data import EvalSet, TrainingData, build_training_data, check_inputs
 from backbone.training.optim import create_optimizer, create_scheduler, steps_per_optimiser_step
@@ -169,14 +170,33 @@ def validate(model, val: EvalSet, transform) -> dict:
         "val_threshold": ev.metrics["best"]["threshold"],
         "val_far_threshold": far_threshold(ev.scores, np.array([p.same for p in val.pairs])),
         "val_eer": ev.metrics["eer"],
+        **_twin_auc("val", ev.metrics),
     }
+
+
+def _twin_auc(prefix: str, metrics: dict) -> dict:
+    """``{prefix}_twin_auc``: the twin negatives' AUC (against every matched pair), when the pairs have them."""
+    twins = metrics.get("twin_negatives")
+    return {f"{prefix}_twin_auc": twins["auc"]} if twins else {}
+
+
+def check_monitor(cfg: TrainConfig, data: TrainingData) -> None:
+    """The monitored metric can be measured: there are validation pairs (with twin negatives for
+    ``val_twin_auc``), or no epoch could be told better than another."""
+    if data.val is None:
+        return  # no validation: the last epoch is the best, whatever the monitor (as before)
+    if cfg.monitor == "val_twin_auc" and not any(p.twins for p in data.val.pairs):
+        raise ConfigError(
+            f"monitor val_twin_auc needs twin negatives in the validation pairs, and {cfg.data.val_pairs} has none "
+            "(its 'twins' column); monitor val_auc instead, or write pairs with twins (backbone data pairs)"
+        )
 
 
 def test_curve_point(model, test: EvalSet, transform, val_threshold: float | None) -> dict:
     """The test pairs after an epoch, for the accuracy-vs-time curve: AUC, and accuracy at the
     epoch's validation threshold (never a threshold chosen on these pairs)."""
     ev = evaluate_pairs(model, test.pairs, test.faces, transform, progress=False)
-    point = {"test_auc": ev.metrics["auc"]}
+    point = {"test_auc": ev.metrics["auc"], **_twin_auc("test", ev.metrics)}
     if val_threshold is not None:
         labels = np.array([p.same for p in test.pairs])
         point["test_accuracy_at_val_threshold"] = confusion_at(ev.scores, labels, val_threshold)["accuracy"]
@@ -430,6 +450,7 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Tr
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     data = build_training_data(cfg, progress=progress and rank0, rank=fabric.global_rank, world_size=fabric.world_size)
+    check_monitor(cfg, data)
     objective: Regime = REGIMES.create(cfg.loss.regime, model, cfg.loss, data.num_classes)
     raw_optimizer = optimizer = create_optimizer(objective.parameters(), cfg.optim)
     run = Progress()

@@ -40,6 +40,24 @@ class FaceDataset(Dataset):
         return self.transform(self.faces(self.paths[i])), self.labels[i]
 
 
+class WithMasks(Dataset):
+    """A :class:`FaceDataset`'s items with each image's mask appended: ``(image, label, mask
+    (H, W) uint8)``; ``labels`` and ``classes`` are the data set's (for samplers). The mask has no
+    channel axis: only image batches are 4-D (what the trainer augments and counts)."""
+
+    def __init__(self, dataset: FaceDataset, masks: torch.Tensor):
+        if len(masks) != len(dataset):
+            raise ValueError(f"{len(masks)} masks for {len(dataset)} images")
+        self.dataset, self.masks = dataset, masks
+        self.labels, self.classes = dataset.labels, dataset.classes
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int, torch.Tensor]:
+        return (*self.dataset[i], self.masks[i])
+
+
 class PairDataset(Dataset):
     """``(image_a, image_b, same)`` with ``same = SAME (1)`` for the same person."""
 

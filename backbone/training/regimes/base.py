@@ -76,16 +76,19 @@ class TrainingInputs:
 
     def identities(self, min_images: int = 1) -> FaceDataset:
         """Every image of the training identities (an LFW people file, else those of the training
-        pairs) that have at least ``min_images`` images (or ``data.min_images``, if more), labelled
-        by identity."""
+        pairs, else every identity of ``data.train_root``) that have at least ``min_images`` images
+        (or ``data.min_images``, if more), labelled by identity."""
         index, d = self.index, self.cfg.data
         if d.train_people:
             names = sorted({n for people in read_lfw_people(d.train_people) for n in people})
         elif self.pairs:
             names = sorted({index.identity_of[p] for pair in self.pairs for p in (pair.path_a, pair.path_b)})
+        elif d.train_root:
+            names = index.identities
         else:
             raise DataError(
-                "the identity regimes (triplet, arcface, cosface) need data.train_pairs or data.train_people"
+                "the identity regimes (triplet, arcface, cosface) need data.train_pairs, data.train_people "
+                "or data.train_root (a data set of training identities only)"
             )
         least = max(min_images, d.min_images)
         subset = index.subset([n for n in names if len(index.by_identity[n]) >= least])
