@@ -101,3 +101,9 @@ def test_mark_supervision_lists_every_setting_it_needs():
     assert "data.augment: false" in message
     TrainConfig.from_dict({"model": {"attention": "marks"}, "data": {"augment": False},
                            "loss": {"regime": "triplet", "branch": {"marks": 1.0}}})  # fmt: skip
+
+
+@pytest.mark.parametrize("regime", ["cosface", "arcface", "pair-bce"])
+def test_the_mark_map_network_names_the_regimes_it_trains_with(regime):
+    with pytest.raises(ConfigError, match=f"trains with loss.regime triplet or contrastive, not {regime}"):
+        TrainConfig.from_dict({"model": {"attention": "marks"}, "loss": {"regime": regime}})

@@ -35,6 +35,7 @@ RENAMED = {
     "loss.arcface_margin": "loss.margin",
     "loss.arcface_scale": "loss.scale",
 }
+MARK_MAP_REGIMES = ("triplet", "contrastive")  # the regimes the mark-map network trains with
 PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed")  # Lightning Fabric's, with auto
 # name: better. val_twin_auc: the AUC of the validation pairs' twin negatives against its matched pairs
 MONITORS = {
@@ -146,9 +147,14 @@ class TrainConfig:
         self.model = REGIMES.get(self.loss.regime).configure_model(self.model)
 
     def _check_marks(self) -> None:
-        """Mark supervision (``loss.branch.marks``) needs the mark-map network, the mined triplet
+        """The mark-map network trains with the triplet or contrastive regime (its local embedding
+        has a size of its own, which the margin regimes' class centres do not take, and it has no
+        pair head); mark supervision (``loss.branch.marks``) needs that network, the mined triplet
         regime (its batches carry the masks) and no augmentation (it would move the faces but not
         their masks)."""
+        if self.model.attention == "marks" and self.loss.regime not in MARK_MAP_REGIMES:
+            raise ConfigError(f"the mark-map network (model.attention: marks) trains with loss.regime "
+                              f"{' or '.join(MARK_MAP_REGIMES)}, not {self.loss.regime}")  # fmt: skip
         if not self.loss.branch.marks:
             return
         needs = [

@@ -181,10 +181,10 @@ def _twin_auc(prefix: str, metrics: dict) -> dict:
 
 
 def check_monitor(cfg: TrainConfig, data: TrainingData) -> None:
-    """The monitored metric can be measured: there are validation pairs (with twin negatives for
-    ``val_twin_auc``), or no epoch could be told better than another."""
+    """The monitored metric can be measured: ``val_twin_auc`` needs twin negatives among the
+    validation pairs (without validation pairs, each epoch counts as the best yet, as before)."""
     if data.val is None:
-        return  # no validation: the last epoch is the best, whatever the monitor (as before)
+        return
     if cfg.monitor == "val_twin_auc" and not any(p.twins for p in data.val.pairs):
         raise ConfigError(
             f"monitor val_twin_auc needs twin negatives in the validation pairs, and {cfg.data.val_pairs} has none "
