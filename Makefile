@@ -15,7 +15,8 @@ LFW_TEST_PAIRS ?= $(LFW_ROOT)/pairsDevTest.txt
 # setup installs .venv's kernel spec, and JUPYTER_PATH puts it first for every command below.
 export JUPYTER_PATH := $(CURDIR)/$(VENV)/share/jupyter
 
-.PHONY: setup browser lint test test-fast screenshot reproduce data grid lfw losses twins twins-data notebook clean
+.PHONY: setup browser lint test test-fast screenshot reproduce data grid lfw losses twins twins-data notebook clean \
+	serve-model container-deps container-base container container-smoke
 
 setup: $(STAMP)
 
@@ -114,6 +115,53 @@ data: setup
 	$(BACKBONE) data validate $(SYNTH_DIR) --pairs files/synthetic_train_pairs.tsv --pairs files/synthetic_val_pairs.tsv --pairs files/synthetic_test_pairs.tsv
 	# The synthetic faces are already aligned: cache centre crops at the default model size.
 	$(BACKBONE) data align $(SYNTH_DIR) --detector none --size 112
+
+# A trained model behind HTTP (README: "Serve a model"). SERVE_MODEL is exported to ONNX beside
+# build/container/; `make container` builds the service's image (container/Dockerfile: ONNX
+# Runtime, no PyTorch, a non-root user), `make container-smoke` runs it and calls it.
+# No image registry is reachable here: `make container-base` makes the Debian base image with
+# debootstrap (as root) and podman imports it; with a registry, CONTAINER_BASE can be
+# docker.io/library/python:3.11-slim-bookworm and CONTAINER=docker works as well.
+SERVE_MODEL     ?= experiments/twins/runs/marks-s0/best.ckpt
+CONTAINER       ?= podman
+CONTAINER_IMAGE ?= localhost/backbone-serve:latest
+CONTAINER_BASE  ?= localhost/debian-bookworm-python:local
+CA_BUNDLE       ?= /etc/ssl/certs/ca-certificates.crt
+comma := ,
+# a TLS-intercepting proxy's CA for pip in the build (a build secret: not kept in the image)
+CA_SECRET       := $(if $(wildcard $(CA_BUNDLE)),--secret id=cacert$(comma)src=$(CA_BUNDLE))
+SMOKE_PAIR      ?= data/synthetic/solo000/solo000_0001.png data/synthetic/solo000/solo000_0002.png
+ifeq ($(CONTAINER),podman)
+# This machine's quirks: no CAP_SYS_RESOURCE (podman's default rlimits are refused), hybrid
+# cgroups (crun refuses them; runc works). Harmless elsewhere.
+export CONTAINERS_CONF := $(CURDIR)/build/containers.conf
+endif
+
+serve-model: setup
+	@test -f $(SERVE_MODEL) || { echo "$(SERVE_MODEL) is missing: \`make twins\` trains it, or pass SERVE_MODEL=CHECKPOINT"; exit 1; }
+	$(BACKBONE) export --checkpoint $(SERVE_MODEL) --format onnx --out build/container/model.onnx
+
+container-deps:
+	@command -v $(CONTAINER) >/dev/null && command -v debootstrap >/dev/null && command -v iptables >/dev/null || \
+	DEBIAN_FRONTEND=noninteractive apt-get install -y podman debootstrap uidmap slirp4netns passt fuse-overlayfs runc netavark aardvark-dns iptables
+
+build/containers.conf:
+	mkdir -p build
+	nofile=$$(ulimit -Hn); [ "$$nofile" = unlimited ] && nofile=1048576; \
+	nproc=$$(bash -c 'ulimit -Hu'); { [ "$$nproc" = unlimited ] || [ $$nproc -gt 32768 ]; } && nproc=32768; \
+	printf '%s\n' '[containers]' "default_ulimits = [\"nofile=$$nofile:$$nofile\", \"nproc=$$nproc:$$nproc\"]" \
+	  '[network]' 'network_backend = "netavark"' '[engine]' 'runtime = "runc"' 'cgroup_manager = "cgroupfs"' > $@
+
+container-base: container-deps build/containers.conf
+	IMAGE=$(CONTAINER_BASE) ROOTFS=$(CURDIR)/build/base-rootfs container/mkbase.sh
+
+container: serve-model $(if $(filter podman,$(CONTAINER)),build/containers.conf)
+	$(CONTAINER) build --pull=never --build-arg BASE=$(CONTAINER_BASE) \
+	  $(CA_SECRET) -f container/Dockerfile -t $(CONTAINER_IMAGE) .
+	$(CONTAINER) image ls $(CONTAINER_IMAGE)
+
+container-smoke: container
+	CONTAINER=$(CONTAINER) IMAGE=$(CONTAINER_IMAGE) container/smoke.sh $(SMOKE_PAIR)
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -68,3 +68,18 @@ def test_saving_the_same_figure_twice_gives_the_same_bytes(tmp_path):
     a = save_figure(plot_roc({"a": m}), tmp_path / "a")
     b = save_figure(plot_roc({"a": m}), tmp_path / "b")
     assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
+
+
+def test_png_preview_keeps_the_size_in_a_palette_and_is_smaller_for_photos(tmp_path):
+    import io
+
+    from PIL import Image
+
+    from backbone.plots import png_preview
+
+    photo = np.random.default_rng(0).integers(0, 256, (120, 200, 3), dtype=np.uint8)  # noise: every colour
+    Image.fromarray(photo).save(tmp_path / "f.png")
+    preview = png_preview(tmp_path / "f.png", colours=64)
+    with Image.open(io.BytesIO(preview)) as img:
+        assert img.size == (200, 120) and img.mode == "P" and len(img.getcolors()) <= 64
+    assert len(preview) < (tmp_path / "f.png").stat().st_size / 2

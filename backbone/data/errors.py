@@ -45,6 +45,14 @@ class ImageReadError(DataError):
         super().__init__(f"cannot read image {path}: {reason}")
 
 
+class NoFaceError(DataError):
+    """An image in which no face was found, under the ``report`` policy."""
+
+
+class ImageTooLarge(ImageReadError):
+    """An image of more pixels than ``backbone.data.images.max_image_pixels()`` (a decompression bomb)."""
+
+
 class MissingInput(DataError, FileNotFoundError):
     """Something a notebook or command needs does not exist yet. The message is one sentence:
     what is missing and what makes it. Jupyter shows it as that sentence rather than a traceback

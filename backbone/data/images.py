@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from backbone.data.errors import DataError, ImageReadError, Problem
+from backbone.data.errors import DataError, ImageReadError, ImageTooLarge, Problem
 
 IMAGE_EXTENSIONS: frozenset[str] = frozenset({".jpg", ".jpeg", ".png", ".pgm", ".gif", ".bmp"})
 DEFAULT_MAX_IMAGE_PIXELS = 40_000_000  # 120 MB as 8-bit RGB; a face photo needs far less
@@ -122,7 +122,7 @@ def _opened(source: io.IOBase, name: str | Path) -> Iterator[Image.Image]:
     except DataError:
         raise  # ours (from _bound): already says why
     except Image.DecompressionBombError as exc:  # PIL's own limit (twice its MAX_IMAGE_PIXELS), met at open
-        raise ImageReadError(name, too_large(exc)) from None
+        raise ImageTooLarge(name, too_large(exc)) from None
     except UnidentifiedImageError:
         raise ImageReadError(name, "not a recognised image format (corrupt?)") from None
     except (OSError, SyntaxError, ValueError) as exc:
@@ -141,7 +141,7 @@ def _bound(img: Image.Image, name: str | Path) -> None:
             if reduced[0] * reduced[1] <= limit:
                 img.draft(img.mode, reduced)
                 return
-    raise ImageReadError(name, too_large(width * height, f"{width}x{height} is "))
+    raise ImageTooLarge(name, too_large(width * height, f"{width}x{height} is "))
 
 
 def too_large(pixels: int | Image.DecompressionBombError, size: str = "") -> str:
@@ -153,6 +153,20 @@ def too_large(pixels: int | Image.DecompressionBombError, size: str = "") -> str
         f"{size}{pixels / 1e6:.0f} megapixels, above the limit of {max_image_pixels() / 1e6:g} "
         "(BACKBONE_MAX_IMAGE_PIXELS; a decompression bomb or a needlessly large photo)"
     )
+
+
+def center_box(size: tuple[int, int], fraction: float = 1.0) -> tuple[int, int, int, int]:
+    """The central square (``fraction`` of the shorter side) of an image of ``size`` (width,
+    height): ``(left, top, right, bottom)`` in pixels."""
+    width, height = size
+    side = min(width, height) * fraction
+    left, top = (width - side) / 2, (height - side) / 2
+    return tuple(round(v) for v in (left, top, left + side, top + side))
+
+
+def center_crop(img: Image.Image, size: int, fraction: float = 1.0) -> np.ndarray:
+    """The central square (``fraction`` of the shorter side) resized to ``size``: HxWx3 uint8."""
+    return np.array(img.crop(center_box(img.size, fraction)).resize((size, size), Image.BILINEAR), dtype=np.uint8)
 
 
 def load_rgb_array(path: str | Path) -> np.ndarray:

@@ -14,7 +14,6 @@ import json
 import math
 import platform
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from backbone.plots import (
     plot_score_histograms,
     save_figure,
 )
+from backbone.provenance import code_commit
 from backbone.training.config import TrainConfig
 
 COLUMNS = [
@@ -350,13 +350,7 @@ def environment() -> dict:
     import sklearn
     import torch
 
-    try:
-        code = ["status", "--porcelain", "--", "backbone", "notebooks", "pyproject.toml"]  # what makes results
-        git = [subprocess.run(["git", *args], capture_output=True, text=True, check=True).stdout.strip()
-               for args in (["rev-parse", "--short", "HEAD"], code)]  # fmt: skip
-        commit = git[0] + ("-dirty" if git[1] else "")  # made by code with uncommitted changes
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
+    commit = code_commit()
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from backbone.data.images import center_crop
 from backbone.devices import default_device
 
 ALIGN_VERSION = 1
@@ -72,14 +73,6 @@ class AlignConfig:
         settings = {k: v for k, v in asdict(self).items() if k not in unused}
         text = json.dumps({"version": ALIGN_VERSION, **settings}, sort_keys=True)
         return f"{self.detector}-{self.size}px-" + hashlib.sha1(text.encode()).hexdigest()[:10]
-
-
-def center_crop(img: Image.Image, size: int, fraction: float = 1.0) -> np.ndarray:
-    """The central square (``fraction`` of the shorter side) resized to ``size``: HxWx3 uint8."""
-    side = min(img.size) * fraction
-    left, top = (img.width - side) / 2, (img.height - side) / 2
-    box = tuple(round(v) for v in (left, top, left + side, top + side))
-    return np.array(img.crop(box).resize((size, size), Image.BILINEAR), dtype=np.uint8)
 
 
 @dataclass

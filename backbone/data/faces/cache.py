@@ -43,7 +43,7 @@ from torchvision.transforms.v2.functional import resize
 from tqdm.auto import tqdm
 
 from backbone.atomic import atomic_path, atomic_write_json
-from backbone.data.errors import DataError, DataWarning, ImageReadError, Problem
+from backbone.data.errors import DataError, DataWarning, ImageReadError, NoFaceError, Problem
 from backbone.data.faces.align import (
     FACE,
     FALLBACK,
@@ -75,10 +75,6 @@ def file_digest(path: str | Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-class NoFaceError(DataError):
-    """An image in which no face was found, under the ``report`` policy."""
 
 
 @dataclass(frozen=True)

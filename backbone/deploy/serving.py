@@ -1,0 +1,77 @@
+"""``backbone serve`` (and ``python -m backbone.deploy serve``): the verification service on a
+model file or a checkpoint, until interrupted.
+
+Nothing here imports PyTorch: an ONNX model is served without it (the container does).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from backbone.data.errors import DataError
+from backbone.paths import cli_path
+
+
+def register_serve(commands: argparse._SubParsersAction) -> None:
+    from backbone.deploy.service import API_KEY_ENV, API_KEY_HEADER, ServiceSettings
+
+    defaults = ServiceSettings()
+    p = commands.add_parser("serve", help="a verification service (FastAPI) for an exported model or a checkpoint",
+                            description=cmd_serve.__doc__)  # fmt: skip
+    p.add_argument("--model", required=True, type=cli_path, metavar="FILE_OR_CHECKPOINT",
+                   help="an exported .onnx or TorchScript file (its sidecar beside it), or a checkpoint (.ckpt)")  # fmt: skip
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--threshold", type=float, help="SAME at or above it (default: the model's validation-chosen one)")
+    p.add_argument("--no-face", choices=("report", "fallback"), default="report",
+                   help="an image without a face: refuse it with 422 (report), or use its centre crop (fallback)")  # fmt: skip
+    p.add_argument("--api-key", help=f"require this key in the {API_KEY_HEADER} header (better: set ${API_KEY_ENV}, "
+                   "which no process listing shows)")  # fmt: skip
+    p.add_argument(
+        "--max-upload-mb", type=float, default=defaults.max_upload_bytes / (1 << 20), help="largest image upload"
+    )
+    p.add_argument("--max-batch", type=int, default=defaults.max_batch, help="most images in one forward pass")
+    p.add_argument("--batch-window-ms", type=float, default=defaults.batch_window * 1000,
+                   help="how long a forward pass waits for requests still decoding their images")  # fmt: skip
+    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    p.set_defaults(func=cmd_serve)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Serve POST /verify, POST /embed, GET /health and GET /version (OpenAPI docs at /docs) until
+    interrupted. The model loads once; images are aligned as in training; requests that arrive
+    together share a forward pass."""
+    import uvicorn
+
+    from backbone.deploy.runtime import FaceModel, load_engine
+    from backbone.deploy.service import API_KEY_ENV, ServiceSettings, create_app
+
+    settings = ServiceSettings(
+        api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
+        max_upload_bytes=int(args.max_upload_mb * (1 << 20)),
+        max_batch=args.max_batch,
+        batch_window=args.batch_window_ms / 1000,
+    )
+    model = FaceModel(load_engine(args.model), args.threshold, args.no_face)
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s: %(name)s: %(message)s")
+    print(f"serving {model.sidecar.file} ({model.engine.backend}), threshold {model.threshold:.4f} "
+          f"({model.threshold_source}), API key {'required' if settings.api_key else 'off'}, "
+          f"on http://{args.host}:{args.port} (docs at /docs)", flush=True)  # fmt: skip
+    uvicorn.run(create_app(model, settings), host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m backbone.deploy serve ...``: the service alone, without the workbook's other
+    commands (which import PyTorch)."""
+    parser = argparse.ArgumentParser(prog="python -m backbone.deploy", description="The verification service.")
+    register_serve(parser.add_subparsers(dest="group", metavar="COMMAND", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (DataError, ValueError) as exc:
+        print(f"backbone: error: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,349 @@
+"""The verification service (backbone.deploy.service) through FastAPI's test client: every endpoint,
+every refusal as a JSON error, and the service still serving after each."""
+
+from __future__ import annotations
+
+import io
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from backbone.data.errors import NoFaceError
+from backbone.data.images import decode_rgb, load_rgb
+from backbone.deploy.export import export_model
+from backbone.deploy.runtime import Engine, FaceModel, file_sha256, load_engine
+from backbone.deploy.service import ServiceSettings, create_app
+from backbone.labels import DIFFERENT, SAME
+from backbone.models.build import ModelConfig, build_model, save_model
+
+KEY = "k3y-for-the-tests-0c4f9e"
+
+
+def make_checkpoint(path: Path, align: dict, **extra) -> Path:
+    torch.manual_seed(0)
+    config = ModelConfig(input_size=64, embedding_dim=16)
+    save_model(build_model(config, load_pretrained=False).eval(), config, path,
+               extra={"train_config": {"data": {"align": align}}, **extra})  # fmt: skip
+    return path
+
+
+def encode(pixels: np.ndarray, fmt: str = "PNG") -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, fmt)
+    return buf.getvalue()
+
+
+def noise(size: int = 64, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
+
+
+GREY = encode(np.full((120, 160, 3), 128, np.uint8))
+
+
+@pytest.fixture(scope="module")
+def onnx_file(tmp_path_factory) -> Path:
+    """An exported ONNX model: centre crops at 64 px, validation threshold 0.7."""
+    base = tmp_path_factory.mktemp("service")
+    ckpt = make_checkpoint(base / "m.ckpt", {"size": 64, "detector": "none"}, val_threshold=0.7)
+    export_model(ckpt, "onnx", base / "m.onnx")
+    return base / "m.onnx"
+
+
+@pytest.fixture(scope="module")
+def model(onnx_file) -> FaceModel:
+    return FaceModel(load_engine(onnx_file))
+
+
+@pytest.fixture(scope="module")
+def mtcnn_model(tmp_path_factory) -> FaceModel:
+    """A checkpoint aligned by MTCNN, as trained on photos."""
+    ckpt = make_checkpoint(tmp_path_factory.mktemp("mtcnn") / "mtcnn.ckpt", {"size": 64, "detector": "mtcnn"})
+    return FaceModel(load_engine(ckpt))
+
+
+@pytest.fixture(scope="module")
+def faces(tiny_synth) -> list[bytes]:
+    """Two face images of different people, as PNG bytes."""
+    return [(tiny_synth / person / f"{person}_0001.png").read_bytes() for person in ("twin000a", "solo000")]
+
+
+@pytest.fixture(scope="module")
+def detected(tiny_synth, mtcnn_model) -> bytes:
+    """A synthetic face that MTCNN finds."""
+    for path in sorted(tiny_synth.glob("*/*.png")):
+        try:
+            mtcnn_model.face(load_rgb(path), path.name)
+        except NoFaceError:
+            continue
+        return path.read_bytes()
+    pytest.fail("MTCNN finds no face in the synthetic set")
+
+
+def serve(model: FaceModel, **settings) -> TestClient:
+    return TestClient(create_app(model, ServiceSettings(**settings)))
+
+
+def pair(a: bytes, b: bytes, kind_a: str = "image/png", kind_b: str = "image/png") -> dict:
+    return {"image_a": ("a.png", a, kind_a), "image_b": ("b.png", b, kind_b)}
+
+
+def assert_error(response, status: int, code: str, field: str | None = None, says: str = "") -> dict:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert (body["error"], body["field"]) == (code, field) and says in body["message"]
+    return body
+
+
+def assert_still_serving(client: TestClient, a: bytes, b: bytes, headers: dict | None = None) -> None:
+    response = client.post("/verify", files=pair(a, b), headers=headers)
+    assert response.status_code == 200, response.text
+    assert len(response.json()["faces"]) == 2
+
+
+def test_health(model):
+    with serve(model) as client:
+        assert client.get("/health").json() == {"status": "ok"}
+
+
+def test_version_names_the_model_its_threshold_and_backend(model, onnx_file, faces):
+    with serve(model) as client:
+        before = client.get("/version").json()
+        client.post("/verify", files=pair(*faces))
+        after = client.get("/version").json()
+    assert before["model"]["file"] == "m.onnx" and before["model"]["format"] == "onnx"
+    assert before["model"]["backend"] == "onnxruntime" and before["model"]["sha256"] == file_sha256(onnx_file)
+    assert (before["threshold"], before["threshold_source"]) == (0.7, "validation")
+    assert before["model"]["alignment"]["detector"] == "none" and before["model"]["embedding_dim"] == 16
+    assert after["embedded"] == before["embedded"] + 2 and after["batches"] == before["batches"] + 1
+
+
+def test_verify_scores_as_the_model_does(model, faces):
+    with serve(model) as client:
+        response = client.post("/verify", files=pair(*faces))
+    assert response.status_code == 200, response.text
+    result = response.json()
+    a, b = (model.face(decode_rgb(data, "x"), "x") for data in faces)
+    want = model.score(model.embed([a.crop]), model.embed([b.crop]))[0]
+    assert result["similarity"] == pytest.approx(want, abs=1e-5) and result["threshold"] == 0.7
+    assert result["same"] == (SAME if result["similarity"] >= 0.7 else DIFFERENT)
+    assert result["verdict"] == {SAME: "same", DIFFERENT: "different"}[result["same"]]
+    assert result["faces"] == [{"box": [0.0, 0.0, 64.0, 64.0], "detector": "none", "prob": None}] * 2
+
+
+def test_verify_says_same_at_the_threshold_and_different_above_it(model, faces):
+    with serve(model) as client:
+        similarity = client.post("/verify", files=pair(*faces)).json()["similarity"]
+    just_above = float(np.nextafter(similarity, 2.0))
+    for threshold, same, verdict in [(similarity, SAME, "same"), (just_above, DIFFERENT, "different")]:
+        with serve(FaceModel(model.engine, threshold=threshold)) as client:
+            result = client.post("/verify", files=pair(*faces)).json()
+        assert (result["similarity"], result["same"], result["verdict"]) == (similarity, same, verdict)
+
+
+def test_the_same_image_twice_is_the_same_person(model, faces):
+    with serve(model) as client:
+        result = client.post("/verify", files=pair(faces[0], faces[0])).json()
+    assert result["similarity"] == pytest.approx(1.0, abs=1e-5) and result["verdict"] == "same"
+
+
+def test_embed_gives_a_unit_embedding_of_the_models_dimension(model, faces):
+    with serve(model) as client:
+        response = client.post("/embed", files={"image": ("a.png", faces[0], "image/png")})
+    assert response.status_code == 200, response.text
+    result = response.json()
+    embedding = np.array(result["embedding"])
+    assert result["dim"] == len(embedding) == 16 and np.linalg.norm(embedding) == pytest.approx(1.0, abs=1e-5)
+    want = model.embed([model.face(decode_rgb(faces[0], "x"), "x").crop])[0]
+    assert np.abs(embedding - want).max() < 1e-5
+    assert result["face"] == {"box": [0.0, 0.0, 64.0, 64.0], "detector": "none", "prob": None}
+
+
+def test_octet_stream_parts_are_accepted(model, faces):
+    """curl -F sends a part without a known extension as application/octet-stream."""
+    with serve(model) as client:
+        response = client.post("/verify", files=pair(*faces, "application/octet-stream", "image/jpeg"))
+    assert response.status_code == 200, response.text
+
+
+def test_docs_and_openapi_are_reachable(model):
+    with serve(model) as client:
+        docs, schema = client.get("/docs"), client.get("/openapi.json")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+    assert {"/verify", "/embed", "/health", "/version"} <= set(schema.json()["paths"])
+
+
+TRUNCATED_JPEG = encode(noise(), "JPEG")[:400]
+TRUNCATED_PNG = encode(noise())[:6000]
+
+
+@pytest.mark.parametrize(
+    "part, status, code, says",
+    [
+        (("a.jpg", b"hello, I am not a picture", "image/jpeg"), 400, "unreadable-image", "a.jpg"),
+        (("a.jpg", TRUNCATED_JPEG, "image/jpeg"), 400, "unreadable-image", "a.jpg"),
+        (("a.png", TRUNCATED_PNG, "image/png"), 400, "unreadable-image", "a.png"),
+        (("a.png", b"", "image/png"), 400, "unreadable-image", "zero-byte"),
+        (("a.png", b"plain words", "text/plain"), 415, "unsupported-media-type", "text/plain"),
+    ],
+    ids=["not-an-image", "truncated-jpeg", "truncated-png", "empty", "text-part"],
+)
+def test_a_bad_image_is_refused_naming_its_field_and_the_service_goes_on(model, faces, part, status, code, says):
+    with serve(model) as client:
+        response = client.post("/verify", files={"image_a": part, "image_b": ("b.png", faces[1], "image/png")})
+        body = assert_error(response, status, code, "image_a", says)
+        assert "image_a" in body["message"]
+        assert_still_serving(client, *faces)
+
+
+def test_an_image_without_a_face_is_refused_for_an_mtcnn_model(mtcnn_model, detected):
+    with serve(mtcnn_model) as client:
+        assert_error(client.post("/embed", files={"image": ("wall.png", GREY, "image/png")}),
+                     422, "no-face", "image", "no face found in image (wall.png) by mtcnn")  # fmt: skip
+        assert_error(client.post("/verify", files=pair(detected, GREY)), 422, "no-face", "image_b")
+        assert_still_serving(client, detected, detected)
+
+
+def test_an_image_without_a_face_is_its_centre_under_the_fallback_policy(mtcnn_model, detected):
+    fallback = FaceModel(mtcnn_model.engine, no_face="fallback")
+    with serve(fallback) as client:
+        result = client.post("/verify", files=pair(detected, GREY)).json()
+    assert [f["detector"] for f in result["faces"]] == ["mtcnn", "fallback"]
+    assert result["faces"][1]["box"] == [20.0, 0.0, 140.0, 120.0]
+
+
+def bomb(side: int) -> bytes:
+    """A ``side`` x ``side`` PNG of one colour: tens of kB on the wire, hundreds of MB decoded."""
+    buf = io.BytesIO()
+    Image.new("1", (side, side)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+# 64 megapixels: over the service's limit (40); 400: over Pillow's own too, refused as the file opens
+@pytest.mark.parametrize("side, says", [(8000, "8000x8000 is 64 megapixels"), (20000, "400 megapixels")])
+def test_a_decompression_bomb_is_refused_before_it_is_decoded(model, faces, side, says):
+    data = bomb(side)
+    assert len(data) < 100_000
+    with serve(model) as client:
+        response = client.post("/verify", files=pair(faces[0], data))
+        assert_error(response, 413, "image-too-large", "image_b", says)
+        assert_still_serving(client, *faces)
+
+
+def test_an_image_over_the_pixel_limit_is_refused(model, faces, monkeypatch):
+    monkeypatch.setenv("BACKBONE_MAX_IMAGE_PIXELS", "4000")  # a 64 x 64 face has 4096
+    with serve(model) as client:
+        assert_error(client.post("/verify", files=pair(*faces)), 413, "image-too-large", "image_a", "BACKBONE_MAX_IMAGE_PIXELS")  # fmt: skip
+        monkeypatch.delenv("BACKBONE_MAX_IMAGE_PIXELS")
+        assert_still_serving(client, *faces)
+
+
+def test_an_upload_over_the_size_limit_is_refused(model, faces):
+    big = encode(noise(96))  # ~27 kB of incompressible pixels
+    assert len(big) > 20_000 > max(len(f) for f in faces)
+    with serve(model, max_upload_bytes=20_000) as client:
+        assert_error(client.post("/verify", files=pair(big, faces[1])), 413, "upload-too-large", "image_a", "image_a")
+        assert_still_serving(client, *faces)
+
+
+def test_a_request_body_over_its_limit_is_a_json_error(model, faces):
+    with serve(model, max_upload_bytes=20_000) as client:
+        # each part under the per-file limit, the whole body over 2 x 20 kB + 64 kB
+        response = client.post("/verify", files=pair(*faces), data={"padding": "x" * 200_000})
+        assert_error(response, 413, "upload-too-large", None, "request body")
+        assert_still_serving(client, *faces)
+
+
+def test_a_request_body_over_its_limit_is_refused_with_413(model, faces):
+    with serve(model, max_upload_bytes=20_000) as client:
+        response = client.post("/verify", files=pair(*faces), data={"padding": "x" * 200_000})
+        assert response.status_code == 413
+        assert_still_serving(client, *faces)
+
+
+@pytest.mark.parametrize(
+    "request_kwargs, says",
+    [({"json": {"image_a": "a.png", "image_b": "b.png"}}, "application/json"),
+     ({"data": {"image_a": "a.png", "image_b": "b.png"}}, "application/x-www-form-urlencoded")],
+    ids=["json", "form"],
+)  # fmt: skip
+def test_a_request_that_is_not_multipart_is_refused(model, faces, request_kwargs, says):
+    with serve(model) as client:
+        assert_error(client.post("/verify", **request_kwargs), 415, "unsupported-media-type", None, says)
+        assert_still_serving(client, *faces)
+
+
+def test_a_missing_field_is_named(model, faces):
+    with serve(model) as client:
+        response = client.post("/verify", files={"image_a": ("a.png", faces[0], "image/png")})
+        assert_error(response, 422, "missing-field", "image_b", "missing field 'image_b'")
+        assert_error(client.post("/embed", files={"picture": ("a.png", faces[0], "image/png")}),
+                     422, "missing-field", "image")  # fmt: skip
+        assert_still_serving(client, *faces)
+
+
+def test_unknown_paths_and_methods_are_json_errors(model):
+    with serve(model) as client:
+        assert_error(client.get("/nowhere"), 404, "not-found")
+        assert_error(client.get("/verify"), 405, "method-not-allowed")
+
+
+class Flaky(Engine):
+    """An engine that fails while ``broken`` is set."""
+
+    backend = "flaky"
+
+    def __init__(self, engine: Engine):
+        super().__init__(engine.sidecar, engine.source)
+        self.engine, self.broken = engine, True
+
+    def embed(self, faces):
+        if self.broken:
+            raise RuntimeError("out of memory, say")
+        return self.engine.embed(faces)
+
+
+def test_a_failing_model_is_a_500_json_error_and_the_service_recovers(model, faces):
+    engine = Flaky(model.engine)
+    with TestClient(create_app(FaceModel(engine)), raise_server_exceptions=False) as client:
+        assert_error(client.post("/verify", files=pair(*faces)), 500, "internal-error", None, "RuntimeError")
+        engine.broken = False
+        assert_still_serving(client, *faces)
+
+
+def test_the_api_key_is_required_except_for_health_and_docs(model, faces):
+    right, wrong = {"X-API-Key": KEY}, {"X-API-Key": "guess"}
+    with serve(model, api_key=KEY) as client:
+        for headers in (None, wrong):
+            assert_error(client.post("/verify", files=pair(*faces), headers=headers), 401, "unauthorized")
+            assert_error(client.post("/embed", files={"image": ("a.png", faces[0], "image/png")}, headers=headers),
+                         401, "unauthorized")  # fmt: skip
+            assert_error(client.get("/version", headers=headers), 401, "unauthorized", None, "X-API-Key")
+        assert client.get("/health").status_code == 200
+        assert client.get("/docs").status_code == 200 and client.get("/openapi.json").status_code == 200
+        assert client.get("/version", headers=right).status_code == 200
+        assert_still_serving(client, *faces, headers=right)
+
+
+def test_the_api_key_is_in_no_log_record_and_no_response(model, faces, caplog):
+    caplog.set_level(logging.DEBUG)
+    right = {"X-API-Key": KEY}
+    responses = []
+    with serve(model, api_key=KEY) as client:
+        responses.append(client.post("/verify", files=pair(*faces), headers=right))
+        responses.append(client.post("/verify", files=pair(b"junk", faces[1]), headers=right))
+        responses.append(client.post("/verify", files=pair(*faces), headers={"X-API-Key": KEY[:-1]}))
+        responses.append(client.post("/embed", files={"image": ("a.png", faces[0], "image/png")}, headers=right))
+        responses += [client.get(path, headers=right) for path in ("/version", "/health", "/openapi.json", "/nope")]
+    assert [r.status_code for r in responses] == [200, 400, 401, 200, 200, 200, 200, 404]
+    assert caplog.records  # the refusals are logged
+    for record in caplog.records:
+        assert KEY not in record.getMessage() and KEY not in (record.exc_text or "")
+    for response in responses:
+        assert KEY not in response.text and KEY not in str(response.headers)
+    assert KEY not in repr(ServiceSettings(api_key=KEY))
