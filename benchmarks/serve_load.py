@@ -104,8 +104,15 @@ class Server:
         self.log.close()
 
 
-async def load(url: str, pairs: list, concurrency: int, requests: int, limit: float) -> dict:
-    """``requests`` verifies from ``concurrency`` clients (stopping after ``limit`` seconds)."""
+async def load(
+    url: str, pairs: list, concurrency: int, requests: int, limit: float, server_pid: int | None = None
+) -> dict:
+    """``requests`` verifies from ``concurrency`` clients (stopping after ``limit`` seconds), and
+    the CPU time the client and the server took meanwhile (in cores: 2 is all of this machine)."""
+    import psutil
+
+    server = psutil.Process(server_pid) if server_pid else None
+    cpu = (time.process_time(), sum(server.cpu_times()[:2]) if server else 0.0)
     latencies: list[float] = []
     errors: list[str] = []
     todo = iter(range(requests))
@@ -132,10 +139,13 @@ async def load(url: str, pairs: list, concurrency: int, requests: int, limit: fl
         await asyncio.gather(*(client(http) for _ in range(concurrency)))
         wall = time.perf_counter() - start
     ms = np.array(latencies) * 1000
+    client_cores = (time.process_time() - cpu[0]) / wall
+    server_cores = (sum(server.cpu_times()[:2]) - cpu[1]) / wall if server else None
     after = httpx.get(url + "/version").json()
     return {"concurrency": concurrency, "images_per_forward": (after["embedded"] - before["embedded"]) / max(1, after["batches"] - before["batches"]), "requests": len(latencies), "seconds": round(wall, 2),
             "requests_per_s": len(latencies) / wall, "p50_ms": float(np.percentile(ms, 50)),
             "p95_ms": float(np.percentile(ms, 95)), "p99_ms": float(np.percentile(ms, 99)),
+            "client_cores": round(client_cores, 2), "server_cores": None if server_cores is None else round(server_cores, 2),
             "errors": len(errors), "first_errors": errors[:3], "stopped_by_time_limit": len(latencies) < requests}  # fmt: skip
 
 
@@ -184,12 +194,12 @@ def plot(results: dict, out: Path) -> None:
 def table(results: dict) -> str:
     raw = results["raw_model"]
     lines = [
-        "| backend | clients | verifies/s | p50 ms | p95 ms | p99 ms | errors | images a forward pass |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| backend | clients | verifies/s | p50 ms | p95 ms | p99 ms | errors | images a forward pass | CPU cores: server, client |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for backend, rows in results["backends"].items():
         lines += [f"| {backend} | {r['concurrency']} | {r['requests_per_s']:.1f} | {r['p50_ms']:.1f} | {r['p95_ms']:.1f} | "
-                  f"{r['p99_ms']:.1f} | {r['errors']} | {r['images_per_forward']:.1f} |" for r in rows]  # fmt: skip
+                  f"{r['p99_ms']:.1f} | {r['errors']} | {r['images_per_forward']:.1f} | {r['server_cores']:.2f}, {r['client_cores']:.2f} |" for r in rows]  # fmt: skip
     g = results["goals"]
     lines += ["", f"Raw model (ONNX Runtime, same run): {raw['embeddings_per_s_batch32']:.0f} embeddings/s at batch 32, "
               f"{raw['single_pair_ms']:.2f} ms a pair. Throughput at 16 clients (ONNX Runtime): {g['throughput_16']:.1f} "
@@ -218,7 +228,7 @@ def main() -> None:
         for backend, model in (("ONNX Runtime", onnx), ("PyTorch", args.checkpoint)):
             with Server(model) as server:
                 asyncio.run(load(server.url, pairs, 4, 40, 60))  # warm-up
-                backends[backend] = [asyncio.run(load(server.url, pairs, c, args.requests, args.time_limit))
+                backends[backend] = [asyncio.run(load(server.url, pairs, c, args.requests, args.time_limit, server.proc.pid))
                                      for c in CONCURRENCY]  # fmt: skip
                 print(f"{backend}: {[round(r['requests_per_s'], 1) for r in backends[backend]]} verifies/s", flush=True)
     onnx_rows = {r["concurrency"]: r for r in backends["ONNX Runtime"]}

@@ -170,3 +170,10 @@ def test_an_mtcnn_model_where_pytorch_is_missing_is_refused_saying_why(checkpoin
     with pytest.raises(DataError, match="aligned by mtcnn, which needs PyTorch and facenet-pytorch"):
         FaceModel(engine)
     FaceModel(load_engine(checkpoints["none"]))  # a centre-crop model needs neither
+
+
+def test_a_pair_head_checkpoint_is_not_served(tmp_path):
+    config = ModelConfig(input_size=64, embedding_dim=16, pair_head=True)
+    save_model(build_model(config, load_pretrained=False), config, tmp_path / "head.ckpt")
+    with pytest.raises(ValueError, match="pair head.*nor the service"):
+        load_engine(tmp_path / "head.ckpt")

@@ -13,7 +13,7 @@ its validation pairs (or the model's fixed one, and which), the model configurat
 checkpoint's digest and the commit of the code. ``backbone.deploy.runtime`` reads it back.
 
 Both files are written atomically. A model with a pair head scores pairs with the head, not with
-a distance of embeddings: it is refused (serve its checkpoint instead).
+a distance of embeddings: it is refused, by the export and by the service alike.
 """
 
 from __future__ import annotations
@@ -72,8 +72,8 @@ def checkpoint_embedder(checkpoint: str | Path) -> tuple[FaceEmbedder, Sidecar]:
     if model.pair_head is not None:
         raise ValueError(
             f"{checkpoint}: this model scores pairs with its pair head, not with a distance of embeddings, "
-            "so an embedding network alone cannot reproduce its scores: serve the checkpoint itself "
-            "(backbone serve --model CHECKPOINT)"
+            "so neither an exported embedding network nor the service can reproduce its scores; "
+            "`backbone verify --checkpoint` and `backbone evaluate` score it in Python"
         )
     align = checkpoint_align_config(ckpt, config.image_size, checkpoint)
     threshold, source = ckpt.get("val_threshold"), "validation"
