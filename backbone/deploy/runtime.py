@@ -145,12 +145,10 @@ def _onnx_providers(ort) -> list[str]:
 class _TorchEngine(Engine):
     """A PyTorch module on the default device (a GPU when present)."""
 
-    def __init__(self, sidecar: Sidecar, source: Path, module):
+    def __init__(self, sidecar: Sidecar, source: Path, module, device):
         super().__init__(sidecar, source)
-        from backbone.devices import default_device
-
-        self.device = default_device()
-        self.module = module.to(self.device).eval()
+        self.device = device
+        self.module = module.to(device).eval()
 
     def embed(self, faces: np.ndarray) -> np.ndarray:
         import torch
@@ -167,13 +165,17 @@ class TorchScriptEngine(_TorchEngine):
 
         import torch
 
+        from backbone.devices import default_device
+
+        device = default_device()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated; TorchScript files still load
-                module = torch.jit.load(str(source), map_location="cpu")
+                # loaded onto the device: a frozen module's weights are constants, which .to() does not move
+                module = torch.jit.load(str(source), map_location=device)
         except Exception as exc:  # noqa: BLE001 - torch.jit.load's errors have no common type
             raise DataError(f"{source}: not a loadable TorchScript file ({type(exc).__name__}: {exc})") from None
-        super().__init__(sidecar, source, module)
+        super().__init__(sidecar, source, module, device)
 
 
 class CheckpointEngine(_TorchEngine):
@@ -183,10 +185,11 @@ class CheckpointEngine(_TorchEngine):
 
     def __init__(self, source: Path):
         from backbone.deploy.export import checkpoint_embedder
+        from backbone.devices import default_device
 
         embedder, sidecar = checkpoint_embedder(source)
         sidecar.format, sidecar.file, sidecar.sha256 = "checkpoint", source.name, sidecar.checkpoint["sha256"]
-        super().__init__(sidecar, source, embedder)
+        super().__init__(sidecar, source, embedder, default_device())
 
 
 ENGINES = {"onnx": OnnxEngine, "torchscript": TorchScriptEngine}

@@ -133,16 +133,15 @@ class BodyLimit:
 
     def __init__(self, app, limit: int, max_upload_bytes: int):
         self.app, self.limit = app, limit
-        self.error = ServiceError(413, "upload-too-large", f"the request body is over the limit of {limit / MB:g} MB "
-                                  f"(two images of at most {max_upload_bytes / MB:g} MB each)")  # fmt: skip
+        self.message = (f"the request body is over the limit of {limit / MB:g} MB "
+                        f"(two images of at most {max_upload_bytes / MB:g} MB each)")  # fmt: skip
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         length = dict(scope["headers"]).get(b"content-length", b"")
         if length.isdigit() and int(length) > self.limit:
-            e = self.error
-            return await _error(e.status_code, e.code, e.message)(scope, receive, send)
+            return await _error(413, "upload-too-large", self.message)(scope, receive, send)
         seen = 0
 
         async def counted():
@@ -150,7 +149,7 @@ class BodyLimit:
             message = await receive()
             seen += len(message.get("body", b""))
             if seen > self.limit:
-                raise self.error
+                raise ServiceError(413, "upload-too-large", self.message)
             return message
 
         await self.app(scope, counted, send)
