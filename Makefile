@@ -120,8 +120,8 @@ data: setup
 # build/container/; `make container` builds the service's image (container/Dockerfile: ONNX
 # Runtime, no PyTorch, a non-root user), `make container-smoke` runs it and calls it.
 # No image registry is reachable here: `make container-base` makes the Debian base image with
-# debootstrap (as root) and podman imports it; with a registry, CONTAINER_BASE can be
-# docker.io/library/python:3.11-slim-bookworm and CONTAINER=docker works as well.
+# debootstrap (as root) and podman imports it. With a registry, CONTAINER_BASE can be
+# docker.io/library/python:3.11-slim-bookworm, and CONTAINER=docker should do (neither tried here).
 SERVE_MODEL     ?= experiments/twins/runs/marks-s0/best.ckpt
 CONTAINER       ?= podman
 CONTAINER_IMAGE ?= localhost/backbone-serve:latest
@@ -156,7 +156,7 @@ container-base: container-deps build/containers.conf
 	IMAGE=$(CONTAINER_BASE) ROOTFS=$(CURDIR)/build/base-rootfs container/mkbase.sh
 
 container: serve-model $(if $(filter podman,$(CONTAINER)),build/containers.conf)
-	$(CONTAINER) build --pull=never --build-arg BASE=$(CONTAINER_BASE) \
+	$(CONTAINER) build $(if $(filter podman,$(CONTAINER)),--pull=never) --build-arg BASE=$(CONTAINER_BASE) \
 	  $(CA_SECRET) -f container/Dockerfile -t $(CONTAINER_IMAGE) .
 	$(CONTAINER) image ls $(CONTAINER_IMAGE)
 

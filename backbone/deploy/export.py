@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from facenet_pytorch import fixed_image_standardization
 from torch import nn
 
 from backbone import __version__
@@ -61,7 +62,7 @@ class FaceEmbedder(nn.Module):
         x = faces.float()
         if x.shape[-1] != self.image_size or x.shape[-2] != self.image_size:
             x = F.interpolate(x, size=(self.image_size, self.image_size), mode="bilinear", antialias=True)
-        return self.model.embed((x - 127.5) / 128.0)
+        return self.model.embed(fixed_image_standardization(x))  # (x - 127.5) / 128, as training
 
 
 def checkpoint_embedder(checkpoint: str | Path) -> tuple[FaceEmbedder, Sidecar]:
@@ -98,7 +99,9 @@ def checkpoint_embedder(checkpoint: str | Path) -> tuple[FaceEmbedder, Sidecar]:
 
 
 def _example(sidecar: Sidecar, batch: int = 2) -> torch.Tensor:
-    return torch.randint(0, 256, (batch, 3, sidecar.input_size, sidecar.input_size), dtype=torch.uint8)
+    """Crops to trace with (their values do not enter the graph; the global RNG is left alone)."""
+    side = sidecar.input_size
+    return torch.randint(0, 256, (batch, 3, side, side), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
 
 
 def _write_onnx(embedder: FaceEmbedder, sidecar: Sidecar, tmp: Path) -> None:
