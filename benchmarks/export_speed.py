@@ -24,6 +24,7 @@ from timing import per_second
 
 from backbone.deploy.export import export_model
 from backbone.deploy.runtime import CheckpointEngine, load_engine
+from backbone.experiments.analysis import cpu_model
 from backbone.models.build import ModelConfig, build_model, save_model
 
 MODELS = {
@@ -31,14 +32,6 @@ MODELS = {
     "cbam": ModelConfig(attention="cbam", input_size=112),
     "dlib": ModelConfig(backbone="dlib_resnet", embedding_dim=128),
 }
-
-
-def cpu_name() -> str:
-    """The CPU's model name (Linux), else the machine type."""
-    try:
-        return next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return platform.processor() or "?"
 
 
 def fresh_checkpoint(name: str, folder: Path) -> Path:
@@ -80,7 +73,7 @@ def main() -> None:
 
     print(f"{checkpoint.name if args.checkpoint else args.model + ' (fresh weights)'}: {side} px crops; "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads), onnxruntime {onnxruntime.__version__}, "
-          f"{platform.machine()}, {cpu_name()}")  # fmt: skip
+          f"{platform.machine()}, {cpu_model()}")  # fmt: skip
     print(
         "| engine | batch 1 (embeddings/s) | vs eager | batch 32 (embeddings/s) | vs eager |\n|---|---:|---:|---:|---:|"
     )

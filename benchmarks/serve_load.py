@@ -20,12 +20,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import io
 import json
 import os
 import platform
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -37,20 +34,16 @@ from timing import per_second, seconds_per_call
 
 from backbone.atomic import atomic_write_json, atomic_write_text
 from backbone.data import load_index, read_pairs
+from backbone.data.images import decode_rgb
 from backbone.deploy.export import export_model
-from backbone.deploy.runtime import FaceModel, load_engine
+from backbone.deploy.runtime import FaceModel, as_batch, load_engine
+from backbone.deploy.serving import ServiceProcess
 from backbone.paths import project_path, project_relative
 from backbone.provenance import code_commit
 
 CONCURRENCY = (1, 4, 16)
 TWINS_CHECKPOINT = "experiments/twins/runs/marks-s0/best.ckpt"
 DATA, PAIRS = "data/synthetic", "files/synthetic_test_pairs.tsv"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def pair_bytes(n: int) -> list[tuple[tuple[str, bytes], tuple[str, bytes]]]:
@@ -68,40 +61,6 @@ def verify_request(pair) -> tuple[bytes, dict]:
         "POST", "http://x/verify", files={"image_a": (na, a, "image/png"), "image_b": (nb, b, "image/png")}
     )
     return request.read(), {"content-type": request.headers["content-type"]}
-
-
-class Server:
-    """``python -m backbone.deploy serve`` on a free port, as a context manager."""
-
-    def __init__(self, model: Path):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = tempfile.TemporaryFile()
-        command = [sys.executable, "-m", "backbone.deploy", "serve", "--model", str(model), "--port", str(self.port),
-                   "--log-level", "warning"]  # fmt: skip
-        self.proc = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ})
-
-    def __enter__(self) -> Server:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                self.log.seek(0)
-                raise RuntimeError(f"the server exited ({self.proc.returncode}):\n{self.log.read().decode()}")
-            try:
-                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("the server did not answer /health within 120 s")
-
-    def __exit__(self, *exc) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
 
 
 async def load(
@@ -152,11 +111,9 @@ async def load(
 def raw_model(onnx: Path, seconds: float) -> dict:
     """The model alone, with the engine the service uses: embeddings/s at batch 32, and the
     time of one pair (both crops in one forward pass)."""
-    from PIL import Image
 
     model = FaceModel(load_engine(onnx))
-    crops = [model.face(Image.open(io.BytesIO(b)).convert("RGB"), n).crop for pr in pair_bytes(16) for n, b in pr]
-    batch = np.stack(crops[:32]).transpose(0, 3, 1, 2)
+    batch = as_batch([model.face(decode_rgb(b, n), n).crop for pr in pair_bytes(16) for n, b in pr])
     return {"embeddings_per_s_batch32": per_second(lambda: model.engine.embed(batch), len(batch), seconds, 5),
             "single_pair_ms": 1000 * seconds_per_call(lambda: model.engine.embed(batch[:2]), seconds, 20)}  # fmt: skip
 
@@ -226,9 +183,9 @@ def main() -> None:
         raw = raw_model(onnx, args.seconds)
         backends = {}
         for backend, model in (("ONNX Runtime", onnx), ("PyTorch", args.checkpoint)):
-            with Server(model) as server:
+            with ServiceProcess(model, "--log-level", "warning") as server:
                 asyncio.run(load(server.url, pairs, 4, 40, 60))  # warm-up
-                backends[backend] = [asyncio.run(load(server.url, pairs, c, args.requests, args.time_limit, server.proc.pid))
+                backends[backend] = [asyncio.run(load(server.url, pairs, c, args.requests, args.time_limit, server.process.pid))
                                      for c in CONCURRENCY]  # fmt: skip
                 print(f"{backend}: {[round(r['requests_per_s'], 1) for r in backends[backend]]} verifies/s", flush=True)
     onnx_rows = {r["concurrency"]: r for r in backends["ONNX Runtime"]}

@@ -5,4 +5,5 @@ the verification service.
 - ``runtime``: an exported file or a checkpoint at inference time (no PyTorch needed for ONNX).
 - ``batching``: concurrent requests in one forward pass.
 - ``service``: the FastAPI app.
+- ``serving``: ``backbone serve`` (and ``python -m backbone.deploy serve``), and the service as a subprocess.
 """

@@ -212,6 +212,11 @@ def load_engine(path: str | Path) -> Engine:
     return ENGINES[sidecar.format](sidecar, path)
 
 
+def as_batch(crops: list[np.ndarray]) -> np.ndarray:
+    """An engine's input ``(N, 3, A, A)`` uint8 from aligned crops, each ``(A, A, 3)``."""
+    return np.stack(crops).transpose(0, 3, 1, 2)
+
+
 @dataclass
 class Face:
     """An aligned face: the crop (A, A, 3) uint8 and where it was found in the image."""
@@ -280,7 +285,7 @@ class FaceModel:
 
     def embed(self, crops: list[np.ndarray]) -> np.ndarray:
         """Embeddings (N, D) of aligned crops (each (A, A, 3) uint8), in one forward pass."""
-        return self.engine.embed(np.stack(crops).transpose(0, 3, 1, 2))  # (N, 3, A, A)
+        return self.engine.embed(as_batch(crops))
 
     def score(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Scores (N,) of embedding rows ``a``, ``b`` (N, D), higher = more alike."""

@@ -30,7 +30,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated
 
-import numpy as np
 from fastapi import Depends, FastAPI, File, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -43,7 +42,7 @@ from backbone import __version__
 from backbone.data.errors import DataError, ImageReadError, ImageTooLarge, NoFaceError
 from backbone.data.images import decode_rgb
 from backbone.deploy.batching import MicroBatcher
-from backbone.deploy.runtime import Face, FaceModel
+from backbone.deploy.runtime import Face, FaceModel, as_batch
 from backbone.labels import DIFFERENT, SAME
 
 log = logging.getLogger("backbone.serve")
@@ -115,11 +114,6 @@ ERRORS = {status: {"model": ErrorBody} for status in (400, 401, 413, 415, 422)}
 
 def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
     return JSONResponse(ErrorBody(error=code, message=message, field=field).model_dump(), status_code=status)
-
-
-def batch_of(faces: list[Face]) -> np.ndarray:
-    """The engine's input (N, 3, A, A) uint8 of aligned faces."""
-    return np.stack([f.crop for f in faces]).transpose(0, 3, 1, 2)
 
 
 def _digest(key: str) -> bytes:
@@ -202,7 +196,7 @@ def create_app(model: FaceModel, settings: ServiceSettings | None = None) -> Fas
         """Are the faces in two images the same person?"""
         async with batcher.reserve(2) as submit:
             faces = await asyncio.gather(face_of(image_a, "image_a"), face_of(image_b, "image_b"))
-            emb = await submit(batch_of(faces))
+            emb = await submit(as_batch([f.crop for f in faces]))
         score = float(model.score(emb[:1], emb[1:])[0])
         same = SAME if score >= model.threshold else DIFFERENT
         return VerifyResult(similarity=score, threshold=model.threshold, same=same,
@@ -213,7 +207,7 @@ def create_app(model: FaceModel, settings: ServiceSettings | None = None) -> Fas
         """The embedding of the face in one image."""
         async with batcher.reserve(1) as submit:
             face = await face_of(image, "image")
-            emb = (await submit(batch_of([face])))[0]
+            emb = (await submit(as_batch([face.crop])))[0]
         return EmbedResult(embedding=emb.tolist(), dim=len(emb), face=FaceInfo(**face.info()))
 
     @app.get("/health")

@@ -1,5 +1,6 @@
 """``backbone serve`` (and ``python -m backbone.deploy serve``): the verification service on a
-model file or a checkpoint, until interrupted.
+model file or a checkpoint, until interrupted; and :class:`ServiceProcess`, the service in a
+subprocess on a free port of 127.0.0.1 (the real-server test and the load test start it so).
 
 Nothing here imports PyTorch: an ONNX model is served without it (the container does).
 """
@@ -9,7 +10,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
+import subprocess
 import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
 
 from backbone.data.errors import DataError
 from backbone.paths import cli_path
@@ -75,3 +82,61 @@ def main(argv: list[str] | None = None) -> int:
     except (DataError, ValueError) as exc:
         print(f"backbone: error: {exc}", file=sys.stderr)
         return 1
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1 never through a proxy
+
+
+def _answers(url: str) -> bool:
+    try:
+        with _DIRECT.open(url, timeout=1) as response:
+            return response.status == 200
+    except OSError:  # refused while starting, or a timeout
+        return False
+
+
+class ServiceProcess:
+    """``python -m backbone.deploy serve --model MODEL *options`` on a free port of 127.0.0.1, as a
+    context manager: answering ``/health`` on enter (else a RuntimeError with its output), stopped
+    on exit. ``env`` adds to the environment; ``output`` holds what it printed, once it stopped."""
+
+    def __init__(self, model: str | Path, *options: str, env: dict[str, str] | None = None, timeout: float = 120):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.output = ""
+        self._log = tempfile.TemporaryFile()
+        argv = [sys.executable, "-m", "backbone.deploy", "serve", "--model", str(model),
+                "--host", "127.0.0.1", "--port", str(self.port), *options]  # fmt: skip
+        self.process = subprocess.Popen(
+            argv, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
+        self.timeout = timeout
+
+    def __enter__(self) -> ServiceProcess:
+        deadline = time.monotonic() + self.timeout
+        while not _answers(self.url + "/health"):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.__exit__()
+                raise RuntimeError(
+                    f"the service did not answer /health (exit code {self.process.returncode}):\n{self.output}"
+                )
+            time.sleep(0.2)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.seek(0)
+        self.output = self._log.read().decode(errors="replace")
+        self._log.close()

@@ -329,7 +329,7 @@ def _version(distribution: str) -> str | None:
         return None
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     """The CPU's name from ``/proc/cpuinfo`` (Linux), else what ``platform`` says."""
     info = Path("/proc/cpuinfo")
     lines = info.read_text().splitlines() if info.is_file() else []
@@ -373,7 +373,7 @@ def environment() -> dict:
         "processor": platform.processor() or "unknown",
         # what decides a CPU run's numbers beyond the versions: the CPU, the instruction set
         # PyTorch's kernels and oneDNN dispatch to, the thread count, deterministic algorithms
-        "cpu_model": _cpu_model(),
+        "cpu_model": cpu_model(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "onednn": _onednn_version(),
         "cpu_threads": torch.get_num_threads(),
