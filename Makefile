@@ -15,7 +15,8 @@ LFW_TEST_PAIRS ?= $(LFW_ROOT)/pairsDevTest.txt
 # setup installs .venv's kernel spec, and JUPYTER_PATH puts it first for every command below.
 export JUPYTER_PATH := $(CURDIR)/$(VENV)/share/jupyter
 
-.PHONY: setup browser lint test test-fast screenshot reproduce data grid lfw losses twins twins-data notebook clean \
+.PHONY: setup browser lint test test-fast screenshot reproduce data data-files grid lfw losses twins twins-data twins-gpu \
+	gpu-check notebook clean \
 	serve-model container-deps container-base container container-smoke
 
 setup: $(STAMP)
@@ -94,6 +95,25 @@ TWINS_TRAIN ?= data/synthetic-train
 twins-data: data
 	$(BACKBONE) data synth --out $(TWINS_TRAIN) --seed 1 --twin-pairs 2000 --singletons 0 --images 8
 
+# The twins question at a GPU's budget (experiments/twins-gpu): the default grid's twelve trainings at 20x
+# its images a run, TWINS_GPU_JOBS at a time on one GPU (minutes on an H200; hours on a small CPU).
+TWINS_GPU_JOBS ?= 4
+twins-gpu: setup data
+	$(BACKBONE) experiments run --grid experiments/twins-gpu/grid.yaml --jobs $(TWINS_GPU_JOBS)
+
+# The workbook on a CUDA GPU: the gpu-marked and non-slow tests, one default-grid training, an
+# evaluation, the throughput benchmark; one report (GPU_CHECK_OUT/REPORT.md). It installs nothing and
+# runs with the machine's own Python and PyTorch (GPU_PYTHON); WHEELS=DIR first installs the packages
+# that Python lacks from a folder of wheels (no index) into GPU_CHECK_OUT/site. Without a GPU it says so
+# and runs the CPU half.
+GPU_PYTHON    ?= python3
+GPU_CHECK_OUT ?= build/gpu-check
+WHEELS        ?=
+gpu-check:
+	mkdir -p $(GPU_CHECK_OUT)
+	$(if $(WHEELS),$(GPU_PYTHON) -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $(GPU_CHECK_OUT)/site $(WHEELS)/*.whl)
+	PYTHONPATH=$(CURDIR)$(if $(WHEELS),:$(abspath $(GPU_CHECK_OUT))/site) $(GPU_PYTHON) benchmarks/gpu_check.py --out $(GPU_CHECK_OUT) $(GPU_CHECK_ARGS)
+
 twins: setup twins-data
 	$(BACKBONE) experiments run --grid experiments/twins/grid.yaml
 	$(PY) -m backbone.experiments.readme README.md experiments/twins/results.md twins-results
@@ -105,7 +125,10 @@ lfw: setup
 	$(BACKBONE) experiments run --grid experiments/lfw/grid.yaml --param 'overrides=["data.root=$(LFW_ROOT)", "data.test_pairs=$(LFW_TEST_PAIRS)"]'
 	$(PY) -m backbone.experiments.readme README.md experiments/lfw/results.md lfw-results
 
-data: setup
+data: setup data-files
+
+# The data commands alone, with any `backbone` (make gpu-check runs them with the machine's own Python).
+data-files:
 	$(BACKBONE) data synth --out $(SYNTH_DIR) --seed $(SEED)
 	$(BACKBONE) data validate $(SYNTH_DIR)
 	$(BACKBONE) data analyze $(SYNTH_DIR) --json $(SYNTH_DIR)/analysis.json

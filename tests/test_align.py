@@ -13,6 +13,8 @@ from backbone.data.faces.align import (
     similarity_transform,
 )
 
+from conftest import needs_dlib_models
+
 
 def test_config_key_is_stable_and_tracks_every_parameter():
     assert AlignConfig().key() == AlignConfig().key()
@@ -85,6 +87,7 @@ def test_dlib_chips_need_the_detector_and_leave_existing_cache_keys_alone():
         AlignConfig(chip="tight")
 
 
+@needs_dlib_models
 def test_dlib_chips_of_faces_and_blanks(tiny_synth):
     index = load_index(tiny_synth)
     faces = [load_rgb(index.absolute(r.path)).resize((160, 160)) for r in index.records[:4]]
@@ -93,6 +96,7 @@ def test_dlib_chips_of_faces_and_blanks(tiny_synth):
     assert all(d.crop is not None and d.crop.shape == (150, 150, 3) and d.crop.dtype == np.uint8 for d in out[1:])
 
 
+@needs_dlib_models
 def test_dlib_chips_agree_with_dlibs_own_pipeline(lfw_root):
     """Our chip (dlib's landmarks inside MTCNN's box) against dlib's whole pipeline (its HOG detector, the
     same landmarks and get_face_chip), compared by the descriptors of dlib's ResNet."""

@@ -8,7 +8,7 @@ import torch
 from backbone.models import create_backbone
 from backbone.models.backbones import load_state_dict_file
 
-from conftest import PROJECT
+from conftest import PROJECT, needs_dlib_models
 
 
 @pytest.mark.parametrize(
@@ -109,6 +109,7 @@ def test_timm_pretrained_offline_fails_with_a_clear_message():
     assert "could not load timm's pretrained weights for 'resnet18'" in out.stderr and "pretrained=False" in out.stderr
 
 
+@needs_dlib_models
 def test_dlib_resnet_gives_dlibs_descriptor_through_the_workbooks_transform(tiny_synth):
     import dlib
     import numpy as np
@@ -130,6 +131,7 @@ def test_dlib_resnet_gives_dlibs_descriptor_through_the_workbooks_transform(tiny
     assert ModelConfig(backbone="dlib_resnet").image_size == 150
 
 
+@needs_dlib_models
 def test_dlib_resnet_options(tmp_path):
     from backbone.models.dlib_resnet import default_model_path
 

@@ -19,7 +19,7 @@ from backbone.deploy.runtime import SCORES, FaceModel, load_engine
 from backbone.models.build import ModelConfig, build_model, save_model
 from backbone.models.siamese import DISTANCES
 
-from conftest import PROJECT
+from conftest import PROJECT, full_fp32
 
 
 def make_checkpoint(path: Path, align: dict, distance: str = "cosine", **extra) -> Path:
@@ -74,10 +74,12 @@ def test_detector_none_takes_the_centre_crop_and_reports_its_box(checkpoints):
 def test_embed_takes_crops_as_images_and_gives_the_checkpoints_embeddings(checkpoints, tiny_synth):
     model = FaceModel(load_engine(checkpoints["none"]))
     faces = [model.face(load_rgb(p), p.name) for p in sorted(tiny_synth.glob("*/*.png"))[:3]]
-    got = model.embed([f.crop for f in faces])
     embedder, _ = checkpoint_embedder(checkpoints["none"])
-    with torch.inference_mode():  # (N, A, A, 3) crops are (N, 3, A, A) to the network
-        want = embedder(torch.from_numpy(np.stack([f.crop for f in faces])).permute(0, 3, 1, 2)).numpy()
+    device = model.engine.device  # eager PyTorch on the engine's device: like with like
+    with torch.inference_mode(), full_fp32():  # (N, A, A, 3) crops are (N, 3, A, A) to the network
+        crops = torch.from_numpy(np.stack([f.crop for f in faces])).permute(0, 3, 1, 2)
+        want = embedder.to(device)(crops.to(device)).cpu().numpy()
+        got = model.embed([f.crop for f in faces])
     assert got.shape == (3, 16) and np.abs(got - want).max() < 1e-5
     assert model.score(got[:1], got[:1])[0] == pytest.approx(1.0, abs=1e-5)
     assert model.score(got[:1], got[1:2])[0] < 0.9999

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 import torch
@@ -34,7 +36,9 @@ def test_served_model_verifies_over_http_and_keeps_its_key_secret(tmp_path, tiny
             refused = http.post(f"{url}/verify", files=files)
             assert refused.status_code == 401 and refused.json()["error"] == "unauthorized"
     output = server.output
-    assert "serving m.onnx (onnxruntime), threshold 0.7000 (validation), API key required" in output
+    assert re.search(
+        r"serving m\.onnx \(onnxruntime on (cpu|cuda:0)\), threshold 0\.7000 \(validation\), API key required", output
+    )
     assert "POST /verify" in output  # the access log ran, at debug level
     assert KEY not in output
 

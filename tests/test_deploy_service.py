@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import onnxruntime as ort
 import pytest
 import torch
 from fastapi.testclient import TestClient
@@ -108,7 +109,9 @@ def assert_still_serving(client: TestClient, a: bytes, b: bytes, headers: dict |
 
 def test_health(model):
     with serve(model) as client:
-        assert client.get("/health").json() == {"status": "ok"}
+        health = client.get("/health").json()
+    expected = "cuda:0" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
+    assert health == {"status": "ok", "backend": "onnxruntime", "device": expected}  # a GPU when ONNX Runtime has one
 
 
 def test_version_names_the_model_its_threshold_and_backend(model, onnx_file, faces):

@@ -12,6 +12,7 @@ from backbone.data.synth import SynthConfig, generate
 from backbone.experiments.analysis import COLUMNS, CSV_ONLY
 from backbone.experiments.grid import load_grid
 from backbone.experiments.runner import ExperimentFailed, execute, run_analysis, run_grid
+from backbone.training.config import TrainConfig
 
 from conftest import PROJECT
 
@@ -127,6 +128,25 @@ def test_data_and_attention_notebooks(tiny):
     execute(PROJECT / "notebooks/04_attention_visualisation.ipynb", base / "attention" / "04.ipynb",
             {"checkpoint": str(checkpoint), "n_pairs": 2, "out_dir": str(base / "attention")}, PROJECT)  # fmt: skip
     assert (base / "attention" / "figures" / "attention.png").is_file()
+
+
+def test_the_twins_gpu_grid_runs_at_a_tiny_budget_two_at_a_time(tiny):
+    """experiments/twins-gpu/grid.yaml as it is, but for tiny data and budget (the shared
+    ``overrides`` are appended after the grid's batch of 256), two trainings at a time, then the analysis."""
+    base, _ = tiny
+    grid = load_grid(PROJECT / "experiments" / "twins-gpu" / "grid.yaml", PROJECT)
+    tiny_data = load_grid(base / "grid.yaml", PROJECT).experiments[0].parameters["overrides"]
+    tiny_settings = {"epochs": 1, "budget_images": 16, "overrides": tiny_data}
+    runs = base / "gpu-runs"
+    report = run_grid(grid, runs, PROJECT, only=["triplet-global-s0", "triplet-cbam-s1"], extra=tiny_settings,
+                      progress=False, jobs=2)  # fmt: skip
+    assert report.ran == ["triplet-global-s0", "triplet-cbam-s1"]
+    for name in report.ran:
+        config = TrainConfig.load(runs / name / "config.yaml")
+        assert config.batch_size == 8 and config.optim.lr == 0.002 and config.loss.family_batches
+        assert json.loads((runs / name / "metrics.json").read_text())["auc"] >= 0
+    run_analysis(grid, runs, base / "gpu", PROJECT)
+    assert (base / "gpu" / "results.md").is_file()
 
 
 def test_a_failing_notebook_stops_with_its_error(tiny):

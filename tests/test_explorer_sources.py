@@ -56,7 +56,9 @@ def test_a_run_without_its_checkpoint_still_opens_without_model(tiny_run, tmp_pa
 def test_checkpoint_and_pair_list_give_the_scores_training_wrote(tiny_run):
     pairs = tiny_run.parent / "test.tsv"
     source = open_checkpoint(tiny_run / "best.ckpt", pairs, progress=False)
-    np.testing.assert_allclose(source.review.scores, read_scores(tiny_run / "test_scores.tsv").scores, atol=2e-6)
+    # the same checkpoint's scores in full fp32: ~1e-7 apart on one device; 1e-5 allows the embeddings
+    # cached by an evaluation on the other device (the CPU and a GPU sum in different orders)
+    np.testing.assert_allclose(source.review.scores, read_scores(tiny_run / "test_scores.tsv").scores, atol=1e-5)
     assert source.has_attention
 
 

@@ -55,6 +55,23 @@ def test_the_twins_grid_pairs_the_mark_map_with_global_only_by_seed():
     assert cfg.data.train_root == "data/synthetic-train" and cfg.loss.family_batches and cfg.monitor == "val_twin_auc"
 
 
+def test_the_twins_gpu_grid_is_the_default_grids_trainings_at_twenty_times_the_images():
+    default = load_grid(PROJECT / "experiments" / "grid.yaml", PROJECT)
+    gpu = load_grid(PROJECT / "experiments" / "twins-gpu" / "grid.yaml", PROJECT)
+
+    def images(e) -> int:
+        return e.parameters["epochs"] * e.parameters["budget_images"]
+
+    trained = {e.name: e for e in default.experiments if e.parameters.get("epochs")}
+    assert {e.name for e in gpu.experiments} == set(trained)
+    for e in gpu.experiments:
+        same = trained[e.name].parameters
+        assert (e.notebook, e.parameters["attention"], e.parameters["seed"]) == (
+            trained[e.name].notebook, same.get("attention"), same["seed"])  # fmt: skip
+        assert images(e) >= 20 * images(trained[e.name])
+        assert e.parameters["overrides"] == ["loss.family_batches=true", "batch_size=256", "optim.lr=0.002"]
+
+
 def test_shared_parameters_go_to_the_notebooks_that_define_them(tmp_path):
     """A grid's defaults (and ``--param``) set what each notebook has: the training notebooks'
     epochs, not the reference notebook's; a shared parameter that no notebook has is misspelt."""

@@ -261,7 +261,9 @@ def test_channels_last_trains_the_same_model_in_another_memory_format(small, tmp
     runs = [train(config(small, tmp_path / f"cl-{cl}", epochs=1, steps_per_epoch=4, channels_last=cl,
                          **{"data.batch_augment": True}), progress=False) for cl in (False, True)]  # fmt: skip
     plain, last = (r.history[0] for r in runs)
-    assert last["train_loss"] == pytest.approx(plain["train_loss"], rel=1e-3)
+    # rounding differs with the CPU's convolution kernels and grows over the 4 steps: 0.1% was seen on one
+    # machine (AMD EPYC, oneDNN with AVX-512), under 0.1% on another
+    assert last["train_loss"] == pytest.approx(plain["train_loss"], rel=3e-3)
     assert last["val_auc"] == pytest.approx(plain["val_auc"], abs=0.01)
     model, _, _ = load_model(tmp_path / "cl-True" / "best.ckpt")
     assert model.embed(torch.randn(2, 3, 64, 64)).shape == (2, 64)
@@ -483,3 +485,20 @@ def test_the_mark_map_network_trains_on_its_mark_masks_and_points_at_the_marks(s
     assert result.test_metrics["pointing"]["images"] > 0
     model, _, _ = load_model(tmp_path / "run" / "best.ckpt")
     assert isinstance(model.net, MarkMapNet) and model.embedding_dim == 64 + 16 * 16
+
+
+def test_the_loss_is_looked_at_every_few_steps_and_a_bad_one_names_its_step(tmp_path):
+    """On a GPU the host looks at the loss every 25 steps (each look waits for the device): the mean
+    is the same as looking every step, and a NaN between looks is still caught, naming its step."""
+    from backbone.training.trainer import LossWatch, look_every
+
+    assert look_every(torch.device("cpu")) == 1 and look_every(torch.device("cuda")) == 25
+    every, each = LossWatch(3, 0, tmp_path / "last.ckpt"), LossWatch(1, 0, tmp_path / "last.ckpt")
+    looked = [every.add(torch.tensor(v), 2, last=i == 4) for i, v in enumerate([1.0, 2.0, 3.0, 4.0, 5.0])]
+    for v in [1.0, 2.0, 3.0, 4.0, 5.0]:
+        each.add(torch.tensor(v), 2)
+    assert looked == [False, False, True, False, True] and every.mean == each.mean == 3.0
+    bad = LossWatch(25, 1, tmp_path / "last.ckpt")
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2, step 3; no checkpoint was written yet"):
+        for i, v in enumerate([0.5, 0.4, float("nan"), 0.3]):
+            bad.add(torch.tensor(v), 4, last=i == 3)

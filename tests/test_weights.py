@@ -137,4 +137,5 @@ def test_a_checkpoint_of_an_earlier_version_is_refused_with_a_hint_and_upgrades(
     set_rng_state(ckpt["rng"])
     expected = np.random.RandomState()
     expected.set_state(earlier_rng["numpy"])
-    assert np.random.rand() == expected.rand() and set(ckpt["rng"]) == set(rng_state())
+    # the earlier checkpoint holds no CUDA state; this machine's adds a "cuda" entry when it has a GPU
+    assert np.random.rand() == expected.rand() and set(ckpt["rng"]) == set(rng_state()) - {"cuda"}

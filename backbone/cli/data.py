@@ -17,6 +17,7 @@ from backbone.data.lists.sampling import DEFAULT_TWIN_SHARE, generate_pairs, gen
 from backbone.data.lists.splits import DEFAULT_FRACTIONS, split_identities
 from backbone.data.lists.triplets import write_triplets
 from backbone.data.synth import SynthConfig, generate
+from backbone.devices import DEVICES_HELP
 from backbone.paths import cli_path
 
 
@@ -32,7 +33,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--singletons", type=int, default=defaults.singletons)
     p.add_argument("--images", type=int, default=defaults.images_per_identity, help="images per identity")
     p.add_argument("--size", type=int, default=defaults.size, help="image side in pixels")
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=int, help="processes (default: one per available core; same images either way)")
     p.add_argument("--force", action="store_true", help="replace an existing data set made with other settings")
     p.set_defaults(func=cmd_synth)
 
@@ -75,6 +76,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--verify", action="store_true", help="decode every cached crop first; align damaged ones again")
+    p.add_argument("--device", default="auto", help="where MTCNN detects faces: " + DEVICES_HELP.split(": ", 1)[1])
     p.set_defaults(func=cmd_align)
 
     p = sub.add_parser("analyze", help="counts, images per identity, sizes, modes", description=cmd_analyze.__doc__)
@@ -152,7 +154,7 @@ def cmd_align(args: argparse.Namespace) -> int:
     Exits 1 when images are unreadable or, under --policy report, have no face (listed)."""
     index = load_index(args.root, args.kind)
     config = AlignConfig(size=args.size, margin=args.margin, detector=args.detector, crop=args.crop, chip=args.chip)
-    cache = FaceCache(args.cache, config, policy=args.policy)
+    cache = FaceCache(args.cache, config, policy=args.policy, device=args.device)
     summary = align_index(index, cache, workers=args.workers, batch_size=args.batch_size, verify=args.verify)
     for path in summary.damaged[:50]:
         print(f"damaged in the cache, aligned again: {path}", file=sys.stderr)

@@ -8,6 +8,7 @@ from pathlib import Path
 from backbone.atomic import atomic_write_json
 from backbone.data import all_pairs, load_index, write_pairs
 from backbone.data.index import IdentityIndex
+from backbone.devices import DEVICES_HELP
 from backbone.evaluation.checkpoints import evaluate_checkpoint
 from backbone.evaluation.metrics import summary_row
 from backbone.evaluation.scores import write_scores
@@ -38,6 +39,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--allow-outside-root", action="store_true", help="accept pair paths that leave the data root (../, absolute)"
     )
+    p.add_argument("--device", default="auto", help=DEVICES_HELP)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
@@ -45,6 +47,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", required=True, type=cli_path)
     p.add_argument("images", nargs=2, type=cli_path, metavar="IMAGE")
     p.add_argument("--threshold", type=float)
+    p.add_argument("--device", default="auto", help=DEVICES_HELP)
     p.set_defaults(func=cmd_verify)
 
 
@@ -93,6 +96,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         trust_labels=args.trust_labels,
         allow_outside_root=args.allow_outside_root,
+        device=args.device,
     )
     ev = result.evaluation
     out = out or args.checkpoint.with_name(f"metrics_{pairs_file.stem}.json")
@@ -109,12 +113,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     scores = out.with_name(f"scores_{pairs_file.stem}.tsv")
     write_scores(scores, result.pairs, ev.scores)
     print(format_summary(ev.metrics))
-    print(f"embedded {ev.embedded} images now; metrics in {out}, per-pair scores in {scores}")
+    device = next(result.model.parameters()).device
+    print(f"embedded {ev.embedded} images now on {device}; metrics in {out}, per-pair scores in {scores}")
     return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Print the similarity of two images, the threshold, and the verdict."""
-    verdict = Verifier.from_checkpoint(args.checkpoint, args.threshold).verify(*args.images)
+    verdict = Verifier.from_checkpoint(args.checkpoint, args.threshold, args.device).verify(*args.images)
     print(verdict.text())
     return 0

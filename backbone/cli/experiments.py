@@ -33,6 +33,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--no-analysis", action="store_true", help="skip the analysis notebook")
     p.add_argument("--log-output", action="store_true", help="stream the notebooks' output")
+    p.add_argument("--jobs", type=int, default=1, metavar="N",
+                   help="experiments at a time (default 1; on a GPU, several small trainings share it)")  # fmt: skip
     p.set_defaults(func=cmd_run)
     p = sub.add_parser(
         "analyze", help="run only the analysis notebook over the existing runs", description=cmd_analyze.__doc__
@@ -68,9 +70,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     grid = load_grid(args.grid, root)
     runs = args.runs or args.grid.parent / "runs"
     try:
-        report = run_grid(
-            grid, runs, root, args.only, args.shard, args.force, _params(args.param), log_output=args.log_output
-        )
+        report = run_grid(grid, runs, root, args.only, args.shard, args.force, _params(args.param),
+                          log_output=args.log_output, jobs=args.jobs)  # fmt: skip
         print(
             f"ran {len(report.ran)} ({', '.join(report.ran) or '-'}), skipped {len(report.skipped)} complete, in {report.seconds:.0f} s"
         )

@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import shutil
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -476,10 +477,16 @@ def _render_identity(args: tuple[str, int, dict, SynthConfig, str]) -> tuple[dic
     return records, masks
 
 
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity: a container's or a job's share)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def generate(
-    config: SynthConfig, out: str | Path, workers: int = 2, force: bool = False, progress: bool = True
+    config: SynthConfig, out: str | Path, workers: int | None = None, force: bool = False, progress: bool = True
 ) -> Path:
-    """Write the data set to ``out``; returns ``out``.
+    """Write the data set to ``out`` with ``workers`` processes (None: one per available core;
+    the images are the same for any number); returns ``out``.
 
     Generation goes to ``out.partial`` and is renamed when complete, so an interrupted run
     never leaves a data set that looks finished. An existing set made with the same config
@@ -505,6 +512,7 @@ def generate(
     jobs = [(name, k, traits[name], config, str(tmp)) for name, k, _ in config.identities()]
     bar = tqdm(total=len(jobs), desc="synthetic identities", unit="id", disable=not progress)
     records, masks = {}, {}
+    workers = min(workers or available_cores(), len(jobs))
     with ProcessPoolExecutor(workers) if workers > 1 else contextlib.nullcontext() as pool:
         for r, m in pool.map(_render_identity, jobs, chunksize=4) if pool else map(_render_identity, jobs):
             records.update(r)

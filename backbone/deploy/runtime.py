@@ -105,6 +105,7 @@ class Engine(ABC):
     """An embedding network: aligned crops in, embeddings out."""
 
     backend: str  # what runs it: "onnxruntime", "torchscript", "pytorch"
+    device: str = "cpu"  # where it runs: "cpu", "cuda:0", ... (what /health reports)
 
     def __init__(self, sidecar: Sidecar, source: Path):
         self.sidecar, self.source = sidecar, source
@@ -117,7 +118,7 @@ class Engine(ABC):
 class OnnxEngine(Engine):
     backend = "onnxruntime"
 
-    def __init__(self, sidecar: Sidecar, source: Path, threads: int | None = None):
+    def __init__(self, sidecar: Sidecar, source: Path, threads: int | None = None, device: str = "auto"):
         super().__init__(sidecar, source)
         import onnxruntime as ort
 
@@ -128,46 +129,64 @@ class OnnxEngine(Engine):
         # from decoding and from the HTTP side (at 16 clients: 161 verifies/s without, 139 with)
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self.session = ort.InferenceSession(str(source), options, providers=_onnx_providers(ort))
+            self.session = ort.InferenceSession(str(source), options, providers=_onnx_providers(ort, device))
         except Exception as exc:  # noqa: BLE001 - ONNX Runtime's load errors have no common type; the file is named
             raise DataError(f"{source}: ONNX Runtime cannot load it ({type(exc).__name__}: {exc})") from None
+        used = self.session.get_providers()[0]
+        self.device = "cpu" if used == "CPUExecutionProvider" else f"cuda:{_cuda_index(device)}"
 
     def embed(self, faces: np.ndarray) -> np.ndarray:
         return self.session.run([OUTPUT_NAME], {INPUT_NAME: np.ascontiguousarray(faces, dtype=np.uint8)})[0]
 
 
-def _onnx_providers(ort) -> list[str]:
-    """A GPU when ONNX Runtime has one (onnxruntime-gpu), else the CPU."""
-    available = ort.get_available_providers()
-    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+def _cuda_index(device: str) -> int:
+    return int(device.split(":")[1]) if device.startswith("cuda:") else 0
+
+
+def _onnx_providers(ort, device: str = "auto") -> list:
+    """ONNX Runtime's providers for ``device``: "auto", a GPU when this ONNX Runtime has one
+    (onnxruntime-gpu) and the CPU; "cpu"; "cuda" or "cuda:N", which needs that provider."""
+    if device not in ("auto", "cpu", "cuda") and not (device.startswith("cuda:") and device[5:].isdigit()):
+        raise ValueError(f'device {device!r} is not a device: use "auto", "cpu", "cuda" or "cuda:N"')
+    cuda = "CUDAExecutionProvider" in ort.get_available_providers()
+    if device.startswith("cuda") and not cuda:
+        raise DataError(f"device {device!r}: this ONNX Runtime has no CUDA provider (install onnxruntime-gpu), "
+                        'or serve on "cpu"')  # fmt: skip
+    if device == "cpu" or not cuda:
+        return ["CPUExecutionProvider"]
+    return [("CUDAExecutionProvider", {"device_id": _cuda_index(device)}), "CPUExecutionProvider"]
 
 
 class _TorchEngine(Engine):
-    """A PyTorch module on the default device (a GPU when present)."""
+    """A PyTorch module on its device (``backbone.devices.resolve_device``; "auto": a GPU when present)."""
 
     def __init__(self, sidecar: Sidecar, source: Path, module, device):
         super().__init__(sidecar, source)
-        self.device = device
+        self.torch_device = device
+        self.device = str(device)
         self.module = module.to(device).eval()
 
     def embed(self, faces: np.ndarray) -> np.ndarray:
         import torch
 
-        with torch.inference_mode():
-            return self.module(torch.from_numpy(np.ascontiguousarray(faces)).to(self.device)).float().cpu().numpy()
+        from backbone.devices import exact_fp32
+
+        with torch.inference_mode(), exact_fp32():  # the training checkpoint's scores, on any device
+            x = torch.from_numpy(np.ascontiguousarray(faces)).to(self.torch_device)
+            return self.module(x).float().cpu().numpy()
 
 
 class TorchScriptEngine(_TorchEngine):
     backend = "torchscript"
 
-    def __init__(self, sidecar: Sidecar, source: Path):
+    def __init__(self, sidecar: Sidecar, source: Path, device: str = "auto"):
         import warnings
 
         import torch
 
-        from backbone.devices import default_device
+        from backbone.devices import resolve_device
 
-        device = default_device()
+        device = resolve_device(device)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated; TorchScript files still load
@@ -183,33 +202,34 @@ class CheckpointEngine(_TorchEngine):
 
     backend = "pytorch"
 
-    def __init__(self, source: Path):
+    def __init__(self, source: Path, device: str = "auto"):
         from backbone.deploy.export import checkpoint_embedder
-        from backbone.devices import default_device
+        from backbone.devices import resolve_device
 
         embedder, sidecar = checkpoint_embedder(source)
         sidecar.format, sidecar.file, sidecar.sha256 = "checkpoint", source.name, sidecar.checkpoint["sha256"]
-        super().__init__(sidecar, source, embedder, default_device())
+        super().__init__(sidecar, source, embedder, resolve_device(device))
 
 
 ENGINES = {"onnx": OnnxEngine, "torchscript": TorchScriptEngine}
 
 
-def load_engine(path: str | Path) -> Engine:
+def load_engine(path: str | Path, device: str = "auto") -> Engine:
     """The engine of an exported model (its sidecar beside it, its digest checked) or of a
-    checkpoint (``.ckpt``)."""
+    checkpoint (``.ckpt``), on ``device``: "auto" (a GPU when the backend has one), "cpu",
+    "cuda" or "cuda:N" (ONNX Runtime's CUDA provider; PyTorch's device)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such model file (an exported .onnx or TorchScript file, or a checkpoint)")
     if path.suffix == ".ckpt":
-        return CheckpointEngine(path)
+        return CheckpointEngine(path, device)
     sidecar = Sidecar.read(sidecar_path(path))
     if sidecar.file != path.name or sidecar.sha256 != file_sha256(path):
         raise DataError(
             f"{sidecar_path(path)} describes {sidecar.file} (sha256 {sidecar.sha256[:12]}...), not the content of "
             f"{path}: re-export the model, so that its sidecar matches it"
         )
-    return ENGINES[sidecar.format](sidecar, path)
+    return ENGINES[sidecar.format](sidecar, path, device=device)
 
 
 def as_batch(crops: list[np.ndarray]) -> np.ndarray:
@@ -262,9 +282,12 @@ class FaceModel:
     def aligner(self):
         """MTCNN as training used it (imports PyTorch and facenet-pytorch on first use)."""
         if self._aligner is None:
+            import torch
+
             from backbone.data.faces.align import AlignConfig, FaceAligner
 
-            self._aligner = FaceAligner(AlignConfig(**self.sidecar.alignment))
+            on_gpu = self.engine.device.startswith("cuda") and torch.cuda.is_available()
+            self._aligner = FaceAligner(AlignConfig(**self.sidecar.alignment), self.engine.device if on_gpu else "cpu")
         return self._aligner
 
     def face(self, img: Image.Image, name: str) -> Face:

@@ -27,7 +27,6 @@ import hashlib
 import hmac
 import logging
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, File, Request, UploadFile
@@ -43,36 +42,15 @@ from backbone.data.errors import DataError, ImageReadError, ImageTooLarge, NoFac
 from backbone.data.images import decode_rgb
 from backbone.deploy.batching import MicroBatcher
 from backbone.deploy.runtime import Face, FaceModel, as_batch
+from backbone.deploy.settings import API_KEY_ENV, API_KEY_HEADER, MB, ServiceSettings
+
+__all__ = ["API_KEY_ENV", "API_KEY_HEADER", "ServiceSettings", "create_app"]
 from backbone.labels import DIFFERENT, SAME
 
 log = logging.getLogger("backbone.serve")
 
-API_KEY_HEADER = "X-API-Key"
-API_KEY_ENV = "BACKBONE_API_KEY"
 IMAGE_TYPES = ("image/", "application/octet-stream")  # what an image part may be declared as (curl -F: by extension)
-MB = 1 << 20
 Image = Annotated[UploadFile, File(description="an image file (JPEG, PNG, ...) holding a face")]
-
-
-@dataclass
-class ServiceSettings:
-    """How the service runs.
-
-    Args:
-        api_key: when set, every request but ``/health`` and the docs needs it in ``X-API-Key``.
-        max_upload_bytes: the largest image upload (a request's body may hold two, plus 64 KiB).
-        max_batch: the most images in one forward pass.
-        batch_window: seconds a forward pass waits for requests that are still decoding their images.
-    """
-
-    api_key: str | None = None
-    max_upload_bytes: int = 10 * MB
-    max_batch: int = 32
-    batch_window: float = 0.005
-
-    def __repr__(self) -> str:  # never print the key
-        return (f"ServiceSettings(api_key={'set' if self.api_key else None}, max_upload_bytes={self.max_upload_bytes}, "
-                f"max_batch={self.max_batch}, batch_window={self.batch_window})")  # fmt: skip
 
 
 class ServiceError(HTTPException):
@@ -212,8 +190,8 @@ def create_app(model: FaceModel, settings: ServiceSettings | None = None) -> Fas
 
     @app.get("/health")
     async def health() -> dict:
-        """The service is up and its model loaded (no API key needed)."""
-        return {"status": "ok"}
+        """The service is up and its model loaded (no API key needed), and what runs it where."""
+        return {"status": "ok", "backend": model.engine.backend, "device": model.engine.device}
 
     @app.get("/version", responses={401: {"model": ErrorBody}}, dependencies=[Depends(authorised)])
     async def version() -> dict:

@@ -19,12 +19,11 @@ import urllib.request
 from pathlib import Path
 
 from backbone.data.errors import DataError
+from backbone.deploy.settings import API_KEY_ENV, API_KEY_HEADER, ServiceSettings
 from backbone.paths import cli_path
 
 
 def register_serve(commands: argparse._SubParsersAction) -> None:
-    from backbone.deploy.service import API_KEY_ENV, API_KEY_HEADER, ServiceSettings
-
     defaults = ServiceSettings()
     p = commands.add_parser("serve", help="a verification service (FastAPI) for an exported model or a checkpoint",
                             description=cmd_serve.__doc__)  # fmt: skip
@@ -43,6 +42,8 @@ def register_serve(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--max-batch", type=int, default=defaults.max_batch, help="most images in one forward pass")
     p.add_argument("--batch-window-ms", type=float, default=defaults.batch_window * 1000,
                    help="how long a forward pass waits for requests still decoding their images")  # fmt: skip
+    p.add_argument("--device", default="auto", help='where the model runs: "auto" (a GPU when the backend has one: '
+                   'ONNX Runtime\'s CUDA provider, PyTorch\'s CUDA), "cpu", "cuda" or "cuda:N"; /health says which')  # fmt: skip
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
     p.set_defaults(func=cmd_serve)
 
@@ -54,7 +55,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from backbone.deploy.runtime import FaceModel, load_engine
-    from backbone.deploy.service import API_KEY_ENV, ServiceSettings, create_app
+    from backbone.deploy.service import create_app
 
     settings = ServiceSettings(
         api_key=args.api_key or os.environ.get(API_KEY_ENV) or None,
@@ -62,9 +63,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_batch=args.max_batch,
         batch_window=args.batch_window_ms / 1000,
     )
-    model = FaceModel(load_engine(args.model), args.threshold, args.no_face)
+    model = FaceModel(load_engine(args.model, args.device), args.threshold, args.no_face)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s: %(name)s: %(message)s")
-    print(f"serving {model.sidecar.file} ({model.engine.backend}), threshold {model.threshold:.4f} "
+    print(f"serving {model.sidecar.file} ({model.engine.backend} on {model.engine.device}), threshold {model.threshold:.4f} "
           f"({model.threshold_source}), API key {'required' if settings.api_key else 'off'}, "
           f"on http://{args.host}:{args.port} (docs at /docs)", flush=True)  # fmt: skip
     uvicorn.run(create_app(model, settings), host=args.host, port=args.port, log_level=args.log_level)

@@ -45,14 +45,16 @@ def checkpoint_embeddings(
     cache: str | Path | None = None,
     policy: str = "fallback",
     progress: bool = True,
+    device: str | torch.device | None = "auto",
 ) -> torch.Tensor:
-    """L2-normalised embeddings ``(len(paths), D)`` of images of ``index`` by ``checkpoint``, on
-    faces aligned as its run trained it, cached like every evaluation of it (one store per
-    checkpoint and alignment): a second call embeds only images it has not seen."""
+    """L2-normalised embeddings ``(len(paths), D)`` (on the CPU) of images of ``index`` by
+    ``checkpoint`` on ``device``, on faces aligned as its run trained it, cached like every
+    evaluation of it (one store per checkpoint and alignment): a second call embeds only images
+    it has not seen."""
     checkpoint = project_path(checkpoint)
-    model, config, ckpt = load_model(checkpoint, map_location="cpu")
+    model, config, ckpt = load_model(checkpoint, device=device)
     align = checkpoint_align_config(ckpt, config.image_size, checkpoint)
-    faces = open_faces(index.only_paths(set(paths)), align, policy, cache_root=cache, progress=progress)
+    faces = open_faces(index.only_paths(set(paths)), align, policy, cache_root=cache, progress=progress, device=device)
     store = EmbeddingStore.for_checkpoint(checkpoint, _store_dir(cache), align.key())
     todo = [p for p in dict.fromkeys(paths) if faces.hashes[p] not in store.vectors]
     if todo:
@@ -119,6 +121,7 @@ def evaluate_checkpoint(
     progress: bool = True,
     trust_labels: bool = False,
     allow_outside_root: bool = False,
+    device: str | torch.device | None = "auto",
 ) -> CheckpointEvaluation:
     """Scores and metrics of ``checkpoint`` on a pair list, on faces aligned as in training.
 
@@ -130,9 +133,10 @@ def evaluate_checkpoint(
     Pair labels that contradict the identity folders (``same`` for two people, or different for
     one) make the metrics wrong: they raise a DataError listing the lines, unless ``trust_labels``
     (then a DataWarning says how many, and ``label_conflicts`` in the metrics counts them). An
-    empty pair list raises; paths leaving the data root need ``allow_outside_root``."""
+    empty pair list raises; paths leaving the data root need ``allow_outside_root``. The model
+    runs on ``device`` (``backbone.devices.resolve_device``), moved there once."""
     checkpoint = project_path(checkpoint)
-    model, config, ckpt = load_model(checkpoint, map_location="cpu")
+    model, config, ckpt = load_model(checkpoint, device=device)
     data = checkpoint_data(ckpt)
     index = load_index(root or data.get("root", "."))
     pairs = read_pairs(pairs_file, root=index.root, allow_outside_root=allow_outside_root)
@@ -142,7 +146,7 @@ def evaluate_checkpoint(
     align = checkpoint_align_config(ckpt, config.image_size, checkpoint)
     cache = cache or data.get("cache")
     paths = {p for pair in pairs for p in (pair.path_a, pair.path_b)}
-    faces = open_faces(index.only_paths(paths), align, cache_root=cache, progress=progress)
+    faces = open_faces(index.only_paths(paths), align, cache_root=cache, progress=progress, device=device)
     store = EmbeddingStore.for_checkpoint(checkpoint, _store_dir(cache), align.key())
     ev = evaluate_pairs(
         model,

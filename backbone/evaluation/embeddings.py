@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from backbone.atomic import atomic_path
 from backbone.data.faces.cache import file_digest
 from backbone.data.lists.pairs import Pair
+from backbone.devices import exact_fp32
 from backbone.evaluation.metrics import fixed_threshold, verification_metrics
 from backbone.models.siamese import SiameseNet
 
@@ -46,15 +47,17 @@ def embed_paths(
     device: torch.device | None = None,
     progress: bool = True,
 ) -> torch.Tensor:
-    """L2-normalised embeddings ``(len(paths), D)`` on the CPU, in the order of ``paths``."""
+    """L2-normalised embeddings ``(len(paths), D)`` on the CPU, in the order of ``paths``, computed
+    on the model's device in full fp32 (``exact_fp32``: no TF32 on a GPU)."""
     device = device or next(model.parameters()).device
     was_training = model.training
     model.eval()
     loader = DataLoader(_Images(paths, faces, transform), batch_size=batch_size, num_workers=workers)
-    out = [
-        model.embed(x.to(device)).float().cpu()
-        for x in tqdm(loader, desc="embedding", unit="batch", disable=not progress)
-    ]
+    with exact_fp32():
+        out = [
+            model.embed(x.to(device)).float().cpu()
+            for x in tqdm(loader, desc="embedding", unit="batch", disable=not progress)
+        ]
     model.train(was_training)
     return torch.cat(out) if out else torch.empty(0, model.embedding_dim)
 

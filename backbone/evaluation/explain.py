@@ -10,6 +10,7 @@ import torch
 from torchvision.transforms.v2 import functional as F
 
 from backbone.data.faces.transforms import eval_transform
+from backbone.devices import exact_fp32
 from backbone.models.local_global import LocalGlobalNet
 from backbone.models.siamese import SiameseNet
 
@@ -22,7 +23,8 @@ def attention_maps(model: SiameseNet, crops: Sequence[torch.Tensor], image_size:
     model.eval()
     transform = eval_transform(image_size)
     x = torch.stack([transform(c) for c in crops]).to(next(model.parameters()).device)
-    out = model.net.forward_all(x, attention_size=(image_size, image_size))
+    with exact_fp32():
+        out = model.net.forward_all(x, attention_size=(image_size, image_size))
     return [a[0].float().cpu().numpy() for a in out.attention]
 
 
@@ -46,8 +48,10 @@ def title_of(path: str | Path) -> str:
     return Path(path).parent.name
 
 
-def attention_figure(checkpoint: str | Path, pairs_file: str | Path | None = None, n_pairs: int = 6):
-    """Faces of twin-negative test pairs above the attention of a local-global checkpoint.
+def attention_figure(
+    checkpoint: str | Path, pairs_file: str | Path | None = None, n_pairs: int = 6, device: str | None = "auto"
+):
+    """Faces of twin-negative test pairs above the attention of a local-global checkpoint (run on ``device``).
 
     The data root, alignment and face cache are the ones the checkpoint was trained with;
     ``pairs_file`` defaults to its test pairs."""
@@ -58,7 +62,7 @@ def attention_figure(checkpoint: str | Path, pairs_file: str | Path | None = Non
     from backbone.models.build import load_model
     from backbone.plots import plot_attention_grid
 
-    model, config, ckpt = load_model(checkpoint)
+    model, config, ckpt = load_model(checkpoint, device=device)
     data = checkpoint_data(ckpt)
     pairs_file = pairs_file or data.get("test_pairs") or data.get("val_pairs")
     if not pairs_file:

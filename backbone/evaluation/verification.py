@@ -17,6 +17,7 @@ from backbone.data.faces.align import AlignConfig, FaceAligner
 from backbone.data.faces.cache import NoFaceError
 from backbone.data.faces.transforms import eval_transform
 from backbone.data.images import load_rgb
+from backbone.devices import exact_fp32
 from backbone.evaluation.checkpoints import checkpoint_align_config
 from backbone.evaluation.embeddings import default_threshold
 from backbone.labels import DIFFERENT, SAME
@@ -36,9 +37,12 @@ class Verdict:
 
 
 class Verifier:
+    """Aligns, embeds and scores photos on the device of ``model`` (its detector too)."""
+
     def __init__(self, model: SiameseNet, align: AlignConfig, image_size: int, threshold: float | None = None):
         self.model = model.eval()
-        self.aligner = FaceAligner(align, device=next(model.parameters()).device)
+        self.device = next(model.parameters()).device
+        self.aligner = FaceAligner(align, device=self.device)
         self.transform = eval_transform(image_size)
         chosen = threshold if threshold is not None else default_threshold(model)
         if chosen is None:
@@ -46,11 +50,13 @@ class Verifier:
         self.threshold = chosen
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, threshold: float | None = None) -> Verifier:
-        """The model of a checkpoint, at ``threshold``, else the threshold its run chose on the
-        validation pairs (``val_threshold``, saved in checkpoints of training runs), else the
-        model's fixed one."""
-        model, config, ckpt = load_model(path)
+    def from_checkpoint(
+        cls, path: str | Path, threshold: float | None = None, device: str | torch.device | None = "auto"
+    ) -> Verifier:
+        """The model of a checkpoint on ``device`` (its face detector too), at ``threshold``, else
+        the threshold its run chose on the validation pairs (``val_threshold``, saved in
+        checkpoints of training runs), else the model's fixed one."""
+        model, config, ckpt = load_model(path, device=device)
         if threshold is None:
             threshold = ckpt.get("val_threshold")
         return cls(model, checkpoint_align_config(ckpt, config.image_size, path), config.image_size, threshold)
@@ -68,8 +74,9 @@ class Verifier:
 
     @torch.inference_mode()
     def embed_face(self, face: np.ndarray) -> torch.Tensor:
-        x = self.transform(torch.from_numpy(face).permute(2, 0, 1))
-        return self.model.embed(x[None].to(next(self.model.parameters()).device))
+        x = self.transform(torch.from_numpy(face).permute(2, 0, 1).to(self.device))
+        with exact_fp32():  # the same score on any device
+            return self.model.embed(x[None])
 
     @torch.inference_mode()
     def verify_faces(self, a: np.ndarray, b: np.ndarray) -> Verdict:

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,13 +96,16 @@ def run_grid(
     extra: dict | None = None,
     progress: bool = True,
     log_output: bool = False,
+    jobs: int = 1,
 ) -> RunReport:
-    """Run the selected experiments that are not complete (all of them with ``force``).
+    """Run the selected experiments that are not complete (all of them with ``force``), ``jobs``
+    at a time (each notebook in its own kernel: on a GPU that small models leave mostly idle,
+    several trainings share it; on a small CPU, keep 1).
 
     ``extra`` parameters go to every notebook that defines them, on top of the grid's (e.g. tiny
     settings in tests; ``overrides`` are appended to the experiment's); one that no selected
     notebook defines is an error. They are part of the fingerprint, so a tiny run never passes for
-    a full one.
+    a full one. A failing experiment stops the run (those already running finish first).
     """
     extra = extra or {}
     start = time.perf_counter()
@@ -111,19 +116,43 @@ def run_grid(
               for e in chosen]  # fmt: skip
     for exp in chosen:  # every experiment is checked before the first one runs
         check_parameters(root / exp.notebook, {**exp.parameters, "out_dir": ""}, f"{grid.path}: {exp.name}")
-    bar = tqdm(chosen, desc="experiments", unit="exp", disable=not progress)
-    for exp in bar:
-        bar.set_postfix_str(exp.name)
-        out = runs / exp.name
-        if not force and is_complete(exp, out, root):
+    todo = []
+    for exp in chosen:
+        if not force and is_complete(exp, runs / exp.name, root):
             skipped.append(exp.name)
-            continue
-        if force and out.exists():
-            shutil.rmtree(out)
-        seconds = run_experiment(exp, runs, root, log_output)
-        ran.append(exp.name)
-        tqdm.write(f"{exp.name}: done in {seconds:.0f} s -> {out}")
-    return RunReport(ran, skipped, time.perf_counter() - start)
+        else:
+            todo.append(exp)
+    bar = tqdm(total=len(todo), desc="experiments", unit="exp", disable=not progress)
+
+    failed = threading.Event()  # set by a failing experiment: none starts after it
+
+    def run(exp: Experiment) -> str | None:
+        if failed.is_set():
+            return None
+        if force and (runs / exp.name).exists():
+            shutil.rmtree(runs / exp.name)
+        try:
+            seconds = run_experiment(exp, runs, root, log_output)
+        except BaseException:
+            failed.set()
+            raise
+        tqdm.write(f"{exp.name}: done in {seconds:.0f} s -> {runs / exp.name}")
+        bar.update()
+        return exp.name
+
+    with ThreadPoolExecutor(max(jobs, 1)) as pool:
+        futures = [pool.submit(run, exp) for exp in todo]
+        try:
+            ran += [name for future in as_completed(futures) if (name := future.result())]
+        except BaseException:
+            failed.set()
+            for future in futures:
+                future.cancel()
+            raise
+        finally:
+            bar.close()
+    order = [e.name for e in todo]
+    return RunReport(sorted(ran, key=order.index), skipped, time.perf_counter() - start)
 
 
 def run_analysis(

@@ -108,15 +108,27 @@ def _index(root: Path, kind: str, scored: ScoredPairs, source: Path) -> Identity
 
 
 def _aligned_faces(
-    index: IdentityIndex, scored: ScoredPairs, align: AlignConfig, policy: str, cache: str | None, progress: bool
+    index: IdentityIndex,
+    scored: ScoredPairs,
+    align: AlignConfig,
+    policy: str,
+    cache: str | None,
+    progress: bool,
+    device: str | None = "auto",
 ) -> Callable[[str], np.ndarray]:
     paths = {p for pair in scored.pairs for p in (pair.path_a, pair.path_b)}
-    cached = open_faces(index.only_paths(paths), align, policy=policy, cache_root=cache, progress=progress)
+    cached = open_faces(
+        index.only_paths(paths), align, policy=policy, cache_root=cache, progress=progress, device=device
+    )
     return lambda path: cached(path).permute(1, 2, 0).numpy()
 
 
 def open_run(
-    run: str | Path, threshold: float | None = None, checkpoint: str | Path | None = None, progress: bool = True
+    run: str | Path,
+    threshold: float | None = None,
+    checkpoint: str | Path | None = None,
+    progress: bool = True,
+    device: str | None = "auto",
 ) -> ExplorerSource:
     """A finished run folder: its ``test_scores.tsv``, config and, when present, ``best.ckpt``.
 
@@ -136,10 +148,12 @@ def open_run(
         project_path(checkpoint) if checkpoint else run / "best.ckpt"
     )  # a named one must exist; the run's may not
     model, model_config, _ = (
-        load_model(checkpoint) if checkpoint.is_file() or checkpoint != run / "best.ckpt" else (None, None, None)
+        load_model(checkpoint, device=device)
+        if checkpoint.is_file() or checkpoint != run / "best.ckpt"
+        else (None, None, None)
     )
     threshold = threshold if threshold is not None else _default_threshold(model)
-    faces = _aligned_faces(index, scored, config.data.align, config.data.policy, config.data.cache, progress)
+    faces = _aligned_faces(index, scored, config.data.align, config.data.policy, config.data.cache, progress, device)
     title = f"{run.name}: {len(scored.pairs)} test pairs" + (
         "" if model else " (no best.ckpt: attention and verify are off)"
     )
@@ -153,6 +167,7 @@ def open_scores(
     checkpoint: str | Path | None = None,
     threshold: float | None = None,
     progress: bool = True,
+    device: str | None = "auto",
 ) -> ExplorerSource:
     """A score file (``test_scores.tsv``, ``scores_<pairs>.tsv``) over the images under ``root``.
 
@@ -161,7 +176,7 @@ def open_scores(
     scored = read_scores(scores)
     model = ckpt = image_size = align = None
     if checkpoint:
-        model, config, ckpt = load_model(checkpoint)
+        model, config, ckpt = load_model(checkpoint, device=device)
         image_size, align = config.image_size, checkpoint_align_config(ckpt, config.image_size)
     data = checkpoint_data(ckpt or {})
     index = _index(existing(root, "data root", kind="dir"), data.get("kind", "auto"), scored, scores)
@@ -170,7 +185,9 @@ def open_scores(
         return load_rgb_array(index.absolute(path))
 
     if checkpoint:
-        faces = _aligned_faces(index, scored, align, data.get("policy", "fallback"), data.get("cache"), progress)
+        faces = _aligned_faces(
+            index, scored, align, data.get("policy", "fallback"), data.get("cache"), progress, device
+        )
     threshold = threshold if threshold is not None else _default_threshold(model, ckpt)
     return ExplorerSource(
         PairReview(scored, threshold),
@@ -189,9 +206,10 @@ def open_checkpoint(
     root: str | Path | None = None,
     threshold: float | None = None,
     progress: bool = True,
+    device: str | None = "auto",
 ) -> ExplorerSource:
     """Score a pair list with a checkpoint now (embeddings cached), then explore it."""
-    result = evaluate_checkpoint(checkpoint, pairs, root, threshold=None, progress=progress)
+    result = evaluate_checkpoint(checkpoint, pairs, root, threshold=None, progress=progress, device=device)
     scored = ScoredPairs(result.pairs, result.evaluation.scores, str(pairs))
     threshold = threshold if threshold is not None else _default_threshold(result.model, result.checkpoint)
 
@@ -218,16 +236,18 @@ def open_source(
     root: str | Path | None = None,
     threshold: float | None = None,
     progress: bool = True,
+    device: str | None = "auto",
 ) -> ExplorerSource:
-    """The notebook's entry point: a run folder, a score file plus data root, or a checkpoint plus pair list."""
+    """The notebook's entry point: a run folder, a score file plus data root, or a checkpoint plus
+    pair list; the model (verify, attention) runs on ``device`` (``backbone.devices.resolve_device``)."""
     if run:
-        return open_run(run, threshold, checkpoint, progress)
+        return open_run(run, threshold, checkpoint, progress, device)
     if scores:
         if not root:
             raise ValueError("a score file needs the data root its paths are relative to (root=...)")
-        return open_scores(scores, root, checkpoint, threshold, progress)
+        return open_scores(scores, root, checkpoint, threshold, progress, device)
     if checkpoint and pairs:
-        return open_checkpoint(checkpoint, pairs, root, threshold, progress)
+        return open_checkpoint(checkpoint, pairs, root, threshold, progress, device)
     raise ValueError(
         "open a run folder (run=...), a score file (scores=..., root=...) or a checkpoint with a pair list (checkpoint=..., pairs=...)"
     )

@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from backbone.atomic import atomic_path
+from backbone.devices import resolve_device
 from backbone.models.attention import ATTENTION
 from backbone.models.backbones import create_backbone, default_input_size
 from backbone.models.local_global import LocalGlobalNet
@@ -76,9 +77,13 @@ def save_model(model: SiameseNet, config: ModelConfig, path: str | Path, extra: 
         torch.save({"model_config": asdict(config), "model": model.state_dict(), **(extra or {})}, tmp)
 
 
-def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[SiameseNet, ModelConfig, dict]:
+def load_model(
+    path: str | Path, map_location: str | torch.device = "cpu", device: str | torch.device | None = None
+) -> tuple[SiameseNet, ModelConfig, dict]:
     """Rebuild a model from a checkpoint; returns (model in eval mode, config, the whole checkpoint).
 
+    The file is read onto ``map_location``; the model is then moved to ``device`` once (a name
+    for ``backbone.devices.resolve_device``: "auto", "cpu", "cuda", "cuda:N"; None: it stays).
     The file is read safely (``backbone.models.weights``: a file holding code is refused) and every
     error names it: not a checkpoint, a config that does not type-check, weights that do not fit."""
     ckpt = read_checkpoint(path, map_location)
@@ -88,6 +93,8 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tu
         raise CheckpointError(f"checkpoint {project_path(path)}: {exc}") from None
     model = build_model(config, load_pretrained=False)
     fit_weights(model, ckpt["model"], project_path(path))
+    if device is not None:
+        model = model.to(resolve_device(device))
     return model.eval(), config, ckpt
 
 

@@ -37,6 +37,7 @@ RENAMED = {
 }
 MARK_MAP_REGIMES = ("triplet", "contrastive")  # the regimes the mark-map network trains with
 PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed")  # Lightning Fabric's, with auto
+LOADERS = ("auto", "tensors", "workers")
 # name: better. val_twin_auc: the AUC of the validation pairs' twin negatives against its matched pairs
 MONITORS = {
     "val_auc": "max",
@@ -63,9 +64,12 @@ class DataConfig:
     policy: str = "fallback"
     cache: str | None = None  # face cache folder (default .cache/faces)
     preload: bool = True  # decode the training crops into RAM once
-    workers: int = 1  # DataLoader workers
+    workers: int = 1  # DataLoader workers (loader: workers), alignment's decoders
+    loader: str = "auto"  # "tensors": the training set as tensors on the training device, batches gathered there
+    # (TensorBatches); "workers": a DataLoader, item by item; "auto": tensors unless augmentation is per image
     augment: bool = True
-    batch_augment: bool = False  # augment whole batches in the training process (BatchAugment), not per image
+    batch_augment: bool | str = "auto"  # augment whole batches on the training device (BatchAugment), not per
+    # image in loader workers; "auto": on a GPU yes, on the CPU no (the committed CPU results' way)
     augment_strength: float = 1.0  # scales rotation, shift, zoom and colour jitter (transforms.augment_ranges)
     hflip: float = 0.0  # off by default: flipping mirrors the moles and scars that tell twins apart
 
@@ -113,8 +117,10 @@ class TrainConfig:
     monitor: str = "val_auc"
     test_every_epoch: bool = False  # also score the test pairs after every epoch (at its val threshold), for
     # the accuracy-vs-training-time curve; the best checkpoint is still chosen on validation alone
-    precision: str = "auto"  # mixed precision where the device supports it
+    precision: str = "auto"  # "auto": full precision (TF32 matrix products on a GPU); see trainer.resolve_precision
     channels_last: bool = False  # the model and its training batches in channels-last memory (benchmarks/training.py)
+    compile: bool = False  # torch.compile the training objective (model and loss): fewer kernel launches, after a
+    # compilation of its own (benchmarks/throughput.py --compile measures both; off unless measured to pay)
     accelerator: str = "auto"
     devices: str | int = "auto"  # per machine (torchrun --nproc_per_node)
     num_nodes: int = 1  # machines (torchrun --nnodes), see docs/multi-gpu.md
@@ -131,6 +137,8 @@ class TrainConfig:
             ("optim.scheduler", self.optim.scheduler, SCHEDULERS.names()),
             ("precision", self.precision, PRECISIONS),
             ("monitor", self.monitor, tuple(MONITORS)),
+            ("data.loader", self.data.loader, LOADERS),
+            ("data.batch_augment", self.data.batch_augment, (True, False, "auto")),
         ]
         for key, value, allowed in checks:
             if value not in allowed:

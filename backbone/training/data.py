@@ -1,6 +1,11 @@
-"""From a training config to ready data: the training loader of the regime (each regime builds
+"""From a training config to ready data: the training batches of the regime (each regime builds
 its own training set, see ``backbone.training.regimes``), and the validation and test pairs with
-their cached faces."""
+their cached faces.
+
+The training batches come one of two ways (``data.loader``): as tensors on the training device,
+each batch gathered there by index (``TensorBatches``: what keeps a GPU fed), or from a
+DataLoader, item by item in worker processes (needed when augmentation is per image). Both
+draw the same order from the same seeds."""
 
 from __future__ import annotations
 
@@ -10,13 +15,15 @@ import torch
 from torch.utils.data import DataLoader
 
 from backbone.data.errors import DataError, missing_all
+from backbone.data.faces.batches import TensorBatches
 from backbone.data.faces.cache import CachedFaces, open_faces
 from backbone.data.faces.samplers import BatchShard
-from backbone.data.faces.transforms import BatchAugment, augment_ranges, eval_transform, train_transform
+from backbone.data.faces.transforms import BatchAugment, Standardise, augment_ranges, eval_transform, train_transform
 from backbone.data.index import IdentityIndex
 from backbone.data.layouts.load import load_index
 from backbone.data.lists.pairs import Pair, read_pairs
 from backbone.paths import project_path
+from backbone.settings import ConfigError
 from backbone.training.config import TrainConfig
 from backbone.training.regimes import REGIMES, TrainingInputs
 
@@ -29,13 +36,27 @@ class EvalSet:
 
 @dataclass
 class TrainingData:
-    loader: DataLoader
+    loader: DataLoader | TensorBatches
     generator: torch.Generator  # reseeded every epoch, so a resumed run sees the same batches
     num_classes: int
     val: EvalSet | None
     test: EvalSet | None
     eval_transform: object
-    augment: BatchAugment | None = None  # applied to every training batch in the training process
+    batch_transform: BatchAugment | Standardise | None = None  # applied to every training batch's images
+
+
+def batch_augment_on(cfg: TrainConfig, device: torch.device | str) -> bool:
+    """Whether augmentation works on whole batches (``data.batch_augment``; "auto": on a GPU)."""
+    chosen = cfg.data.batch_augment
+    return torch.device(device).type == "cuda" if chosen == "auto" else bool(chosen)
+
+
+def resolved(cfg: TrainConfig, device: torch.device | str) -> TrainConfig:
+    """``cfg`` with its device-dependent "auto" settings made what they are on ``device`` (what
+    a run's config.yaml records)."""
+    if cfg.data.batch_augment != "auto":
+        return cfg
+    return cfg.with_overrides([f"data.batch_augment={str(batch_augment_on(cfg, device)).lower()}"])
 
 
 def check_inputs(cfg: TrainConfig) -> None:
@@ -56,8 +77,9 @@ def _pairs(path: str | None, index: IdentityIndex) -> list[Pair] | None:
     return read_pairs(path, root=index.root) if path else None
 
 
-def build_training_data(cfg: TrainConfig, progress: bool = True, rank: int = 0, world_size: int = 1) -> TrainingData:
-    """The regime's training loader (``backbone.training.regimes``) and the evaluation pairs.
+def build_training_data(cfg: TrainConfig, progress: bool = True, rank: int = 0, world_size: int = 1,
+                        device: torch.device | str = "cpu") -> TrainingData:  # fmt: skip
+    """The regime's training batches (``backbone.training.regimes``) on ``device`` and the evaluation pairs.
 
     With several processes (``world_size``), every process draws the regime's order from the same
     generator (reseeded every epoch) and keeps its own share of its batches (``BatchShard``: batches
@@ -71,25 +93,32 @@ def build_training_data(cfg: TrainConfig, progress: bool = True, rank: int = 0, 
     train_index = load_index(d.train_root, d.kind) if d.train_root else index
     size = cfg.model.image_size
     ranges = augment_ranges(d.augment_strength)
-    augment = BatchAugment(hflip=d.hflip, **ranges) if d.augment and d.batch_augment else None
-    if augment is not None:
-        transform = None  # the crops stay uint8, read at the model's size (TrainingInputs.faces), for BatchAugment
+    per_image = d.augment and not batch_augment_on(cfg, device)
+    if per_image and d.loader == "tensors":
+        raise ConfigError("data.loader: tensors needs whole-batch augmentation (data.batch_augment: true) or none "
+                          "(data.augment: false); per-image augmentation runs in DataLoader workers (data.loader: workers)")  # fmt: skip
+    tensors = d.loader == "tensors" or (d.loader == "auto" and not per_image)
+    batch_transform: BatchAugment | Standardise | None = None
+    if per_image:
+        transform = train_transform(size=size, hflip=d.hflip, **ranges)
+    elif d.augment:
+        transform, batch_transform = None, BatchAugment(hflip=d.hflip, **ranges)
+    elif tensors:
+        transform, batch_transform = None, Standardise()
     else:
-        transform = train_transform(size=size, hflip=d.hflip, **ranges) if d.augment else eval_transform(size)
+        transform = eval_transform(size)
+    # transform None: the crops stay uint8, read at the model's size (TrainingInputs.faces), for the batch transform
     generator = torch.Generator()
     inputs = TrainingInputs(cfg, train_index, _pairs(d.train_pairs, train_index), transform, generator, progress)
     train_set = REGIMES.get(cfg.loss.regime).training_set(inputs)
     sampler = train_set.sampler
     if world_size > 1:
         sampler = BatchShard(sampler, cfg.batch_size, rank, world_size)
-    loader = DataLoader(
-        train_set.dataset,
-        batch_size=cfg.batch_size,
-        sampler=sampler,
-        num_workers=d.workers,
-        drop_last=True,
-        generator=generator,
-    )
+    if tensors:
+        loader = TensorBatches(train_set.dataset.columns(), sampler, cfg.batch_size, generator, device)
+    else:
+        loader = DataLoader(train_set.dataset, batch_size=cfg.batch_size, sampler=sampler, num_workers=d.workers,
+                            drop_last=True, generator=generator)  # fmt: skip
     if len(loader) == 0:
         raise DataError(f"batch size {cfg.batch_size} is larger than the training set ({len(train_set.dataset)} items)")
 
@@ -110,5 +139,5 @@ def build_training_data(cfg: TrainConfig, progress: bool = True, rank: int = 0, 
         eval_set(d.val_pairs),
         eval_set(d.test_pairs),
         eval_transform(size),
-        augment,
+        batch_transform,
     )

@@ -14,9 +14,12 @@ files and logging.
 from __future__ import annotations
 
 import copy
+import math
 import os
 import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,9 +27,11 @@ import numpy as np
 import torch
 from lightning_fabric import Fabric
 from lightning_fabric.loggers import TensorBoardLogger
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from backbone.atomic import atomic_path, atomic_write_json
+from backbone.devices import allow_tf32
 from backbone.evaluation.embeddings import evaluate_pairs
 from backbone.evaluation.metrics import confusion_at, far_threshold, summary_row, with_val_threshold
 from backbone.evaluation.pointing import pairs_pointing
@@ -35,7 +40,7 @@ from backbone.models.build import build_model, read_checkpoint
 from backbone.paths import project_path, project_relative
 from backbone.settings import ConfigError
 from backbone.training.config import MONITORS, TrainConfig
-from backbone.training.data import EvalSet, TrainingData, build_training_data, check_inputs
+from backbone.training.data import EvalSet, TrainingData, build_training_data, check_inputs, resolved
 from backbone.training.optim import create_optimizer, create_scheduler, steps_per_optimiser_step
 from backbone.training.regimes import REGIMES, Regime
 
@@ -79,13 +84,27 @@ class Progress:
         return improved
 
 
-def resolve_precision(precision: str, accelerator: str) -> str:
-    """``auto``: bf16 or fp16 mixed precision on a GPU that supports it, full precision on the CPU."""
-    if precision != "auto":
-        return precision
-    if accelerator in ("auto", "cuda", "gpu") and torch.cuda.is_available():
-        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
-    return "32-true"
+def resolve_precision(precision: str) -> str:
+    """``auto``: full precision ("32-true") on every device, its training steps in TF32 on a GPU
+    (``tf32``). The workbook's models are small: on an H200 they are bound by kernel launches,
+    not arithmetic, and bf16-mixed trained them slower than fp32 (the default model 5,480 against
+    6,433 img/s, the recipe's 14,079 against 18,544: docs/gpu.md), as autocast adds casts to every
+    layer. On the CPU fp32 keeps the committed results as they are. ``benchmarks/throughput.py``
+    measures both again; "bf16-mixed" or "16-mixed" stay there to ask for."""
+    return "32-true" if precision == "auto" else precision
+
+
+@contextmanager
+def tf32(device: torch.device) -> Iterator[None]:
+    """On a GPU, fp32 matrix products and convolutions in TF32 (10-bit mantissa, fp32 range) for
+    the training steps: what "32-true" costs there. The flags are put back afterwards, and
+    validation and the test pairs are embedded in full fp32 (``backbone.devices.exact_fp32``), as
+    ``backbone evaluate`` embeds them on any device. Nothing changes on the CPU."""
+    if device.type != "cuda":
+        yield
+        return
+    with allow_tf32(True):
+        yield
 
 
 def epoch_seed(seed: int, epoch: int, rank: int) -> int:
@@ -154,8 +173,8 @@ def _plain(obj):
 
 def _comparable(d: dict) -> dict:
     """A config without what may change between a run and its resumption."""
-    d = {k: v for k, v in d.items() if k not in ("epochs", "early_stopping_patience")}
-    d["data"] = {k: v for k, v in d["data"].items() if k not in ("workers", "preload")}
+    d = {k: v for k, v in d.items() if k not in ("epochs", "early_stopping_patience", "compile")}
+    d["data"] = {k: v for k, v in d["data"].items() if k not in ("workers", "preload", "loader")}
     return d
 
 
@@ -214,15 +233,16 @@ def save_checkpoint(fabric: Fabric, path: Path, state: dict) -> None:
     fabric.barrier()
 
 
-def augmented(batch, augment, channels_last: bool = False) -> list:
-    """The batch with ``augment`` applied to each of its image tensors (none: as they are), in the
-    channels-last memory format if asked (the model's then: faster convolutions on CPU)."""
-    if augment is None and not channels_last:
+def augmented(batch, transform, channels_last: bool = False) -> list:
+    """The batch with ``transform`` (a batch augmentation or standardisation) applied to each of its
+    image tensors (none: as they are), in the channels-last memory format if asked (the model's
+    then: faster convolutions on CPU)."""
+    if transform is None and not channels_last:
         return batch
     fmt = torch.channels_last if channels_last else torch.contiguous_format
 
     def prepared(x: torch.Tensor) -> torch.Tensor:
-        return (augment(x) if augment is not None else x).contiguous(memory_format=fmt)
+        return (transform(x) if transform is not None else x).contiguous(memory_format=fmt)
 
     return [prepared(x) if torch.is_tensor(x) and x.ndim == 4 else x for x in batch]
 
@@ -256,43 +276,92 @@ def train_epoch(fabric: Fabric, cfg: TrainConfig, objective, optimizer, schedule
         loader.sampler.set_epoch(epoch)
     frozen = set_trunk_frozen(objective, epoch < cfg.freeze_trunk_epochs)
     per_step = steps_per_optimiser_step(cfg.optim)
-    total_loss, seen, images, start = 0.0, 0, 0, time.perf_counter()
+    losses = LossWatch(look_every(fabric.device), epoch, last_path)
+    images, start = 0, time.perf_counter()
     show = progress and fabric.is_global_zero
     bar = tqdm(batches(loader, steps), total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", unit="batch",
                disable=not show, leave=False)  # fmt: skip
     for step, batch in enumerate(bar):
-        batch = augmented(batch, data.augment, cfg.channels_last)
+        batch = augmented(batch, data.batch_transform, cfg.channels_last)
         loss = objective(*batch)
-        if not torch.isfinite(loss):
-            kept = (
-                f"the last good checkpoint {last_path} is kept"
-                if last_path.is_file()
-                else "no checkpoint was written yet"
-            )
-            raise TrainingDiverged(
-                f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; {kept}. Lower optim.lr or set optim.grad_clip"
-            )
+        if losses.add(loss, len(batch[0]), last=step == steps - 1):  # raises TrainingDiverged
+            bar.set_postfix(loss=f"{losses.mean:.4f}")
         optimizer.zero_grad(set_to_none=True)
         fabric.backward(loss)
-        if cfg.optim.grad_clip:
-            fabric.clip_gradients(objective, optimizer, max_norm=cfg.optim.grad_clip)
+        if cfg.optim.grad_clip:  # a non-finite norm is not checked here (a wait for the device): the loss is
+            fabric.clip_gradients(objective, optimizer, max_norm=cfg.optim.grad_clip, error_if_nonfinite=False)
         optimizer.step()
         if per_step and scheduler is not None:
             scheduler.step()
-        total_loss += loss.item() * len(batch[0])
-        seen += len(batch[0])
         images += _images_in(batch)
-        bar.set_postfix(loss=f"{total_loss / seen:.4f}")
+    synchronize(fabric.device)
     seconds = time.perf_counter() - start
     return {
         "epoch": epoch + 1,
-        "train_loss": total_loss / max(seen, 1),
+        "train_loss": losses.mean,
         "lr": optimizer.param_groups[0]["lr"],
         "images_per_s": images * fabric.world_size / seconds,
         "train_seconds": seconds,
         "images": images * fabric.world_size,
         "frozen_backbone": frozen,
+        **gpu_memory(fabric.device),
     }
+
+
+def gpu_memory(device: torch.device) -> dict:
+    """``gpu_peak_mib``: the most GPU memory this process has held for tensors so far (a GPU only)."""
+    return {"gpu_peak_mib": torch.cuda.max_memory_allocated(device) / 2**20} if device.type == "cuda" else {}
+
+
+def look_every(device: torch.device) -> int:
+    """Steps between the host's looks at the loss: every step on the CPU; on a GPU every 25th, as
+    each look waits for the device to finish, and the host would otherwise never queue work ahead."""
+    return 1 if device.type == "cpu" else 25
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for ``device`` to finish its queued work (so that a time measured includes it)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+class LossWatch:
+    """An epoch's losses, looked at every ``every`` steps (one wait for the device a look): their
+    mean so far, and a non-finite one raises ``TrainingDiverged`` naming its step. The look comes
+    before the step's backward pass, so on the CPU (``every`` 1) no step trains on a bad loss."""
+
+    def __init__(self, every: int, epoch: int, last_path: Path):
+        self.every, self.epoch, self.last_path = every, epoch, last_path
+        self.pending: list[tuple[torch.Tensor, int]] = []
+        self.total, self.seen, self.steps = 0.0, 0, 0
+
+    @property
+    def mean(self) -> float:
+        return self.total / max(self.seen, 1)
+
+    def add(self, loss: torch.Tensor, n: int, last: bool = False) -> bool:
+        """Count one step's loss over ``n`` items; whether it looked (then ``mean`` is new)."""
+        self.pending.append((loss.detach(), n))
+        if len(self.pending) < self.every and not last:
+            return False
+        values = torch.stack([v for v, _ in self.pending]).float().cpu()
+        for k, (value, (_, count)) in enumerate(zip(values.tolist(), self.pending)):
+            if not math.isfinite(value):
+                self._diverged(value, self.steps + k + 1)
+            self.total += value * count
+            self.seen += count
+        self.steps += len(self.pending)
+        self.pending.clear()
+        return True
+
+    def _diverged(self, value: float, step: int):
+        kept = (
+            f"the last good checkpoint {self.last_path} is kept"
+            if self.last_path.is_file()
+            else "no checkpoint was written yet"
+        )
+        raise TrainingDiverged(f"loss became {value} at epoch {self.epoch + 1}, step {step}; {kept}. "
+                               "Lower optim.lr or set optim.grad_clip")  # fmt: skip
 
 
 def set_trunk_frozen(objective, frozen: bool) -> bool:
@@ -317,10 +386,12 @@ def calibrate(fabric: Fabric, cfg: TrainConfig, objective, optimizer, loader, au
     start = 0.0
     for i, batch in enumerate(it):
         if i == warmup:
+            synchronize(fabric.device)
             start = time.perf_counter()
         optimizer.zero_grad(set_to_none=True)
         fabric.backward(objective(*augmented(batch, augment, cfg.channels_last)))
         optimizer.step()
+    synchronize(fabric.device)
     step_seconds = (time.perf_counter() - start) / timed
     objective.load_state_dict(saved[0])
     optimizer.load_state_dict(saved[1])
@@ -423,17 +494,19 @@ def keep_initial(fabric: Fabric, model, data: TrainingData, run: Progress, state
 
 
 def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> TrainResult:
-    cfg = config
-    check_inputs(cfg)
-    mode = MONITORS[cfg.monitor]
-    out = project_path(cfg.out_dir)
-    last_path, best_path = out / "last.ckpt", out / "best.ckpt"
+    check_inputs(config)
+    out = project_path(config.out_dir)
     logger = TensorBoardLogger(root_dir=str(out), name="tensorboard", version="")
-    precision = resolve_precision(cfg.precision, cfg.accelerator)
-    fabric = Fabric(
-        accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes, precision=precision, loggers=logger
-    )
+    fabric = Fabric(accelerator=config.accelerator, devices=config.devices, num_nodes=config.num_nodes,
+                    precision=resolve_precision(config.precision), loggers=logger)  # fmt: skip
     fabric.launch()
+    # "auto" settings as they are on this device (the run's config.yaml records them)
+    return _train(fabric, resolved(config, fabric.device), out, logger, resume, progress)
+
+
+def _train(fabric: Fabric, cfg: TrainConfig, out: Path, logger, resume: bool, progress: bool) -> TrainResult:
+    mode = MONITORS[cfg.monitor]
+    last_path, best_path = out / "last.ckpt", out / "best.ckpt"
     rank0 = fabric.is_global_zero
 
     prior = read_checkpoint(last_path) if resume and last_path.is_file() else None  # weights_only: runs no code
@@ -449,7 +522,8 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Tr
     model = build_model(cfg.model)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    data = build_training_data(cfg, progress=progress and rank0, rank=fabric.global_rank, world_size=fabric.world_size)
+    data = build_training_data(cfg, progress=progress and rank0, rank=fabric.global_rank, world_size=fabric.world_size,
+                               device=fabric.device)  # fmt: skip
     check_monitor(cfg, data)
     objective: Regime = REGIMES.create(cfg.loss.regime, model, cfg.loss, data.num_classes)
     raw_optimizer = optimizer = create_optimizer(objective.parameters(), cfg.optim)
@@ -468,10 +542,15 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Tr
             stale.unlink()
         cfg.save(out / "config.yaml")
     raw_objective = objective
+    if cfg.compile:
+        objective = torch.compile(objective)  # its parameters are raw_objective's: checkpoints are unchanged
     objective, optimizer = fabric.setup(objective, optimizer)
-    loader = fabric.setup_dataloaders(data.loader, use_distributed_sampler=False)  # sharded already
+    loader = data.loader  # TensorBatches: on the device already; a DataLoader's batches Fabric moves there
+    if isinstance(loader, DataLoader):
+        loader = fabric.setup_dataloaders(loader, use_distributed_sampler=False)  # sharded already
     if cfg.budget_minutes and cfg.epochs and prior is None:
-        run.calibration = budget_steps(fabric, cfg, objective, optimizer, loader, data.augment)
+        with tf32(fabric.device):
+            run.calibration = budget_steps(fabric, cfg, objective, optimizer, loader, data.batch_transform)
         run.steps_per_epoch = run.calibration["steps_per_epoch"]
     steps = epoch_steps(cfg, loader, run)
     scheduler = create_scheduler(raw_optimizer, cfg.optim, cfg.epochs, cfg.epochs * steps, mode)
@@ -496,9 +575,10 @@ def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> Tr
     if cfg.epochs == 0 and prior is None:
         keep_initial(fabric, model, data, run, state, best_path, last_path, out, cfg)
     while run.epoch < cfg.epochs:
-        record = train_epoch(
-            fabric, cfg, objective, optimizer, scheduler, loader, data, run.epoch, steps, last_path, progress
-        )
+        with tf32(fabric.device):  # the training steps only: validation and the test pairs embed in full fp32
+            record = train_epoch(
+                fabric, cfg, objective, optimizer, scheduler, loader, data, run.epoch, steps, last_path, progress
+            )
         metrics = validate(model, data.val, data.eval_transform) if data.val is not None and rank0 else {}
         if cfg.test_every_epoch and data.test is not None and rank0:
             metrics.update(test_curve_point(model, data.test, data.eval_transform, metrics.get("val_threshold")))

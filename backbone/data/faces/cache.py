@@ -56,6 +56,7 @@ from backbone.data.faces.align import (
 )
 from backbone.data.images import load_rgb, read_failure
 from backbone.data.index import IdentityIndex
+from backbone.devices import resolve_device
 from backbone.paths import is_workbook, project_path, project_root
 
 
@@ -107,12 +108,19 @@ class AlignSummary:
 class FaceCache:
     """Aligned crops for one :class:`AlignConfig` under a cache root."""
 
-    def __init__(self, root: str | Path | None, config: AlignConfig, policy: str = "fallback"):
+    def __init__(
+        self,
+        root: str | Path | None,
+        config: AlignConfig,
+        policy: str = "fallback",
+        device: str | torch.device | None = None,
+    ):
         if policy not in POLICIES:
             raise ValueError(f"policy must be one of {POLICIES}, got {policy!r}")
         self.root = project_path(root) if root is not None else default_cache_root()
         self.config = config
         self.policy = policy
+        self.device = device  # where the face detector runs (None, "auto": a GPU when present)
         self.dir = self.root / config.key()
         self._records: dict[str, Record] | None = None
         self._hashes: dict[str, list] | None = None
@@ -282,7 +290,7 @@ class FaceCache:
 
     @cached_property
     def aligner(self) -> FaceAligner:
-        return FaceAligner(self.config)
+        return FaceAligner(self.config, device=resolve_device(self.device))
 
     def _store(self, sha: str, img: Image.Image | np.ndarray, det: Detection | None) -> None:
         """One source's result under the policy: its face, a centre-crop fallback, or no face."""
@@ -443,6 +451,16 @@ class CachedFaces:
         arr = self._array[self._rows[path]].copy() if self._array is not None else self._read(path)
         return torch.from_numpy(arr).permute(2, 0, 1)
 
+    def stack(self, paths: list[str], progress: bool = False) -> torch.Tensor:
+        """The crops of ``paths`` as one uint8 tensor ``(len(paths), 3, H, W)`` (from the preloaded
+        array when there is one, else read once each)."""
+        if self._array is not None:
+            arr = self._array[[self._rows[p] for p in paths]]
+        else:
+            reads = tqdm(paths, desc="loading faces", unit="img", disable=not progress, leave=False)
+            arr = np.stack([self._read(p) for p in reads])
+        return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
+
 
 def alignment_status(index: IdentityIndex, root: str | Path | None = None) -> dict[str, dict]:
     """For every alignment config in the cache: its settings and how this index's images fared."""
@@ -466,13 +484,15 @@ def open_faces(
     workers: int = 2,
     progress: bool = True,
     size: int | None = None,
+    device: str | torch.device | None = None,
 ) -> CachedFaces:
-    """Cached faces of ``index``, aligning whatever is not cached yet (a no-op when all is).
+    """Cached faces of ``index``, aligning whatever is not cached yet (a no-op when all is; the
+    detector runs on ``device``, by default a GPU when present).
 
     Unreadable images, and images without a face under the ``report`` policy, raise a
     DataError that lists them: nothing is dropped silently.
     """
-    cache = FaceCache(cache_root, config, policy=policy)
+    cache = FaceCache(cache_root, config, policy=policy, device=device)
     summary = align_index(index, cache, workers=workers, progress=progress)
     if summary.unreadable:
         raise DataError(f"{len(summary.unreadable)} unreadable images in {index.root}", summary.unreadable)

@@ -1,7 +1,9 @@
 """PyTorch datasets over cached aligned faces: single images with identity labels, pairs, triplets.
 
 They take any ``faces`` callable mapping an image path to a uint8 3xHxW tensor, normally
-:class:`~backbone.data.faces.cache.CachedFaces`, so every epoch reads ready crops.
+:class:`~backbone.data.faces.cache.CachedFaces`, so every epoch reads ready crops. Without a
+per-image transform, each also describes itself as tensors (``columns()``), which
+:class:`~backbone.data.faces.batches.TensorBatches` gathers whole batches from on the training device.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch.utils.data import Dataset
 
+from backbone.data.faces.batches import Column, stacked
 from backbone.data.index import IdentityIndex
 from backbone.data.lists.pairs import Pair
 from backbone.data.lists.triplets import Triplet
@@ -21,6 +24,20 @@ Transform = Callable[[torch.Tensor], torch.Tensor]
 
 def _identity(x: torch.Tensor) -> torch.Tensor:
     return x
+
+
+def _images(faces: Faces, paths: Sequence[str], rows_of: Sequence[Sequence[str]] = ()) -> tuple[torch.Tensor, list]:
+    """The crops of the unique ``paths`` as one uint8 tensor ``(N, 3, H, W)``, and for each list
+    of ``rows_of`` the row of each of its paths in it."""
+    unique = list(dict.fromkeys(paths))
+    store = faces.stack(unique) if hasattr(faces, "stack") else torch.stack([faces(p) for p in unique])
+    row = {p: i for i, p in enumerate(unique)}
+    return store, [torch.tensor([row[p] for p in ps]) for ps in rows_of]
+
+
+def _untransformed(dataset) -> None:
+    if dataset.transform is not _identity:
+        raise ValueError(f"{type(dataset).__name__} applies a per-image transform: it has no tensor columns")
 
 
 class FaceDataset(Dataset):
@@ -38,6 +55,12 @@ class FaceDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         return self.transform(self.faces(self.paths[i])), self.labels[i]
+
+    def columns(self) -> list[Column]:
+        """Images ``(N, 3, H, W)`` uint8 and labels ``(N,)`` (untransformed data sets only)."""
+        _untransformed(self)
+        images, _ = _images(self.faces, self.paths)
+        return [Column(images), Column(stacked(self.labels))]
 
 
 class WithMasks(Dataset):
@@ -57,6 +80,9 @@ class WithMasks(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, torch.Tensor]:
         return (*self.dataset[i], self.masks[i])
 
+    def columns(self) -> list[Column]:
+        return [*self.dataset.columns(), Column(self.masks)]
+
 
 class PairDataset(Dataset):
     """``(image_a, image_b, same)`` with ``same = SAME (1)`` for the same person."""
@@ -71,6 +97,13 @@ class PairDataset(Dataset):
         p = self.pairs[i]
         return self.transform(self.faces(p.path_a)), self.transform(self.faces(p.path_b)), p.same
 
+    def columns(self) -> list[Column]:
+        """Both images of every pair (each image stored once) and ``same`` ``(N,)``."""
+        _untransformed(self)
+        a, b = [p.path_a for p in self.pairs], [p.path_b for p in self.pairs]
+        images, (rows_a, rows_b) = _images(self.faces, a + b, (a, b))
+        return [Column(images, rows_a), Column(images, rows_b), Column(stacked([p.same for p in self.pairs]))]
+
 
 class TripletDataset(Dataset):
     """``(anchor, positive, negative)`` images."""
@@ -84,3 +117,10 @@ class TripletDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         t = self.triplets[i]
         return tuple(self.transform(self.faces(p)) for p in (t.anchor, t.positive, t.negative))  # type: ignore[return-value]
+
+    def columns(self) -> list[Column]:
+        """Anchor, positive and negative images (each image stored once)."""
+        _untransformed(self)
+        roles = [[getattr(t, role) for t in self.triplets] for role in ("anchor", "positive", "negative")]
+        images, rows = _images(self.faces, [p for paths in roles for p in paths], roles)
+        return [Column(images, r) for r in rows]

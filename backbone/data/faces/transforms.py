@@ -121,3 +121,14 @@ class BatchAugment(nn.Module):
             gray = _gray(x)
             x = ((x - gray) * factor() + gray).clamp(0, 255)  # saturation
         return (x - 127.5) / 128.0
+
+
+class Standardise(nn.Module):
+    """``eval_transform``'s standardisation for a whole batch of crops already at the model size.
+
+    ``forward``: uint8 images ``(B, 3, H, W)`` -> float ``(B, 3, H, W)``, ``(x - 127.5) / 128``,
+    the very values ``eval_transform`` gives image by image.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return fixed_image_standardization(x.to(torch.float32))

@@ -48,14 +48,14 @@ class TrainingInputs:
     cfg: TrainConfig
     index: IdentityIndex
     pairs: list[Pair] | None
-    transform: Callable[[torch.Tensor], torch.Tensor] | None  # None: the uint8 crops as they are (BatchAugment)
+    transform: Callable[[torch.Tensor], torch.Tensor] | None  # None: uint8 crops at the model size (a batch transform)
     generator: torch.Generator
     progress: bool = True
 
     def faces(self, index: IdentityIndex) -> CachedFaces:
         """The aligned faces of ``index`` as the config aligns them (decoded into RAM with ``preload``)."""
         d = self.cfg.data
-        size = self.cfg.model.image_size if d.batch_augment else None  # resized once, not every epoch
+        size = self.cfg.model.image_size if self.transform is None else None  # resized once, not every epoch
         return open_faces(index, d.align, d.policy, d.cache, d.preload, max(d.workers, 1), self.progress, size)
 
     def length(self, dataset: Dataset) -> int:

@@ -6,6 +6,7 @@ import torch
 from torch.utils.data import Dataset
 
 from backbone.data.errors import DataError
+from backbone.data.faces.batches import Column
 from backbone.data.faces.datasets import FaceDataset
 from backbone.losses import CosFaceLoss, DistillationLoss, given
 from backbone.models.siamese import SiameseNet
@@ -26,6 +27,9 @@ class WithTargets(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int, torch.Tensor]:
         image, label = self.faces[i]
         return image, label, self.targets[i]
+
+    def columns(self) -> list[Column]:
+        return [*self.faces.columns(), Column(self.targets)]
 
 
 @REGIMES.register("distill")
