@@ -13,14 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # PyTorch is imported where a device is made: the command line's parser needs only the names
+    import torch
 
 DEVICES_HELP = 'where models run: "auto" (a GPU when present, else the CPU), "cpu", "cuda" or "cuda:N"'
 
 
 def default_device() -> torch.device:
     """CUDA if available, then Apple's MPS, else the CPU."""
+    import torch
+
     if torch.cuda.is_available():
         return torch.device("cuda")
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
@@ -31,6 +35,8 @@ def default_device() -> torch.device:
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """The device ``device`` names (None or "auto": ``default_device()``); a ValueError says why
     one cannot be used here (a typo, no CUDA in this PyTorch or machine, no such GPU)."""
+    import torch
+
     if device is None or device == "auto":
         return _indexed(default_device())
     try:
@@ -48,6 +54,8 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
 
 def _indexed(device: torch.device) -> torch.device:
     """A GPU named with its index ("cuda" -> "cuda:0", the current one): what is reported is exact."""
+    import torch
+
     return (
         torch.device("cuda", torch.cuda.current_device()) if device.type == "cuda" and device.index is None else device
     )
@@ -58,6 +66,8 @@ def allow_tf32(allowed: bool) -> Iterator[None]:
     """PyTorch's TF32 switches for matrix products and cuDNN as ``allowed``, put back afterwards
     (process-wide flags of PyTorch's; they change nothing on the CPU). The legacy flags are the
     ones PyTorch itself and its exporters read: cuDNN's convolutions and RNNs stay alike."""
+    import torch
+
     flags = (torch.backends.cuda.matmul, torch.backends.cudnn)
     before = [f.allow_tf32 for f in flags]
     try:

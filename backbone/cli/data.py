@@ -6,10 +6,8 @@ import argparse
 import sys
 
 from backbone.atomic import atomic_write_json, atomic_write_text
-from backbone.data.checks.analyze import analyze_dataset, format_report
 from backbone.data.checks.validate import validate_dataset
 from backbone.data.faces.align import CHIPS, DETECTORS, POLICIES, AlignConfig
-from backbone.data.faces.cache import FaceCache, align_index, alignment_status, default_cache_root
 from backbone.data.layouts.lfw import format_lfw_people, read_lfw_people
 from backbone.data.layouts.load import KINDS, load_index
 from backbone.data.lists.pairs import write_pairs
@@ -57,7 +55,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     defaults = AlignConfig()
     p.add_argument("root", type=cli_path)
     p.add_argument("--kind", choices=KINDS, default="auto")
-    p.add_argument("--cache", type=cli_path, help=f"cache folder (default: {default_cache_root()})")
+    p.add_argument(
+        "--cache", type=cli_path, help="cache folder (default: $BACKBONE_CACHE, else .cache/faces in the project)"
+    )
     p.add_argument(
         "--size", type=int, default=defaults.size, help="output side in pixels (160 facenet, 112 small models)"
     )
@@ -152,6 +152,8 @@ def cmd_align(args: argparse.Namespace) -> int:
     """Align every image into the face cache; resumes where an interrupted run stopped.
 
     Exits 1 when images are unreadable or, under --policy report, have no face (listed)."""
+    from backbone.data.faces.cache import FaceCache, align_index  # PyTorch: imported by the commands that use it
+
     index = load_index(args.root, args.kind)
     config = AlignConfig(size=args.size, margin=args.margin, detector=args.detector, crop=args.crop, chip=args.chip)
     cache = FaceCache(args.cache, config, policy=args.policy, device=args.device)
@@ -168,6 +170,9 @@ def cmd_align(args: argparse.Namespace) -> int:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     """Print counts, the images-per-identity distribution, image sizes and modes."""
+    from backbone.data.checks.analyze import analyze_dataset, format_report
+    from backbone.data.faces.cache import alignment_status
+
     index = load_index(args.root, args.kind)
     report = analyze_dataset(index, baseline=not args.no_baseline)
     if args.cache:

@@ -9,10 +9,6 @@ from backbone.atomic import atomic_write_json
 from backbone.data import all_pairs, load_index, write_pairs
 from backbone.data.index import IdentityIndex
 from backbone.devices import DEVICES_HELP
-from backbone.evaluation.checkpoints import evaluate_checkpoint
-from backbone.evaluation.metrics import summary_row
-from backbone.evaluation.scores import write_scores
-from backbone.evaluation.verification import Verifier
 from backbone.paths import cli_path, project_path, project_relative
 
 
@@ -52,6 +48,8 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def format_summary(metrics: dict) -> str:
+    from backbone.evaluation.metrics import summary_row  # scikit-learn: imported by the commands
+
     row = summary_row(metrics)
     width = max(map(len, row)) + 1
     lines = [
@@ -78,6 +76,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     ``--data ROOT`` evaluates on any identity-folder set without a pair file: a deterministic,
     balanced list (every matched pair, as many mismatched ones drawn with ``--seed``) is written
     beside the metrics (``pairs_<root>_seed<N>.tsv``), and the metrics record how it was made."""
+    from backbone.evaluation.checkpoints import evaluate_checkpoint  # PyTorch: imported by the command
+    from backbone.evaluation.metrics import summary_row
+    from backbone.evaluation.scores import write_scores
+
     pairs_file, root, out, generated = args.pairs, args.root, args.out, None
     if args.data is not None:
         index = load_index(args.data)
@@ -120,6 +122,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Print the similarity of two images, the threshold, and the verdict."""
+    from backbone.evaluation.verification import Verifier
+
     verdict = Verifier.from_checkpoint(args.checkpoint, args.threshold, args.device).verify(*args.images)
     print(verdict.text())
     return 0

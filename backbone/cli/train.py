@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 
 from backbone.paths import cli_path, project_relative
-from backbone.training.config import TrainConfig
-from backbone.training.trainer import train, upgrade_checkpoint
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -32,6 +30,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train; an interrupted run resumes from its last checkpoint when started again.
 
     Several GPUs or processes: torchrun --nproc_per_node=N -m backbone train --config FILE (see docs/multi-gpu.md)"""
+    from backbone.training.config import TrainConfig  # PyTorch: imported by the command
+    from backbone.training.trainer import train
+
     config = TrainConfig.load(args.config) if args.config else TrainConfig()
     overrides = args.set + ([f"out_dir={project_relative(args.out_dir)}"] if args.out_dir else [])
     config = config.with_overrides(overrides)
@@ -50,6 +51,8 @@ def cmd_upgrade(args: argparse.Namespace) -> int:
     """Re-save checkpoints written by an earlier version of the workbook (which stored numpy random
     states) so that they load without running code (weights_only). Reading them this once runs any
     code they hold, so only upgrade files you made: --trust says you did."""
+    from backbone.training.trainer import upgrade_checkpoint
+
     if not args.trust:
         raise ValueError("upgrading unpickles each file, which runs any code it holds: pass --trust for files you made")
     for path in args.checkpoints:

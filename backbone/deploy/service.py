@@ -43,9 +43,9 @@ from backbone.data.images import decode_rgb
 from backbone.deploy.batching import MicroBatcher
 from backbone.deploy.runtime import Face, FaceModel, as_batch
 from backbone.deploy.settings import API_KEY_ENV, API_KEY_HEADER, MB, ServiceSettings
-
-__all__ = ["API_KEY_ENV", "API_KEY_HEADER", "ServiceSettings", "create_app"]
 from backbone.labels import DIFFERENT, SAME
+
+__all__ = ["API_KEY_ENV", "API_KEY_HEADER", "ServiceSettings", "create_app"]  # the settings live in .settings
 
 log = logging.getLogger("backbone.serve")
 

@@ -74,7 +74,7 @@ class Verifier:
 
     @torch.inference_mode()
     def embed_face(self, face: np.ndarray) -> torch.Tensor:
-        x = self.transform(torch.from_numpy(face).permute(2, 0, 1).to(self.device))
+        x = self.transform(torch.from_numpy(face).permute(2, 0, 1)).to(self.device)  # one crop: resized on the CPU
         with exact_fp32():  # the same score on any device
             return self.model.embed(x[None])
 

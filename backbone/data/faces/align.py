@@ -18,13 +18,16 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image
 
 from backbone.data.images import center_crop
 from backbone.devices import default_device
+
+if TYPE_CHECKING:  # imported where faces are detected: the configs and names above need none of it
+    import torch
 
 ALIGN_VERSION = 1
 DETECTORS = ("mtcnn", "none")
@@ -95,6 +98,8 @@ class FaceAligner:
     """
 
     def __init__(self, config: AlignConfig, device: torch.device | str | None = None):
+        import torch
+
         self.config = config
         self.device = torch.device(device) if device is not None else default_device()
 
@@ -150,7 +155,7 @@ class FaceAligner:
             crop = landmark_chip(img, np.asarray(landmarks[0], dtype=np.float64), self.config.size)
         else:
             face = extract_face(img, box[0], self.config.size, self.config.margin)
-            crop = face.permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
+            crop = face.permute(1, 2, 0).round().clamp(0, 255).byte().numpy()
         return Detection(crop, [round(float(v), 2) for v in box[0]], round(float(prob), 5))
 
     @cached_property
