@@ -182,3 +182,34 @@ def test_pairs_from_an_lfw_people_file(lfw_root, tmp_path):
     )
     names = {p.split("/")[0] for pair in read_pairs(out) for p in (pair.path_a, pair.path_b)}
     assert names <= set(train_people) and not names & set(test_people)
+
+
+def _parsers(parser, name="backbone"):
+    """Every parser of the command line with its command words."""
+    import argparse
+
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for word, sub in action.choices.items():
+                yield from _parsers(sub, f"{name} {word}")
+
+
+def test_every_option_says_what_it_is_and_its_default_and_no_markup_leaks(capsys):
+    """Each command's help: every argument has a help text, an option with a default shows it,
+    and the descriptions (the commands' docstrings) carry no reStructuredText marks."""
+    import argparse
+
+    from backbone.cli import build_parser
+
+    undocumented = []
+    for name, parser in _parsers(build_parser()):
+        for action in parser._actions:
+            if not isinstance(action, argparse._HelpAction | argparse._VersionAction | argparse._SubParsersAction):
+                if not action.help:
+                    undocumented.append(f"{name} {'/'.join(action.option_strings) or action.dest}")
+        text = parser.format_help()
+        assert "``" not in text and ":class:" not in text and ":func:" not in text, name
+    assert undocumented == []
+    pairs = dict(_parsers(build_parser()))["backbone data pairs"].format_help()
+    assert "(default: 6000)" in " ".join(pairs.split()) and "(default: False)" not in pairs

@@ -8,7 +8,10 @@ check, 2 for bad usage.
 from __future__ import annotations
 
 import argparse
+import inspect
+import re
 import sys
+import textwrap
 
 from backbone import __version__
 from backbone.cli import data, deploy, evaluate, experiments, train
@@ -17,8 +20,35 @@ from backbone.data.errors import DataError
 GROUPS = (data, train, evaluate, experiments, deploy)
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Each option's default after its help (unless it has none, is a flag or an empty list, or the
+    help already says it), and descriptions taken from the commands' docstrings: their paragraphs
+    kept, re-wrapped, and reStructuredText's marks (``literal``, :role:`target`) removed."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        quiet = default is None or default is False or default == [] or default is argparse.SUPPRESS
+        if quiet or "default" in text or not (action.option_strings or action.nargs in ("?", "*")):
+            return text
+        return f"{text} (default: %(default)s)"
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        text = re.sub(r":\w+:`~?([^`]+)`", r"\1", inspect.cleandoc(text)).replace("``", "")
+        paragraphs = (" ".join(p.split()) for p in text.split("\n\n"))
+        return "\n\n".join(textwrap.fill(p, width, initial_indent=indent, subsequent_indent=indent) for p in paragraphs)
+
+
+class Parser(argparse.ArgumentParser):
+    """The command line's parsers (subcommands' too: argparse makes them of their parent's class)."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="backbone", description="Face-verification workbook tools.")
+    parser = Parser(prog="backbone", description="Face-verification workbook tools.")
     parser.add_argument("--version", action="version", version=f"backbone {__version__}")
     commands = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
     for group in GROUPS:

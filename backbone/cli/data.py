@@ -26,9 +26,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = sub.add_parser("synth", help="generate the synthetic twins data set", description=cmd_synth.__doc__)
     defaults = SynthConfig()
     p.add_argument("--out", required=True, type=cli_path, help="output folder")
-    p.add_argument("--seed", type=int, default=defaults.seed)
-    p.add_argument("--twin-pairs", type=int, default=defaults.twin_pairs)
-    p.add_argument("--singletons", type=int, default=defaults.singletons)
+    p.add_argument(
+        "--seed", type=int, default=defaults.seed, help="the generator's seed: the same seed, the same images"
+    )
+    p.add_argument("--twin-pairs", type=int, default=defaults.twin_pairs, help="pairs of identical twins")
+    p.add_argument("--singletons", type=int, default=defaults.singletons, help="identities without a twin")
     p.add_argument("--images", type=int, default=defaults.images_per_identity, help="images per identity")
     p.add_argument("--size", type=int, default=defaults.size, help="image side in pixels")
     p.add_argument("--workers", type=int, help="processes (default: one per available core; same images either way)")
@@ -36,11 +38,11 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("validate", help="find unreadable images and bad pair files", description=cmd_validate.__doc__)
-    p.add_argument("root", type=cli_path)
+    p.add_argument("root", type=cli_path, help="the data set's folder")
     p.add_argument(
         "--pairs", action="append", default=[], type=cli_path, metavar="FILE", help="pair or triplet file (repeatable)"
     )
-    p.add_argument("--kind", choices=KINDS, default="auto")
+    p.add_argument("--kind", choices=KINDS, default="auto", help="the data set's layout (auto: recognised)")
     p.add_argument(
         "--strict", action="store_true", help="fail on warnings too (single-image identities, repeated pairs)"
     )
@@ -48,13 +50,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--allow-outside-root", action="store_true", help="accept list paths that leave the root (../, absolute)"
     )
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--workers", type=int, default=2, help="processes decoding images")
     p.set_defaults(func=cmd_validate)
 
     p = sub.add_parser("align", help="detect, align and cache every face", description=cmd_align.__doc__)
     defaults = AlignConfig()
-    p.add_argument("root", type=cli_path)
-    p.add_argument("--kind", choices=KINDS, default="auto")
+    p.add_argument("root", type=cli_path, help="the data set's folder")
+    p.add_argument("--kind", choices=KINDS, default="auto", help="the data set's layout (auto: recognised)")
     p.add_argument(
         "--cache", type=cli_path, help="cache folder (default: $BACKBONE_CACHE, else .cache/faces in the project)"
     )
@@ -73,31 +75,31 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--policy", choices=POLICIES, default="fallback", help="no face found: centre crop (fallback) or report"
     )
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=16, help="images MTCNN detects at once")
+    p.add_argument("--workers", type=int, default=2, help="processes decoding images")
     p.add_argument("--verify", action="store_true", help="decode every cached crop first; align damaged ones again")
     p.add_argument("--device", default="auto", help="where MTCNN detects faces: " + DEVICES_HELP.split(": ", 1)[1])
     p.set_defaults(func=cmd_align)
 
     p = sub.add_parser("analyze", help="counts, images per identity, sizes, modes", description=cmd_analyze.__doc__)
-    p.add_argument("root", type=cli_path)
-    p.add_argument("--kind", choices=KINDS, default="auto")
+    p.add_argument("root", type=cli_path, help="the data set's folder")
+    p.add_argument("--kind", choices=KINDS, default="auto", help="the data set's layout (auto: recognised)")
     p.add_argument("--json", type=cli_path, metavar="FILE", help="also save the report as JSON")
     p.add_argument("--no-baseline", action="store_true", help="skip the twin pixel baseline")
     p.add_argument("--cache", type=cli_path, help="also report alignment results (faces, fallbacks) from this cache")
     p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("pairs", help="write balanced pair (and triplet) files", description=cmd_pairs.__doc__)
-    p.add_argument("root", type=cli_path)
+    p.add_argument("root", type=cli_path, help="the data set's folder")
     p.add_argument("--out", required=True, type=cli_path, help="pair file: .tsv, or .txt for the LFW format")
-    p.add_argument("--n-pairs", type=int, default=6000)
+    p.add_argument("--n-pairs", type=int, default=6000, help="pairs to write, half of them the same person")
     p.add_argument(
         "--twin-share", type=float, default=DEFAULT_TWIN_SHARE, help="share of negatives drawn from twin siblings"
     )
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the seed the pairs are drawn with")
     p.add_argument("--folds", type=int, help="identity-disjoint folds, LFW View 2 style")
     p.add_argument("--format", choices=("tsv", "lfw"), help="default: by the extension of --out")
-    p.add_argument("--kind", choices=KINDS, default="auto")
+    p.add_argument("--kind", choices=KINDS, default="auto", help="the data set's layout (auto: recognised)")
     p.add_argument(
         "--people",
         type=cli_path,
@@ -105,7 +107,8 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="only these people (an LFW people file, e.g. peopleDevTrain.txt)",
     )
     p.add_argument("--split", help="draw from one identity-disjoint split only (e.g. train, val, test)")
-    p.add_argument("--split-fractions", default=",".join(f"{k}={v}" for k, v in DEFAULT_FRACTIONS.items()))
+    p.add_argument("--split-fractions", default=",".join(f"{k}={v}" for k, v in DEFAULT_FRACTIONS.items()),
+                   help="the identity-disjoint splits' shares, name=fraction,...")  # fmt: skip
     p.add_argument("--split-seed", type=int, default=0, help="keep it the same for every split of one data set")
     p.add_argument("--triplets", type=cli_path, metavar="FILE", help="also write triplets here")
     p.add_argument(

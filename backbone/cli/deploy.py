@@ -13,7 +13,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("export", help="a checkpoint's embedding network as ONNX or TorchScript",
                             description=cmd_export.__doc__)  # fmt: skip
     p.add_argument("--checkpoint", required=True, type=cli_path, help="a training run's best.ckpt (or any checkpoint)")
-    p.add_argument("--format", required=True, choices=("onnx", "torchscript"))
+    p.add_argument("--format", required=True, choices=("onnx", "torchscript"), help="the model file's format")
     p.add_argument("--out", required=True, type=cli_path, help="the model file; its sidecar goes beside it (FILE.json)")
     p.set_defaults(func=cmd_export)
     register_serve(commands)

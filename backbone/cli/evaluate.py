@@ -14,7 +14,7 @@ from backbone.paths import cli_path, project_path, project_relative
 
 def register(commands: argparse._SubParsersAction) -> None:
     p = commands.add_parser("evaluate", help="metrics of a checkpoint on a pair list", description=cmd_evaluate.__doc__)
-    p.add_argument("--checkpoint", required=True, type=cli_path)
+    p.add_argument("--checkpoint", required=True, type=cli_path, help="a training run's best.ckpt (or any checkpoint)")
     what = p.add_mutually_exclusive_group(required=True)
     what.add_argument("--pairs", type=cli_path, help="pair file (.tsv, or LFW format)")
     what.add_argument(
@@ -26,7 +26,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=cli_path, help="metrics JSON (default: beside the checkpoint, named after the pairs)")
     p.add_argument("--threshold", type=float, help="fixed threshold (default: 0.6 cosine, 0.5 pair head)")
     p.add_argument("--cache", type=cli_path, help="face cache folder")
-    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--batch-size", type=int, default=128, help="images embedded at once")
     p.add_argument(
         "--trust-labels",
         action="store_true",
@@ -36,13 +36,15 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--allow-outside-root", action="store_true", help="accept pair paths that leave the data root (../, absolute)"
     )
     p.add_argument("--device", default="auto", help=DEVICES_HELP)
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_evaluate)
 
     p = commands.add_parser("verify", help="are two images the same person?", description=cmd_verify.__doc__)
-    p.add_argument("--checkpoint", required=True, type=cli_path)
-    p.add_argument("images", nargs=2, type=cli_path, metavar="IMAGE")
-    p.add_argument("--threshold", type=float)
+    p.add_argument("--checkpoint", required=True, type=cli_path, help="a training run's best.ckpt (or any checkpoint)")
+    p.add_argument(
+        "images", nargs=2, type=cli_path, metavar="IMAGE", help="two photos (faces found and aligned as in training)"
+    )
+    p.add_argument("--threshold", type=float, help="SAME at or above it (default: the run's validation-chosen one)")
     p.add_argument("--device", default="auto", help=DEVICES_HELP)
     p.set_defaults(func=cmd_verify)
 

@@ -18,7 +18,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     group = commands.add_parser("experiments", help="run the experiment grid and analyze it", description=__doc__)
     sub = group.add_subparsers(dest="command", metavar="SUBCOMMAND", required=True)
     p = sub.add_parser("run", help="execute every experiment notebook, then the analysis", description=cmd_run.__doc__)
-    p.add_argument("--grid", type=cli_path, default=project_root() / "experiments" / "grid.yaml")
+    p.add_argument("--grid", type=cli_path, default=project_root() / "experiments" / "grid.yaml", help="the grid file")
     p.add_argument("--runs", type=cli_path, help="where runs go (default: runs/ beside the grid file)")
     p.add_argument("--only", nargs="+", metavar="NAME", help="run these experiments only")
     p.add_argument("--force", action="store_true", help="run again even when complete (from scratch)")
@@ -39,8 +39,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "analyze", help="run only the analysis notebook over the existing runs", description=cmd_analyze.__doc__
     )
-    p.add_argument("--grid", type=cli_path, default=project_root() / "experiments" / "grid.yaml")
-    p.add_argument("--runs", type=cli_path)
+    p.add_argument("--grid", type=cli_path, default=project_root() / "experiments" / "grid.yaml", help="the grid file")
+    p.add_argument("--runs", type=cli_path, help="the runs' folder (default: runs/ beside the grid file)")
     p.add_argument("--out", type=cli_path, help="where the tables and figures go (default: beside the grid file)")
     p.set_defaults(func=cmd_analyze)
     p = sub.add_parser(

@@ -15,13 +15,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out-dir", type=cli_path, help="where checkpoints, history and metrics go")
     p.add_argument("--fresh", action="store_true", help="ignore an existing last.ckpt instead of resuming from it")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 
     p = commands.add_parser(
         "upgrade-checkpoint", help="re-save a checkpoint of an earlier version", description=cmd_upgrade.__doc__
     )
-    p.add_argument("checkpoints", nargs="+", type=cli_path, metavar="FILE")
+    p.add_argument("checkpoints", nargs="+", type=cli_path, metavar="FILE", help="checkpoints to re-save in place")
     p.add_argument("--trust", action="store_true", help="required: the files are yours (loading them runs their code)")
     p.set_defaults(func=cmd_upgrade)
 

@@ -30,7 +30,7 @@ def register_serve(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, type=cli_path, metavar="FILE_OR_CHECKPOINT",
                    help="an exported .onnx or TorchScript file (its sidecar beside it), or a checkpoint (.ckpt)")  # fmt: skip
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--port", type=int, default=8000, help="port to listen on")
     p.add_argument("--threshold", type=float, help="SAME at or above it (default: the model's validation-chosen one)")
     p.add_argument("--no-face", choices=("report", "fallback"), default="report",
                    help="an image without a face: refuse it with 422 (report), or use its centre crop (fallback)")  # fmt: skip
@@ -44,7 +44,8 @@ def register_serve(commands: argparse._SubParsersAction) -> None:
                    help="how long a forward pass waits for requests still decoding their images")  # fmt: skip
     p.add_argument("--device", default="auto", help='where the model runs: "auto" (a GPU when the backend has one: '
                    'ONNX Runtime\'s CUDA provider, PyTorch\'s CUDA), "cpu", "cuda" or "cuda:N"; /health says which')  # fmt: skip
-    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"))
+    p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
+                   help="the service's log (debug: every request)")  # fmt: skip
     p.set_defaults(func=cmd_serve)
 
 
