@@ -40,6 +40,8 @@ from pathlib import Path
 
 import yaml
 
+from backbone.data.synth import available_cores
+
 PROJECT = Path(__file__).resolve().parents[1]
 EXPERIMENT = "triplet-cbam-s0"
 PACKAGES = ("torch", "torchvision", "lightning_fabric", "facenet_pytorch", "pytorch_metric_learning", "timm",
@@ -95,7 +97,7 @@ def environment(cuda: bool) -> tuple[str, dict]:
         "cuda_runtime": torch.version.cuda,
         "gpu": torch.cuda.get_device_name(0) if cuda else None,
         "gpu_memory_gib": round(torch.cuda.get_device_properties(0).total_memory / 2**30, 1) if cuda else None,
-        "cpu_cores": len(os.sched_getaffinity(0)),
+        "cpu_cores": available_cores(),
         "cpu": platform.processor() or platform.machine(),
         "missing_packages": [m for m in PACKAGES if importlib.util.find_spec(m) is None],
     }
