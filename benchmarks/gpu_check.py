@@ -229,7 +229,8 @@ def main() -> int:
     bench = out / "throughput.json"
     code, seconds, tail = run([sys.executable, "benchmarks/throughput.py", "--json", str(bench),
                                "--device", "auto" if cuda else "cpu", *(["--compile"] if cuda else [])], out / "throughput.log")  # fmt: skip
-    table = [line for line in tail.splitlines() if line.startswith(("device", "cpu ", "cuda ", "  torch.compile"))]
+    lines = (out / "throughput.log").read_text(errors="replace").splitlines()
+    table = [line for line in lines if line.startswith(("device", "cpu ", "cuda ", "  torch.compile"))]
     report.add("Throughput (benchmarks/throughput.py), images/s",
                f"exit {code} in {seconds:.0f} s\n\n{fenced(chr(10).join(table) or tail)}",
                throughput=json.loads(bench.read_text()) if bench.is_file() else None)  # fmt: skip
