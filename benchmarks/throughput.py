@@ -39,6 +39,7 @@ from pathlib import Path
 import torch
 from lightning_fabric import Fabric
 
+from backbone.models import build_model
 from backbone.paths import project_path
 from backbone.training.config import TrainConfig
 from backbone.training.data import build_training_data
@@ -76,8 +77,6 @@ def model_alone(cfg: TrainConfig, precision: str, steps: int) -> tuple[float, fl
     batch = augmented(batch, data.batch_transform, cfg.channels_last)
     images = sum(len(x) for x in batch if x.ndim == 4)
     fabric.seed_everything(0, verbose=False)
-    from backbone.models import build_model
-
     model = build_model(cfg.model)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)

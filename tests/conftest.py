@@ -36,15 +36,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip)
 
 
-def full_fp32():
-    """Full fp32 on a GPU (``backbone.devices.exact_fp32``), around eager PyTorch computed in a
-    test as the reference: parity checks compare like with like, so the bound that holds on the
-    CPU (1e-4) holds there too. Nothing changes on the CPU."""
-    from backbone.devices import exact_fp32
-
-    return exact_fp32()
-
-
 TINY = SynthConfig(twin_pairs=4, singletons=4, images_per_identity=4, size=64, seed=7)
 
 

@@ -21,15 +21,14 @@ from backbone.data.images import center_crop, load_rgb
 from backbone.deploy import export
 from backbone.deploy.export import checkpoint_embedder, export_model
 from backbone.deploy.runtime import FORMATS, Sidecar, load_engine, sidecar_path
+from backbone.devices import exact_fp32
 from backbone.models.build import ModelConfig, build_model, load_model, save_model
 from backbone.models.mark_map import MarkMapNet
-
-from conftest import full_fp32
 
 # The bound on the largest absolute difference of an embedding entry, exported against eager
 # PyTorch, each on the device the engine runs on (like with like: a TorchScript engine on a GPU is
 # compared with eager PyTorch on that GPU, an ONNX Runtime CPU engine with PyTorch on the CPU), in
-# full fp32 on a GPU (``full_fp32``): the same bound then holds on every device.
+# full fp32 on a GPU (``exact_fp32``): the same bound then holds on every device.
 TOLERANCE = 1e-4
 
 # model kind -> (config, alignment size A). cbam's crops are larger than its input (the graph
@@ -64,8 +63,8 @@ def pytorch_embeddings(checkpoint: Path, crops: np.ndarray, device: str = "cpu")
 
 
 @pytest.fixture(autouse=True, scope="module")
-def exact_fp32():
-    with full_fp32():
+def references_in_full_fp32():
+    with exact_fp32():
         yield
 
 

@@ -16,10 +16,11 @@ from backbone.data.errors import NoFaceError
 from backbone.data.images import load_rgb
 from backbone.deploy.export import checkpoint_embedder, export_model
 from backbone.deploy.runtime import SCORES, FaceModel, load_engine
+from backbone.devices import exact_fp32
 from backbone.models.build import ModelConfig, build_model, save_model
 from backbone.models.siamese import DISTANCES
 
-from conftest import PROJECT, full_fp32
+from conftest import PROJECT
 
 
 def make_checkpoint(path: Path, align: dict, distance: str = "cosine", **extra) -> Path:
@@ -76,7 +77,7 @@ def test_embed_takes_crops_as_images_and_gives_the_checkpoints_embeddings(checkp
     faces = [model.face(load_rgb(p), p.name) for p in sorted(tiny_synth.glob("*/*.png"))[:3]]
     embedder, _ = checkpoint_embedder(checkpoints["none"])
     device = model.engine.device  # eager PyTorch on the engine's device: like with like
-    with torch.inference_mode(), full_fp32():  # (N, A, A, 3) crops are (N, 3, A, A) to the network
+    with torch.inference_mode(), exact_fp32():  # (N, A, A, 3) crops are (N, 3, A, A) to the network
         crops = torch.from_numpy(np.stack([f.crop for f in faces])).permute(0, 3, 1, 2)
         want = embedder.to(device)(crops.to(device)).cpu().numpy()
         got = model.embed([f.crop for f in faces])

@@ -2,9 +2,9 @@
 every inference path run there, and give what the CPU gives.
 
 Tolerances: where the GPU's numbers are compared with the CPU's, both compute in full fp32 (the
-inference paths do, ``backbone.devices.exact_fp32``; eager references in a test run under
-``full_fp32``), and the bound is 1e-4 on a score or an embedding entry (two devices sum in
-different orders: ~1e-6). A training run's own numbers are not compared across devices: its batch
+inference paths do, and eager references in a test run under ``backbone.devices.exact_fp32``),
+and the bound is 1e-4 on a score or an embedding entry (two devices sum in different orders:
+~1e-6). A training run's own numbers are not compared across devices: its batch
 augmentation draws from the GPU's generator, and its steps run in TF32.
 """
 
@@ -18,14 +18,13 @@ from backbone.data import load_index
 from backbone.data.faces.align import AlignConfig, FaceAligner
 from backbone.data.faces.batches import TensorBatches
 from backbone.data.images import load_rgb
+from backbone.devices import exact_fp32
 from backbone.evaluation.checkpoints import checkpoint_embeddings, evaluate_checkpoint
 from backbone.evaluation.verification import Verifier
 from backbone.explorer import open_source
 from backbone.training.config import TrainConfig
 from backbone.training.data import build_training_data
 from backbone.training.trainer import augmented, train
-
-from conftest import full_fp32
 
 pytestmark = pytest.mark.gpu
 GPU = torch.device("cuda:0")
@@ -74,7 +73,7 @@ def test_training_runs_on_the_gpu_from_tensors_on_the_gpu(tiny_run, tmp_path, pr
 def test_evaluate_on_the_gpu_gives_the_cpus_scores(tiny_run, tmp_path):
     """Each device embeds afresh (its own embedding store), and the scores agree."""
     ckpt, pairs = tiny_run / "best.ckpt", tiny_run.parent / "test.tsv"
-    with full_fp32():
+    with exact_fp32():
         gpu = evaluate_checkpoint(ckpt, pairs, cache=tmp_path / "gpu" / "faces", progress=False, device="cuda")
     cpu = evaluate_checkpoint(ckpt, pairs, cache=tmp_path / "cpu" / "faces", progress=False, device="cpu")
     assert on_gpu(gpu.model) and not on_gpu(cpu.model)
@@ -91,7 +90,7 @@ def test_verify_explorer_and_teacher_run_on_the_gpu(tiny_run, tiny_synth, tmp_pa
         cache = tmp_path / device / "faces"  # each device embeds afresh
         return checkpoint_embeddings(tiny_run / "best.ckpt", index, paths, cache, progress=False, device=device)
 
-    with full_fp32():
+    with exact_fp32():
         gpu = Verifier.from_checkpoint(tiny_run / "best.ckpt", device="cuda")
         verdict = gpu.verify(a, b)
         source = open_source(run=tiny_run, progress=False, device="cuda")
@@ -122,5 +121,5 @@ def test_the_service_runtime_runs_on_the_gpu(tiny_run, tiny_synth):
     gpu, cpu = (FaceModel(load_engine(tiny_run / "best.ckpt", device)) for device in ("cuda", "cpu"))
     assert gpu.engine.device == "cuda:0" and cpu.engine.device == "cpu"
     crops = [gpu.face(load_rgb(p), p.name).crop for p in sorted(tiny_synth.glob("*/*.png"))[:3]]
-    with full_fp32():
+    with exact_fp32():
         assert np.abs(gpu.embed(crops) - cpu.embed(crops)).max() <= BOUND
