@@ -16,7 +16,7 @@ LFW_TEST_PAIRS ?= $(LFW_ROOT)/pairsDevTest.txt
 export JUPYTER_PATH := $(CURDIR)/$(VENV)/share/jupyter
 
 .PHONY: setup browser lint test test-fast screenshot reproduce data data-files grid lfw losses twins twins-data twins-gpu \
-	gpu-check notebook clean \
+	gpu-check notebook clean pretrained \
 	serve-model container-deps container-base container container-smoke
 
 setup: $(STAMP)
@@ -32,6 +32,11 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --no-deps facenet-pytorch==2.6.0
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (backbone)"
 	touch $(STAMP)
+
+# The pretrained models' recipes (backbone/evaluation/pretrained.json: network, alignment, and the
+# threshold chosen on LFW's validation pairs) from the LFW grid's runs of them (`make lfw`).
+pretrained: setup
+	$(PY) -m backbone.evaluation.pretrained
 
 # Debian's Chromium for the explorer's browser test (Playwright's own download cannot work
 # offline). Installed when missing and this user may; otherwise that test skips (CI sets

@@ -17,6 +17,8 @@ from backbone.evaluation.scores import read_scores
 from backbone.explorer import open_checkpoint, open_run, open_scores, open_source
 from backbone.labels import SAME
 
+from conftest import needs_dlib_models
+
 
 def png_bytes(path) -> bytes:
     buffer = io.BytesIO()
@@ -45,12 +47,21 @@ def test_a_run_without_its_checkpoint_still_opens_without_model(tiny_run, tmp_pa
     source = open_run(run, threshold=0.3, progress=False)
     assert source.model is None and not source.has_attention and "no best.ckpt" in source.title
     assert source.review.threshold == 0.3
-    with pytest.raises(ValueError, match="needs a model"):
-        source.verify("a.png", "b.png")
     with pytest.raises(ValueError, match="local-global"):
         source.attention([])
     with pytest.raises(FileNotFoundError, match="other.ckpt does not exist"):
         open_run(run, checkpoint=tmp_path / "other.ckpt", progress=False)
+
+
+@needs_dlib_models
+def test_without_a_model_the_pretrained_one_verifies_and_scores_pair_lists(tiny_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("BACKBONE_CACHE", str(tmp_path / "cache" / "faces"))
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run, ignore=shutil.ignore_patterns("*.ckpt"))
+    source = open_run(run, threshold=0.3, progress=False)
+    assert source.verifier.description.startswith("model dlib-resnet") and source.verifier.threshold > 0.9
+    with pytest.raises(ValueError, match="needs the data root"):
+        open_source(pairs=tiny_run.parent / "test.tsv")
 
 
 def test_checkpoint_and_pair_list_give_the_scores_training_wrote(tiny_run):

@@ -1,4 +1,5 @@
-"""``backbone evaluate`` and ``backbone verify``: a checkpoint on a pair list, or on two images."""
+"""``backbone evaluate``, ``backbone verify`` and ``backbone identify``: a checkpoint on a pair list;
+two photos, or a photo and a gallery, with a checkpoint or the default pretrained model."""
 
 from __future__ import annotations
 
@@ -39,14 +40,40 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_evaluate)
 
-    p = commands.add_parser("verify", help="are two images the same person?", description=cmd_verify.__doc__)
-    p.add_argument("--checkpoint", required=True, type=cli_path, help="a training run's best.ckpt (or any checkpoint)")
+    p = commands.add_parser("verify", help="are two photos the same person?", description=cmd_verify.__doc__)
     p.add_argument(
-        "images", nargs=2, type=cli_path, metavar="IMAGE", help="two photos (faces found and aligned as in training)"
+        "images", nargs=2, type=cli_path, metavar="IMAGE", help="two photos (faces found and aligned as in evaluation)"
     )
-    p.add_argument("--threshold", type=float, help="SAME at or above it (default: the run's validation-chosen one)")
-    p.add_argument("--device", default="auto", help=DEVICES_HELP)
+    _model_options(p)
     p.set_defaults(func=cmd_verify)
+
+    p = commands.add_parser("identify", help="who in a gallery folder is the person of a photo? (1:N)",
+                            description=cmd_identify.__doc__)  # fmt: skip
+    p.add_argument("probe", type=cli_path, metavar="PROBE", help="the photo to identify")
+    p.add_argument("gallery", type=cli_path, metavar="GALLERY_DIR", help="one sub-folder of photos per person")
+    p.add_argument("--top", type=int, default=5, metavar="K", help="how many people to list, best first")
+    p.add_argument("--cache", type=cli_path, help="face cache folder (embeddings are kept beside it)")
+    p.add_argument("--no-face", choices=("report", "fallback"), default="report",
+                   help="a gallery photo without a face: refuse the gallery, listing them (report), or use its centre crop (fallback)")  # fmt: skip
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _model_options(p)
+    p.set_defaults(func=cmd_identify)
+
+
+def _model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", type=cli_path,
+                   help="a training run's best.ckpt (default: the pretrained model, dlib's ResNet as it is, flip-averaged)")  # fmt: skip
+    p.add_argument("--threshold", type=float,
+                   help="SAME at or above it (default: the one chosen on the model's validation pairs)")  # fmt: skip
+    p.add_argument("--device", default="auto", help=DEVICES_HELP)
+
+
+def _verifier(args: argparse.Namespace):
+    from backbone.evaluation.verification import Verifier
+
+    if args.checkpoint is None:
+        return Verifier.pretrained(threshold=args.threshold, device=args.device)
+    return Verifier.from_checkpoint(args.checkpoint, args.threshold, args.device)
 
 
 def format_summary(metrics: dict) -> str:
@@ -123,9 +150,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    """Print the similarity of two images, the threshold, and the verdict."""
-    from backbone.evaluation.verification import Verifier
+    """Print the similarity of the faces of two photos, the threshold and the verdict, then which
+    model and threshold were used and which face of each photo (the largest nearest the centre,
+    as evaluation selects it). Without --checkpoint: dlib's pretrained ResNet as it is, each face
+    embedded with its mirror image, at the threshold chosen on LFW's validation pairs (its
+    checkpoint is written into the cache on first use)."""
+    print(_verifier(args).verify(*args.images).text())
+    return 0
 
-    verdict = Verifier.from_checkpoint(args.checkpoint, args.threshold, args.device).verify(*args.images)
-    print(verdict.text())
+
+def cmd_identify(args: argparse.Namespace) -> int:
+    """List the people of GALLERY_DIR (one sub-folder of photos per person) most like the face of
+    PROBE, best first, each scored by their best-matching photo and marked SAME at the model's
+    threshold. The gallery's faces and embeddings are cached (content-hashed): a second search
+    embeds only photos added since. Without --checkpoint: the pretrained model, as verify uses."""
+    from backbone.evaluation.identification import identify
+
+    result = identify(_verifier(args), args.probe, args.gallery, args.top, args.cache, args.no_face,
+                      progress=not args.no_progress)  # fmt: skip
+    print(result.text())
     return 0

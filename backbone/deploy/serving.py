@@ -27,8 +27,9 @@ def register_serve(commands: argparse._SubParsersAction) -> None:
     defaults = ServiceSettings()
     p = commands.add_parser("serve", help="a verification service (FastAPI) for an exported model or a checkpoint",
                             description=cmd_serve.__doc__)  # fmt: skip
-    p.add_argument("--model", required=True, type=cli_path, metavar="FILE_OR_CHECKPOINT",
-                   help="an exported .onnx or TorchScript file (its sidecar beside it), or a checkpoint (.ckpt)")  # fmt: skip
+    p.add_argument("--model", type=cli_path, metavar="FILE_OR_CHECKPOINT",
+                   help="an exported .onnx or TorchScript file (its sidecar beside it), or a checkpoint (.ckpt) "
+                   "(default: the pretrained model, dlib's ResNet as it is, flip-averaged; needs PyTorch)")  # fmt: skip
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on")
     p.add_argument("--threshold", type=float, help="SAME at or above it (default: the model's validation-chosen one)")
@@ -51,8 +52,9 @@ def register_serve(commands: argparse._SubParsersAction) -> None:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """Serve POST /verify, POST /embed, GET /health and GET /version (OpenAPI docs at /docs) until
-    interrupted. The model loads once; images are aligned as in training; requests that arrive
-    together share a forward pass."""
+    interrupted. The model loads once (without --model: the pretrained model, dlib's ResNet as it
+    is, at the threshold chosen on LFW's validation pairs); images are aligned as in training;
+    requests that arrive together share a forward pass."""
     import uvicorn
 
     from backbone.deploy.runtime import FaceModel, load_engine
@@ -64,7 +66,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_batch=args.max_batch,
         batch_window=args.batch_window_ms / 1000,
     )
-    model = FaceModel(load_engine(args.model, args.device), args.threshold, args.no_face)
+    source = args.model
+    if source is None:  # the default pretrained model, as `backbone verify` uses it
+        from backbone.evaluation.pretrained import pretrained_checkpoint
+
+        source = pretrained_checkpoint()
+    model = FaceModel(load_engine(source, args.device), args.threshold, args.no_face)
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s: %(name)s: %(message)s")
     print(f"serving {model.sidecar.file} ({model.engine.backend} on {model.engine.device}), threshold {model.threshold:.4f} "
           f"({model.threshold_source}), API key {'required' if settings.api_key else 'off'}, "
@@ -105,16 +112,19 @@ def _answers(url: str) -> bool:
 
 
 class ServiceProcess:
-    """``python -m backbone.deploy serve --model MODEL *options`` on a free port of 127.0.0.1, as a
+    """``python -m backbone.deploy serve [--model MODEL] *options`` on a free port of 127.0.0.1, as a
     context manager: answering ``/health`` on enter (else a RuntimeError with its output), stopped
     on exit. ``env`` adds to the environment; ``output`` holds what it printed, once it stopped."""
 
-    def __init__(self, model: str | Path, *options: str, env: dict[str, str] | None = None, timeout: float = 120):
+    def __init__(
+        self, model: str | Path | None, *options: str, env: dict[str, str] | None = None, timeout: float = 120
+    ):  # fmt: skip
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.output = ""
         self._log = tempfile.TemporaryFile()
-        argv = [sys.executable, "-m", "backbone.deploy", "serve", "--model", str(model),
+        chosen = ["--model", str(model)] if model is not None else []  # None: the default pretrained model
+        argv = [sys.executable, "-m", "backbone.deploy", "serve", *chosen,
                 "--host", "127.0.0.1", "--port", str(self.port), *options]  # fmt: skip
         self.process = subprocess.Popen(
             argv, stdout=self._log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}

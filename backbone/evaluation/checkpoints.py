@@ -54,14 +54,37 @@ def checkpoint_embeddings(
     checkpoint = project_path(checkpoint)
     model, config, ckpt = load_model(checkpoint, device=device)
     align = checkpoint_align_config(ckpt, config.image_size, checkpoint)
+    vectors, _ = cached_embeddings(
+        model, checkpoint, align, config.image_size, index, paths, cache, policy, progress, device
+    )
+    return vectors
+
+
+def cached_embeddings(
+    model: SiameseNet,
+    checkpoint: Path,
+    align: AlignConfig,
+    image_size: int,
+    index: IdentityIndex,
+    paths: Sequence[str],
+    cache: str | Path | None = None,
+    policy: str = "fallback",
+    progress: bool = True,
+    device: str | torch.device | None = None,
+) -> tuple[torch.Tensor, int]:
+    """:func:`checkpoint_embeddings` with the checkpoint's model already loaded (on its device):
+    the embeddings ``(len(paths), D)`` and how many images were embedded now (the rest came from
+    the store, keyed by the checkpoint's digest, the alignment and each face's content hash). The
+    detector runs on ``device`` (default: the model's)."""
+    device = device if device is not None else next(model.parameters()).device
     faces = open_faces(index.only_paths(set(paths)), align, policy, cache_root=cache, progress=progress, device=device)
     store = EmbeddingStore.for_checkpoint(checkpoint, _store_dir(cache), align.key())
     todo = [p for p in dict.fromkeys(paths) if faces.hashes[p] not in store.vectors]
     if todo:
-        fresh = embed_paths(model, todo, faces, eval_transform(config.image_size), progress=progress)
+        fresh = embed_paths(model, todo, faces, eval_transform(image_size), progress=progress)
         store.vectors.update({faces.hashes[p]: v for p, v in zip(todo, fresh)})
         store.save()
-    return torch.stack([store.vectors[faces.hashes[p]] for p in paths])
+    return torch.stack([store.vectors[faces.hashes[p]] for p in paths]), len(todo)
 
 
 def checkpoint_data(ckpt: dict) -> dict:

@@ -1,6 +1,10 @@
-"""Verify two face images with a trained checkpoint: align them as training did, embed, score.
+"""Verify two face images: align them as the model's training (or its pretrained recipe) did,
+embed, score.
 
-``Verifier.from_checkpoint(path)`` is what ``backbone verify`` and the pair explorer use.
+``Verifier.from_checkpoint(path)`` opens a trained checkpoint, ``Verifier.pretrained()`` the
+default pretrained model (``backbone.evaluation.pretrained``); ``backbone verify``, ``backbone
+identify``, ``backbone.verify`` and the pair explorer use them. A :class:`Verdict` says the score,
+the threshold, the verdict, which model and threshold were used, and which face of each photo.
 """
 
 from __future__ import annotations
@@ -20,9 +24,31 @@ from backbone.data.images import load_rgb
 from backbone.devices import exact_fp32
 from backbone.evaluation.checkpoints import checkpoint_align_config
 from backbone.evaluation.embeddings import default_threshold
+from backbone.evaluation.pretrained import DEFAULT_MODEL, PretrainedModel, pretrained_checkpoint
 from backbone.labels import DIFFERENT, SAME
 from backbone.models.build import load_model
 from backbone.models.siamese import SiameseNet
+from backbone.paths import project_path, project_relative
+
+
+@dataclass
+class FoundFace:
+    """The face of a photo that was compared: its aligned crop and where the detector found it."""
+
+    name: str  # the photo, as errors and messages name it
+    crop: np.ndarray  # (A, A, 3) uint8, as the model saw it
+    box: list[float] | None = None  # left, top, right, bottom in the photo's pixels (None: centre crop)
+    prob: float | None = None  # the detector's confidence
+    faces: int = 1  # how many faces the detector found in the photo
+
+    def note(self) -> str:
+        """Which face was used, in words."""
+        if self.box is None:
+            return f"{self.name}: the centre crop (no detector: pre-aligned images)"
+        where = "box " + ", ".join(f"{v:.0f}" for v in self.box)
+        if self.faces > 1:
+            return f"{self.name}: {self.faces} faces found; used the largest nearest the centre ({where}, p={self.prob:.3f})"
+        return f"{self.name}: one face ({where}, p={self.prob:.3f})"
 
 
 @dataclass
@@ -30,19 +56,38 @@ class Verdict:
     score: float
     threshold: float
     same: int  # SAME (1) when score >= threshold
+    model: str = ""  # which model and threshold, in words
+    faces: tuple[FoundFace, ...] = ()
+
+    @property
+    def is_same(self) -> bool:
+        return self.same == SAME
 
     def text(self) -> str:
+        """The verdict line; then the model and the faces used, when known."""
         word = "SAME person" if self.same == SAME else "DIFFERENT people"
-        return f"similarity {self.score:.4f}, threshold {self.threshold:.4f}: {word}"
+        lines = [f"similarity {self.score:.4f}, threshold {self.threshold:.4f}: {word}"]
+        lines += [self.model] if self.model else []
+        lines += [f"face of {f.note()}" for f in self.faces]
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        return f"Verdict(score={self.score:.4f}, threshold={self.threshold:.4f}, same={self.same})"
 
 
 class Verifier:
     """Aligns, embeds and scores photos on the device of ``model`` (its detector too)."""
 
-    def __init__(self, model: SiameseNet, align: AlignConfig, image_size: int, threshold: float | None = None):
+    def __init__(
+        self, model: SiameseNet, align: AlignConfig, image_size: int, threshold: float | None = None,
+        description: str = "", checkpoint: Path | None = None,
+    ):  # fmt: skip
         self.model = model.eval()
+        self.description = description  # which model and threshold, in words (Verdict.model)
+        self.checkpoint = checkpoint  # where the model came from, when a file
         self.device = next(model.parameters()).device
         self.aligner = FaceAligner(align, device=self.device)
+        self.image_size = image_size
         self.transform = eval_transform(image_size)
         chosen = threshold if threshold is not None else default_threshold(model)
         if chosen is None:
@@ -56,21 +101,41 @@ class Verifier:
         """The model of a checkpoint on ``device`` (its face detector too), at ``threshold``, else
         the threshold its run chose on the validation pairs (``val_threshold``, saved in
         checkpoints of training runs), else the model's fixed one."""
+        path = project_path(path)
         model, config, ckpt = load_model(path, device=device)
+        given = threshold is not None
         if threshold is None:
             threshold = ckpt.get("val_threshold")
-        return cls(model, checkpoint_align_config(ckpt, config.image_size, path), config.image_size, threshold)
+        verifier = cls(model, checkpoint_align_config(ckpt, config.image_size, path), config.image_size, threshold,
+                       checkpoint=path)  # fmt: skip
+        verifier.description = describe_model(ckpt, path, verifier.threshold, given)
+        return verifier
 
-    def face(self, image: str | Path | Image.Image, name: str | None = None) -> np.ndarray:
-        """The aligned crop (HxWx3 uint8); no face raises NoFaceError naming the image."""
+    @classmethod
+    def pretrained(
+        cls, name: str = DEFAULT_MODEL, threshold: float | None = None, device: str | torch.device | None = "auto"
+    ) -> Verifier:
+        """A pretrained model (``backbone.evaluation.pretrained``; default: dlib's ResNet as it is,
+        flip-averaged) at the threshold chosen on LFW's validation pairs, unless ``threshold``."""
+        return cls.from_checkpoint(pretrained_checkpoint(name), threshold, device)
+
+    def find_face(self, image: str | Path | Image.Image, name: str | None = None) -> FoundFace:
+        """The face the model compares: the aligned crop of the largest face nearest the centre (as
+        evaluation selects it), and how many there were. No face raises NoFaceError naming the image."""
         img = image if isinstance(image, Image.Image) else load_rgb(image)
         (det,) = self.aligner.align([img.convert("RGB")])
-        label = name or (image if not isinstance(image, Image.Image) else "the image")
+        label = str(name or (image if not isinstance(image, Image.Image) else "the image"))
         if det.error is not None:
             raise DataError(f"{label}: {det.error}")
         if det.crop is None:
-            raise NoFaceError(f"no face found in {label} (detector {self.aligner.config.detector})")
-        return det.crop
+            config = self.aligner.config
+            raise NoFaceError(f"no face found in {label} by {config.detector} (it needs a visible face of at least "
+                              f"{config.min_face_size} px)")  # fmt: skip
+        return FoundFace(label, det.crop, det.box, det.prob, det.faces if det.box is not None else 1)
+
+    def face(self, image: str | Path | Image.Image, name: str | None = None) -> np.ndarray:
+        """The aligned crop (HxWx3 uint8); no face raises NoFaceError naming the image."""
+        return self.find_face(image, name).crop
 
     @torch.inference_mode()
     def embed_face(self, face: np.ndarray) -> torch.Tensor:
@@ -82,7 +147,24 @@ class Verifier:
     def verify_faces(self, a: np.ndarray, b: np.ndarray) -> Verdict:
         """Score two aligned crops (what :meth:`face` returns)."""
         score = float(self.model.score(self.embed_face(a), self.embed_face(b))[0])
-        return Verdict(score, self.threshold, SAME if score >= self.threshold else DIFFERENT)
+        return Verdict(score, self.threshold, SAME if score >= self.threshold else DIFFERENT, self.description)
 
     def verify(self, a: str | Path | Image.Image, b: str | Path | Image.Image) -> Verdict:
-        return self.verify_faces(self.face(a), self.face(b))
+        """Find, align, embed and score the faces of two photos (paths or PIL images)."""
+        faces = (self.find_face(a), self.find_face(b))
+        verdict = self.verify_faces(faces[0].crop, faces[1].crop)
+        verdict.faces = faces
+        return verdict
+
+
+def describe_model(ckpt: dict, path: Path, threshold: float, given: bool = False) -> str:
+    """Which model and threshold, in words: a pretrained recipe's summary, or the checkpoint's path
+    and where its threshold came from."""
+    if "pretrained" in ckpt and not given:
+        return PretrainedModel(**ckpt["pretrained"]).summary()
+    name = ckpt["pretrained"]["name"] if "pretrained" in ckpt else f"checkpoint {project_relative(path)}"
+    if given:
+        return f"model {name}; threshold {threshold:.4f} as given"
+    if ckpt.get("val_threshold") is not None:
+        return f"model {name}; threshold {threshold:.4f} chosen on its run's validation pairs"
+    return f"model {name}; threshold {threshold:.4f}, the fixed one of its distance (no validation-chosen one)"

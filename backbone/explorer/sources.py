@@ -3,7 +3,9 @@ its data root, or a checkpoint and a pair list (scored on the spot).
 
 Faces are shown as the model saw them: aligned with the run's alignment, from the face cache.
 A model (the run's ``best.ckpt`` or the given checkpoint) is optional; it enables the attention
-overlay (local-global models) and verifying two new images.
+overlay (local-global models) and verifies two new images at the review's threshold. Without one,
+new images are verified by the default pretrained model at its own threshold, and a pair list
+without a checkpoint is scored by it (``backbone.evaluation.pretrained``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from backbone.evaluation.checkpoints import checkpoint_align_config, checkpoint_
 from backbone.evaluation.embeddings import default_threshold
 from backbone.evaluation.explain import attention_maps
 from backbone.evaluation.metrics import fixed_threshold, reported_threshold
+from backbone.evaluation.pretrained import pretrained_checkpoint
 from backbone.evaluation.scores import ScoredPairs, read_scores
 from backbone.evaluation.verification import Verdict, Verifier
 from backbone.explorer.review import PairReview
@@ -83,20 +86,26 @@ class ExplorerSource:
 
     @cached_property
     def verifier(self) -> Verifier:
-        """The model with the run's alignment (built once: MTCNN loads on first use)."""
+        """The model with the run's alignment (built once: MTCNN loads on first use); without a
+        model of the source's own, the default pretrained one, at its own threshold."""
         if self.model is None:
-            raise ValueError("verifying images needs a model: open a run that has best.ckpt, or pass a checkpoint")
-        return Verifier(self.model, self.align, self.image_size, self.review.threshold)
+            return Verifier.pretrained()
+        return Verifier(self.model, self.align, self.image_size, self.review.threshold, "the explorer's model")
 
     def verify(self, a: ImageInput, b: ImageInput) -> Verification:
-        """Align both images as in training, embed and score them at the review's threshold.
+        """Align both images as the model expects, embed and score them at the review's threshold
+        (the pretrained model's own threshold when the source has no model).
 
         An unreadable file raises ImageReadError, an image without a face NoFaceError; both name it."""
         verifier = self.verifier
-        verifier.threshold = self.review.threshold
+        if self.model is not None:
+            verifier.threshold = self.review.threshold
+            verifier.description = f"the explorer's model; threshold {self.review.threshold:.4f} (the review's)"
         (img_a, name_a), (img_b, name_b) = self.read_image(a), self.read_image(b)
-        faces = (verifier.face(img_a, name_a), verifier.face(img_b, name_b))
-        return Verification(faces, verifier.verify_faces(*faces))
+        found = (verifier.find_face(img_a, name_a), verifier.find_face(img_b, name_b))
+        verdict = verifier.verify_faces(found[0].crop, found[1].crop)
+        verdict.faces = found
+        return Verification((found[0].crop, found[1].crop), verdict)
 
 
 def _index(root: Path, kind: str, scored: ScoredPairs, source: Path) -> IdentityIndex:
@@ -238,18 +247,22 @@ def open_source(
     progress: bool = True,
     device: str | None = "auto",
 ) -> ExplorerSource:
-    """The notebook's entry point: a run folder, a score file plus data root, or a checkpoint plus
-    pair list; the model (verify, attention) runs on ``device`` (``backbone.devices.resolve_device``)."""
+    """The notebook's entry point: a run folder, a score file plus data root, or a pair list with a
+    checkpoint (or with its data root: scored by the default pretrained model); the model (verify,
+    attention) runs on ``device`` (``backbone.devices.resolve_device``)."""
     if run:
         return open_run(run, threshold, checkpoint, progress, device)
     if scores:
         if not root:
             raise ValueError("a score file needs the data root its paths are relative to (root=...)")
         return open_scores(scores, root, checkpoint, threshold, progress, device)
-    if checkpoint and pairs:
-        return open_checkpoint(checkpoint, pairs, root, threshold, progress, device)
+    if pairs:
+        if not checkpoint and not root:
+            raise ValueError("a pair list scored by the pretrained model needs the data root its paths are relative to (root=...)")  # fmt: skip
+        return open_checkpoint(checkpoint or pretrained_checkpoint(), pairs, root, threshold, progress, device)
     raise ValueError(
-        "open a run folder (run=...), a score file (scores=..., root=...) or a checkpoint with a pair list (checkpoint=..., pairs=...)"
+        "open a run folder (run=...), a score file (scores=..., root=...) or a pair list (pairs=..., with "
+        "checkpoint=... or root=... for the pretrained model)"
     )
 
 

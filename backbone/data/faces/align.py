@@ -87,6 +87,7 @@ class Detection:
     box: list[float] | None = None
     prob: float | None = None
     error: str | None = None
+    faces: int = 0  # how many faces the detector found (the crop is of the one selected)
 
 
 class FaceAligner:
@@ -156,7 +157,7 @@ class FaceAligner:
         else:
             face = extract_face(img, box[0], self.config.size, self.config.margin)
             crop = face.permute(1, 2, 0).round().clamp(0, 255).byte().numpy()
-        return Detection(crop, [round(float(v), 2) for v in box[0]], round(float(prob), 5))
+        return Detection(crop, [round(float(v), 2) for v in box[0]], round(float(prob), 5), faces=len(boxes))
 
     @cached_property
     def shape_predictor(self):
