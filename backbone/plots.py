@@ -1,12 +1,14 @@
 """Figures: training curves, ROC and F1 overlays, score histograms, face and attention grids.
 
-Every function returns a matplotlib Figure; :func:`save_figure` writes it as PNG and SVG.
+Every function returns a matplotlib Figure; :func:`save_figure` writes it as PNG (and as SVG
+too when ``$BACKBONE_FIGURE_FORMATS`` says so, e.g. ``png,svg``: ``backbone experiments run --svg``).
 Scores follow the project's rule (higher = more alike; SAME = 1).
 """
 
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -28,12 +30,26 @@ def _style(ax) -> None:
         ax.spines[side].set_visible(False)
 
 
+FORMATS_ENV = "BACKBONE_FIGURE_FORMATS"
+
+
+def figure_formats() -> tuple[str, ...]:
+    """The formats figures are written in: ``$BACKBONE_FIGURE_FORMATS`` (comma-separated), else PNG only."""
+    chosen = tuple(f.strip().lower() for f in os.environ.get(FORMATS_ENV, "png").split(",") if f.strip())
+    unknown = sorted(set(chosen) - {"png", "svg", "pdf"})
+    if unknown or not chosen:
+        raise ValueError(f"${FORMATS_ENV}={os.environ.get(FORMATS_ENV)!r}: use png, svg or pdf, comma-separated")
+    return chosen
+
+
 def save_figure(
-    fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", "svg"), dpi: int = 150, close: bool = False
+    fig: Figure, stem: str | Path, formats: Sequence[str] | None = None, dpi: int = 150, close: bool = False
 ) -> list[Path]:
-    """Write ``stem.png`` and ``stem.svg`` atomically; returns the paths. ``close`` frees a figure
-    made only for its files (in a notebook, an open figure is also drawn inline: a second copy)."""
+    """Write ``stem.png`` (and the other ``formats``; default :func:`figure_formats`) atomically;
+    returns the paths. ``close`` frees a figure made only for its files (in a notebook, an open
+    figure is also drawn inline: a second copy)."""
     stem = project_path(stem)
+    formats = formats if formats is not None else figure_formats()
     out = []
     for fmt in formats:
         path = stem.with_suffix(f".{fmt}")

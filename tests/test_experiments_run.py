@@ -58,9 +58,10 @@ def test_grid_runs_skips_resumes_and_analyses(tiny):
     assert first.ran == ["contrastive-global", "contrastive-cbam", "triplet-cbam", "pairbce-global", "untrained"]
     for name in first.ran:
         out = runs / name
-        for artefact in ("config.yaml", "history.json", "metrics.json", "best.ckpt", "done.json", "figures/roc.png", "figures/roc.svg",
+        for artefact in ("config.yaml", "history.json", "metrics.json", "best.ckpt", "done.json", "figures/roc.png",
                          "figures/history.png", "figures/f1_vs_threshold.png", "figures/score_histograms.png"):  # fmt: skip
             assert (out / artefact).is_file(), f"{name}/{artefact}"
+        assert not list(out.glob("figures/*.svg"))  # PNG only unless asked (--svg)
         executed = json.loads(next(out.glob("*.ipynb")).read_text())
         assert any(c.get("outputs") for c in executed["cells"] if c["cell_type"] == "code")  # executed, with outputs
     (runs / "triplet-cbam" / "done.json").unlink()  # as if interrupted before it finished
@@ -106,7 +107,7 @@ def test_grid_runs_skips_resumes_and_analyses(tiny):
         "attention_contrastive-cbam",
         "attention_triplet-cbam",
     ):
-        assert (base / "figures" / f"{fig}.png").is_file() and (base / "figures" / f"{fig}.svg").is_file(), fig
+        assert (base / "figures" / f"{fig}.png").is_file() and not (base / "figures" / f"{fig}.svg").exists(), fig
     env = json.loads((base / "environment.json").read_text())
     assert env["torch"] and env["python"]
     executed = json.loads((base / "05_experiment_analysis.ipynb").read_text())

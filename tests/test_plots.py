@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 from matplotlib.figure import Figure
 
 from backbone.evaluation.metrics import verification_metrics
@@ -36,7 +37,21 @@ def test_every_figure_draws_and_saves(tmp_path):
     ]
     assert all(isinstance(f, Figure) for f in figures)
     paths = save_figure(figures[1], tmp_path / "figures" / "roc")
+    assert [p.name for p in paths] == ["roc.png"] and paths[0].stat().st_size > 1000  # PNG only by default
+    paths = save_figure(figures[1], tmp_path / "figures" / "roc", formats=("png", "svg"))
     assert [p.name for p in paths] == ["roc.png", "roc.svg"] and all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_figure_formats_come_from_the_environment(monkeypatch):
+    from backbone.plots import figure_formats
+
+    monkeypatch.delenv("BACKBONE_FIGURE_FORMATS", raising=False)
+    assert figure_formats() == ("png",)
+    monkeypatch.setenv("BACKBONE_FIGURE_FORMATS", "png, SVG")
+    assert figure_formats() == ("png", "svg")
+    monkeypatch.setenv("BACKBONE_FIGURE_FORMATS", "gif")
+    with pytest.raises(ValueError, match="BACKBONE_FIGURE_FORMATS='gif': use png, svg or pdf"):
+        figure_formats()
 
 
 def test_accuracy_bars_put_the_best_run_on_top_and_leave_out_runs_without_a_validation_threshold():

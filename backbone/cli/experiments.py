@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import yaml
@@ -35,6 +36,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--log-output", action="store_true", help="stream the notebooks' output")
     p.add_argument("--jobs", type=int, default=1, metavar="N",
                    help="experiments at a time (default 1; on a GPU, several small trainings share it)")  # fmt: skip
+    p.add_argument("--svg", action="store_true", help="write every figure as SVG too (default: PNG only)")
     p.set_defaults(func=cmd_run)
     p = sub.add_parser(
         "analyze", help="run only the analysis notebook over the existing runs", description=cmd_analyze.__doc__
@@ -69,6 +71,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     root = project_root()
     grid = load_grid(args.grid, root)
     runs = args.runs or args.grid.parent / "runs"
+    if args.svg:  # the notebooks' kernels inherit it (backbone.plots.figure_formats)
+        os.environ["BACKBONE_FIGURE_FORMATS"] = "png,svg"
     try:
         report = run_grid(grid, runs, root, args.only, args.shard, args.force, _params(args.param),
                           log_output=args.log_output, jobs=args.jobs)  # fmt: skip
