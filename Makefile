@@ -58,7 +58,7 @@ test: setup browser lint
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
 
-# The README's screenshots: the browser tests, the explorer on a trained run (it needs RUN/best.ckpt).
+# The screenshot in docs/evaluation.md: the browser tests, the explorer on a trained run (it needs RUN/best.ckpt).
 RUN ?= experiments/runs/triplet-cbam-s0
 screenshot: setup browser
 	EXPLORER_RUN=$(RUN) EXPLORER_SCREENSHOTS=docs/screenshots BACKBONE_REQUIRE_BROWSER=1 $(PY) -m pytest tests/test_notebooks_browser.py -q
@@ -144,7 +144,7 @@ data-files:
 	# The synthetic faces are already aligned: cache centre crops at the default model size.
 	$(BACKBONE) data align $(SYNTH_DIR) --detector none --size 112
 
-# A trained model behind HTTP (README: "Serve a model"). SERVE_MODEL is exported to ONNX beside
+# A trained model behind HTTP (docs/serving.md). SERVE_MODEL is exported to ONNX beside
 # build/container/; `make container` builds the service's image (container/Dockerfile: ONNX
 # Runtime, no PyTorch, a non-root user), `make container-smoke` runs it and calls it.
 # No image registry is reachable here: `make container-base` makes the Debian base image with

@@ -13,7 +13,7 @@ stops the server. The client runs on the same 2 cores as the server, as a caller
 The goals, from the raw model timed in this run with the same engine (ONNX Runtime): throughput
 at concurrency 16 at least 0.8 x (embeddings/s at batch 32) / 2, as a verify embeds two images;
 and p95 latency at concurrency 1 at most 1.5 x the single-pair time (one forward pass of the
-two crops). Writes ``OUT.json``, ``OUT.md`` (the README's table) and ``OUT.png``.
+two crops). Writes ``OUT.json``, ``OUT.md`` (docs/serving.md's table) and ``OUT.png``.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 (decompression bombs, tiny images, unreadable files, contradicting labels, non-UTF-8 lists, mistyped
 config values, damaged caches, concurrent alignment, misspelt grid parameters, stale temporary
 files, empty lists, paths leaving the data root) gets a clear error naming the file or setting,
-and loses nothing else. The README's "Bad input" section lists the same cases."""
+and loses nothing else. docs/reliability.md lists the same cases."""
 
 from __future__ import annotations
 

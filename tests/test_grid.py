@@ -1,3 +1,4 @@
+import json
 import re
 
 import pytest
@@ -139,6 +140,37 @@ def test_shards_and_fingerprints():
     a = Experiment("a", NOTEBOOK, {"epochs": 1})
     assert a.fingerprint(PROJECT) == Experiment("b", NOTEBOOK, {"epochs": 1}).fingerprint(PROJECT)
     assert a.fingerprint(PROJECT) != Experiment("a", NOTEBOOK, {"epochs": 2}).fingerprint(PROJECT)
+
+
+def test_a_notebooks_prose_and_outputs_leave_its_fingerprint_alone_and_its_code_does_not(tmp_path):
+    nb = json.loads((PROJECT / NOTEBOOK).read_text())
+    (tmp_path / "notebooks").mkdir()
+    copy = tmp_path / NOTEBOOK
+    copy.write_text(json.dumps(nb))
+    before = Experiment("a", NOTEBOOK, {"epochs": 1}).fingerprint(tmp_path)
+    assert before == Experiment("a", NOTEBOOK, {"epochs": 1}).fingerprint(PROJECT)
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            cell["source"] = ["Reworded: what this notebook asks.\n"]
+        else:
+            cell["outputs"] = [{"output_type": "stream", "name": "stdout", "text": ["an old run's output\n"]}]
+    copy.write_text(json.dumps(nb, indent=2))
+    assert Experiment("a", NOTEBOOK, {"epochs": 1}).fingerprint(tmp_path) == before
+    parameters = next(c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
+    parameters["source"] = ['out_dir = "scratch/elsewhere"  # the runner always sets it\n'] + [
+        line for line in parameters["source"] if not line.startswith("out_dir")
+    ]
+    copy.write_text(json.dumps(nb))
+    assert Experiment("a", NOTEBOOK, {"epochs": 1}).fingerprint(tmp_path) == before
+    code = next(
+        c for c in nb["cells"] if c["cell_type"] == "code" and "parameters" not in c["metadata"].get("tags", [])
+    )
+    code["source"] = ["print('changed')\n"]
+    copy.write_text(json.dumps(nb))
+    assert Experiment("a", NOTEBOOK, {"epochs": 1}).fingerprint(tmp_path) != before
+    copy.write_text("{not json")
+    with pytest.raises(ValueError, match="not a readable notebook"):
+        Experiment("a", NOTEBOOK, {}).fingerprint(tmp_path)
 
 
 def test_the_lfw_grid_and_config_load():

@@ -10,7 +10,7 @@ opened in headless Chromium (Debian's, driven by Playwright) and run from the Ru
 Screenshots go to ``$EXPLORER_SCREENSHOTS`` (default: the test's temporary folder).
 
 ``$EXPLORER_RUN`` explores that run folder instead of the tiny test run (``make screenshot``
-uses it for the README picture). Without Chromium or Playwright the test skips, unless
+uses it for the picture in docs/evaluation.md). Without Chromium or Playwright the test skips, unless
 ``$BACKBONE_REQUIRE_BROWSER=1`` (CI sets it), where it fails.
 """
 
@@ -222,7 +222,7 @@ def test_the_data_loading_notebook_opened_from_notebooks(tiny_synth, lab, tmp_pa
             raise
         finally:
             browser.close()
-    figures = workbook / "experiments" / "runs" / "data-overview" / "figures"
+    figures = workbook / "scratch" / "data-overview" / "figures"
     assert {p.name for p in figures.glob("*.png")} == {"twins.png", "one_person.png", "example_pairs.png"}
     assert not (workbook / "notebooks" / "experiments").exists()
 

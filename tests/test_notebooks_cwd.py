@@ -21,10 +21,10 @@ NOTEBOOKS = [
     ("01_data_loading", {"n_examples": 2}),
     ("02_pair_training", {"attention": "cbam", "epochs": 1, "budget_images": 32, "overrides": TINY_TRAINING}),
     ("03_triplet_training", {"epochs": 1, "budget_images": 32, "m_per_class": 2, "overrides": TINY_TRAINING}),
-    ("04_attention_visualisation", {"checkpoint": "experiments/runs/contrastive-demo/best.ckpt", "n_pairs": 2}),
-    ("05_experiment_analysis", {}),
-    ("06_pair_explorer", {"run": "experiments/runs/contrastive-demo"}),
-    ("07_reference_scores", {"out_dir": "experiments/runs/oracle-demo"}),
+    ("04_attention_visualisation", {"checkpoint": "scratch/contrastive-demo/best.ckpt", "n_pairs": 2}),
+    ("05_experiment_analysis", {"runs_dir": "scratch", "out_dir": "scratch/analysis"}),
+    ("06_pair_explorer", {"run": "scratch/contrastive-demo"}),
+    ("07_reference_scores", {}),
 ]
 
 
@@ -36,7 +36,7 @@ def run_all(workbook: Path, cwd: Path, executed: Path) -> None:
 def written(workbook: Path) -> set[str]:
     """What the notebooks wrote into the workbook (TensorBoard's event files are named by time and host)."""
     return {p.relative_to(workbook).as_posix() for p in workbook.rglob("*")
-            if p.is_file() and "tensorboard" not in p.parts and p.parts[len(workbook.parts)] in ("experiments", "notebooks")}  # fmt: skip
+            if p.is_file() and "tensorboard" not in p.parts and p.parts[len(workbook.parts)] in ("experiments", "notebooks", "scratch")}  # fmt: skip
 
 
 def test_from_notebooks_and_from_the_root_the_notebooks_write_the_same_files(tiny_synth, tmp_path, monkeypatch):
@@ -47,18 +47,18 @@ def test_from_notebooks_and_from_the_root_the_notebooks_write_the_same_files(tin
     run_all(workbook, workbook / "notebooks", tmp_path / "executed-in-notebooks")
     from_notebooks = written(workbook)
     assert not list((workbook / "notebooks").iterdir()), "nothing may land in notebooks/ (e.g. notebooks/experiments/)"
-    for artefact in ("experiments/runs/data-overview/figures/twins.png", "experiments/runs/data-overview/analysis.json",
-                     "experiments/runs/contrastive-demo/best.ckpt", "experiments/runs/contrastive-demo/figures/roc.png",
-                     "experiments/runs/triplet-demo/metrics.json", "experiments/runs/attention-maps/figures/attention.png", "experiments/runs/oracle-demo/metrics.json",
-                     "experiments/results.md", "experiments/figures/roc.png", "experiments/figures/attention_contrastive-demo.png"):  # fmt: skip
+    for artefact in ("scratch/data-overview/figures/twins.png", "scratch/data-overview/analysis.json",
+                     "scratch/contrastive-demo/best.ckpt", "scratch/contrastive-demo/figures/roc.png",
+                     "scratch/triplet-demo/metrics.json", "scratch/attention-maps/figures/attention.png", "scratch/mark-oracle/metrics.json",
+                     "scratch/analysis/results.md", "scratch/analysis/figures/roc.png", "scratch/analysis/figures/attention_contrastive-demo.png"):  # fmt: skip
         assert artefact in from_notebooks, artefact
+    # the demo runs went to scratch/ (git-ignored): nothing lands in experiments/, so no grid's table can collect them
+    assert not [p for p in from_notebooks if p.startswith("experiments/")], sorted(from_notebooks)
     assert (workbook / ".cache" / "faces").is_dir()  # the project's face cache, not notebooks/.cache
-    config = (workbook / "experiments" / "runs" / "contrastive-demo" / "config.yaml").read_text()
-    assert (
-        "out_dir: experiments/runs/contrastive-demo\n" in config and str(workbook) not in config
-    )  # stored as typed: relative
+    config = (workbook / "scratch" / "contrastive-demo" / "config.yaml").read_text()
+    assert "out_dir: scratch/contrastive-demo\n" in config and str(workbook) not in config  # stored as typed: relative
 
-    shutil.rmtree(workbook / "experiments")
+    shutil.rmtree(workbook / "scratch")
     run_all(workbook, workbook, tmp_path / "executed-in-root")
     assert written(workbook) == from_notebooks
 

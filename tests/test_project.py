@@ -36,3 +36,31 @@ def test_makefile_pins_the_same_torch_as_pyproject():
     for pin in (d for d in deps if d.startswith(("torch==", "torchvision=="))):
         assert pin in makefile
     assert "--no-deps facenet-pytorch==2.6.0" in makefile
+
+
+def test_the_notebooks_demo_runs_go_to_a_git_ignored_folder_no_grid_collects():
+    """Run by hand, a notebook writes into ``scratch/`` (git-ignored); the grids collect only their own
+    ``runs/`` folders under experiments/, so a demo run never becomes a table's row."""
+    import json
+    import shutil
+    import subprocess
+
+    import pytest
+
+    defaults = {}
+    for notebook in sorted((PROJECT / "notebooks").glob("*.ipynb")):
+        cells = json.loads(notebook.read_text())["cells"]
+        source = "".join(next(c for c in cells if "parameters" in c["metadata"].get("tags", []))["source"])
+        match = re.search(r'(?m)^out_dir = "([^"]+)"', source)
+        if match:
+            defaults[notebook.stem] = match.group(1)
+    assert {"01_data_loading", "02_pair_training", "03_triplet_training", "07_reference_scores"} <= set(defaults)
+    demos = {name: out for name, out in defaults.items() if name != "05_experiment_analysis"}
+    assert all(out.startswith("scratch/") for out in demos.values()), demos
+    if shutil.which("git") is None or not (PROJECT / ".git").exists():
+        pytest.skip("not a git checkout")
+    for out in demos.values():
+        probe = f"{out}/metrics.json"
+        assert subprocess.run(["git", "check-ignore", "-q", probe], cwd=PROJECT).returncode == 0, (
+            f"{probe} is not ignored"
+        )

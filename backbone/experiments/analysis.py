@@ -483,7 +483,8 @@ def analyze(runs_dir: str | Path, out_dir: str | Path) -> Analysis:
 
 def training_report(run_dir: str | Path) -> dict:
     """A training run's figures (loss and AUC per epoch, ROC, F1 vs threshold, score histograms),
-    saved under ``<run>/figures/``; returns them by name for display."""
+    saved under ``<run>/figures/``; returns them by name for display. They are closed once saved,
+    so a notebook shows each one once: where it is displayed, not also at the end of this cell."""
     run_dir = existing(run_dir, "run folder", kind="dir")
     run = Run(run_dir.name, run_dir, TrainConfig.load(run_dir / "config.yaml"),
               json.loads((run_dir / "metrics.json").read_text()), json.loads((run_dir / "history.json").read_text()))  # fmt: skip
@@ -498,5 +499,5 @@ def training_report(run_dir: str | Path) -> dict:
     if has_time_curve(run.history):
         figures["accuracy_vs_time"] = plot_accuracy_vs_time({run.name: run.history}, f"{run.name}: accuracy vs time")
     for name, fig in figures.items():
-        save_figure(fig, run.dir / "figures" / name)
+        save_figure(fig, run.dir / "figures" / name, close=True)
     return figures

@@ -45,10 +45,34 @@ class Experiment:
     parameters: dict = field(default_factory=dict)
 
     def fingerprint(self, root: Path) -> str:
-        """Changes when the parameters or the notebook change: then the results are stale."""
+        """Changes when the parameters or the notebook's code change: then the results are stale.
+        The notebook's prose and saved outputs are not part of it (see :func:`notebook_code`)."""
         digest = hashlib.sha1(json.dumps(self.parameters, sort_keys=True).encode())
-        digest.update((root / self.notebook).read_bytes())
+        digest.update(notebook_code(root / self.notebook))
         return digest.hexdigest()
+
+
+def notebook_code(path: Path) -> bytes:
+    """What of a notebook runs: its code cells' sources and tags, in order, less the parameters
+    cell's ``out_dir`` line (the runner always sets it). Its markdown cells, outputs and metadata
+    do not change a result, so rewording them leaves finished runs complete."""
+    try:
+        cells = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: not a readable notebook ({exc})") from None
+    code = []
+    for cell in cells:
+        if cell.get("cell_type") != "code":
+            continue
+        source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+        tags = cell.get("metadata", {}).get("tags", [])
+        if "parameters" in tags:
+            source = _OUT_DIR.sub("", source)
+        code.append((source, tags))
+    return json.dumps(code).encode()
+
+
+_OUT_DIR = re.compile(r"(?m)^out_dir\s*=.*\n?")
 
 
 @dataclass(frozen=True)
