@@ -1,4 +1,5 @@
-"""Figures: training curves, ROC and F1 overlays, score histograms, face and attention grids.
+"""Figures: training curves, ROC and F1 overlays, score distributions, seed spreads, confusion
+heat maps, face and attention grids; every one in the workbook's seaborn theme (:data:`THEME`).
 
 Every function returns a matplotlib Figure; :func:`save_figure` writes it as PNG (and as SVG
 too when ``$BACKBONE_FIGURE_FORMATS`` says so, e.g. ``png,svg``: ``backbone experiments run --svg``).
@@ -14,14 +15,29 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
+import seaborn as sns
 from matplotlib.figure import Figure
 
-from backbone.atomic import atomic_path
+from backbone.atomic import atomic_write_bytes
 from backbone.labels import SAME
 from backbone.paths import project_path
 
+#: One look for every figure: seaborn's white grid, without the top and right spines.
+THEME = {"style": "whitegrid", "context": "notebook", "font_scale": 0.85,
+         "rc": {"axes.spines.top": False, "axes.spines.right": False, "grid.alpha": 0.5}}  # fmt: skip
+sns.set_theme(**THEME)
+
 COLOURS = plt.get_cmap("tab10").colors
 SAME_COLOUR, TWIN_COLOUR, OTHER_COLOUR = "#2a9d8f", "#e76f51", "#8d99ae"
+PAIR_COLOURS = {"same person": SAME_COLOUR, "twin negatives": TWIN_COLOUR, "other negatives": OTHER_COLOUR}
+
+
+def _subplots(nrows: int = 1, ncols: int = 1, figsize: tuple[float, float] | None = None, **kwargs):
+    """``plt.subplots`` without pyplot: the figure is not registered with it, so a notebook shows it
+    once, where it is displayed (a cell's value), and never again at the end of the cell that made it;
+    and it is freed when no longer referenced."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
 def _style(ax) -> None:
@@ -46,30 +62,36 @@ def save_figure(
     fig: Figure, stem: str | Path, formats: Sequence[str] | None = None, dpi: int = 150, close: bool = False
 ) -> list[Path]:
     """Write ``stem.png`` (and the other ``formats``; default :func:`figure_formats`) atomically;
-    returns the paths. ``close`` frees a figure made only for its files (in a notebook, an open
-    figure is also drawn inline: a second copy)."""
+    returns the paths. The PNG is in a palette of 256 colours (:func:`palette_png`): a third of
+    the full-colour file, the same to the eye. ``close`` unregisters a figure made with pyplot (the
+    workbook's own are made outside pyplot, so a notebook never shows them twice)."""
     stem = project_path(stem)
     formats = formats if formats is not None else figure_formats()
     out = []
     for fmt in formats:
         path = stem.with_suffix(f".{fmt}")
         # a fixed salt and no date: the same figure gives the same bytes, so re-runs diff cleanly
-        with atomic_path(path) as tmp, plt.rc_context({"svg.hashsalt": "backbone"}):
+        buffer = io.BytesIO()
+        with plt.rc_context({"svg.hashsalt": "backbone"}):
             fig.savefig(
-                tmp, format=fmt, dpi=dpi, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None
+                buffer, format=fmt, dpi=dpi, bbox_inches="tight", metadata={"Date": None} if fmt == "svg" else None
             )
+        atomic_write_bytes(path, palette_png(buffer.getvalue()) if fmt == "png" else buffer.getvalue())
         out.append(path)
     if close:
         plt.close(fig)
     return out
 
 
-def png_preview(path: str | Path, colours: int = 256) -> bytes:
-    """A PNG figure's pixels in a palette of ``colours``, as PNG bytes: what a notebook embeds of a
-    photo-heavy figure (an attention map: about a fifth of the file; the file keeps every colour)."""
+def palette_png(data: bytes, colours: int = 256) -> bytes:
+    """PNG bytes re-encoded in a palette of ``colours`` (median cut, optimised): how the workbook
+    stores figures and the images of executed notebooks (plots: about a third of the size; photos
+    with attention maps: a fifth). A PNG already in a palette comes back as it is."""
     from PIL import Image
 
-    with Image.open(project_path(path)) as img:
+    with Image.open(io.BytesIO(data)) as img:
+        if img.mode == "P":
+            return data
         small = img.convert("RGB").quantize(colours, method=Image.Quantize.MEDIANCUT)
     out = io.BytesIO()
     small.save(out, format="PNG", optimize=True)
@@ -79,7 +101,7 @@ def png_preview(path: str | Path, colours: int = 256) -> bytes:
 def plot_history(history: Sequence[dict], title: str = "") -> Figure:
     """Training loss and validation AUC per epoch (epoch 0: the initial model, validated untrained)."""
     epochs = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    fig, ax = _subplots(figsize=(6.4, 3.6))
     ax.plot(epochs, [h.get("train_loss", np.nan) for h in history], "o-", color=COLOURS[0], label="training loss")
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss", color=COLOURS[0])
@@ -103,7 +125,7 @@ def plot_accuracy_vs_time(histories: Mapping[str, Sequence[dict]], title: str = 
     """Accuracy against minutes of training, one colour per run: on the test pairs at each epoch's
     validation threshold (solid, when the run scored them every epoch) and the best accuracy on the
     validation pairs (dashed)."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig, ax = _subplots(figsize=(6.4, 4.0))
     for i, (name, history) in enumerate(histories.items()):
         timed = [h for h in history if "train_minutes" in h]
         minutes = [h["train_minutes"] for h in timed]
@@ -137,7 +159,7 @@ def plot_accuracy_bars(rows: Sequence[dict], title: str = "") -> Figure:
     ``pretrained_on``, ``experiment``, ``reference``)."""
     rows = sorted((r for r in rows if r.get("accuracy_at_val_threshold") is not None),
                   key=lambda r: r["accuracy_at_val_threshold"])  # fmt: skip
-    fig, ax = plt.subplots(figsize=(6.4, 0.9 + 0.32 * max(len(rows), 1)))
+    fig, ax = _subplots(figsize=(6.4, 0.9 + 0.32 * max(len(rows), 1)))
     for i, r in enumerate(rows):
         plain = r["attention"].startswith("none")
         colour = REFERENCE_GREY if r.get("reference") else COLOURS[0] if plain else LOCAL_GLOBAL_BLUE
@@ -164,7 +186,7 @@ def plot_accuracy_bars(rows: Sequence[dict], title: str = "") -> Figure:
 
 def plot_roc(runs: Mapping[str, dict], title: str = "ROC", log_far: bool = False) -> Figure:
     """ROC curves of several metrics dicts, overlaid, AUC in the legend."""
-    fig, ax = plt.subplots(figsize=(5.6, 5.0))
+    fig, ax = _subplots(figsize=(5.6, 5.0))
     for i, (name, m) in enumerate(runs.items()):
         fpr, tpr = np.asarray(m["roc"]["fpr"]), np.asarray(m["roc"]["tpr"])
         ax.plot(fpr, tpr, color=COLOURS[i % 10], lw=1.8, label=f"{name} (AUC {m['auc']:.3f})")
@@ -185,7 +207,7 @@ def plot_roc(runs: Mapping[str, dict], title: str = "ROC", log_far: bool = False
 def plot_f1(runs: Mapping[str, dict], title: str = "F1 vs threshold") -> Figure:
     """F1-vs-threshold curves overlaid, each run's operating threshold marked on its curve: the
     one chosen on its validation pairs when its metrics have it, else the fixed one."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig, ax = _subplots(figsize=(6.4, 4.0))
     kinds = set()
     for i, (name, m) in enumerate(runs.items()):
         colour = COLOURS[i % 10]
@@ -209,22 +231,21 @@ def plot_f1(runs: Mapping[str, dict], title: str = "F1 vs threshold") -> Figure:
 def _histogram(
     ax, scores: np.ndarray, labels: np.ndarray, twins: np.ndarray | None, threshold: float | None, title: str
 ) -> None:
-    bins = np.linspace(scores.min(), scores.max(), 41)
     same = labels == SAME
     twins = np.zeros_like(same) if twins is None else twins.astype(bool)
-    groups = [
-        ("same person", same, SAME_COLOUR),
-        ("twin negatives", twins & ~same, TWIN_COLOUR),
-        ("other negatives", ~twins & ~same, OTHER_COLOUR),
-    ]
-    for name, mask, colour in groups:
-        if mask.any():
-            ax.hist(scores[mask], bins=bins, density=True, alpha=0.55, color=colour, label=f"{name} ({mask.sum()})")
+    kinds = np.where(same, "same person", np.where(twins, "twin negatives", "other negatives"))
+    present = [k for k in PAIR_COLOURS if (kinds == k).any()]
+    counts = {k: int((kinds == k).sum()) for k in present}
+    sns.histplot(
+        x=scores, hue=np.array([f"{k} ({counts[k]})" for k in kinds]), bins=40, stat="density", common_norm=False,
+        element="step", alpha=0.35, ax=ax, legend=True,
+        hue_order=[f"{k} ({counts[k]})" for k in present],
+        palette={f"{k} ({counts[k]})": PAIR_COLOURS[k] for k in present},
+    )  # fmt: skip
     if threshold is not None:
         ax.axvline(threshold, ls="--", color="black", lw=1)
     ax.set_title(title, fontsize=10)
     ax.set_xlabel("score")
-    _style(ax)
 
 
 def plot_score_histograms(
@@ -236,12 +257,64 @@ def plot_score_histograms(
     n = len(runs)
     cols = min(3, n)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    fig, axes = _subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
     for ax, (name, (scores, labels, twins)) in zip(axes.flat, runs.items()):
         _histogram(ax, np.asarray(scores), np.asarray(labels), twins, (thresholds or {}).get(name), name)
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
-    axes.flat[0].legend(fontsize=7)
+    for ax in list(axes.flat)[1:n]:  # one legend, on the first panel
+        if ax.get_legend() is not None:
+            ax.get_legend().remove()
+    legend = axes.flat[0].get_legend()
+    if legend is not None:
+        legend.set_title(None)
+        for text in legend.get_texts():
+            text.set_fontsize(7)
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion(confusion: Mapping[str, float], title: str = "") -> Figure:
+    """The confusion matrix of one operating point as a heat map: counts, and each cell's share of
+    its row (the true accept, false reject, false accept and true reject rates). ``confusion``:
+    ``tp``, ``fn``, ``fp``, ``tn`` and ``threshold`` (a metrics entry such as ``at_val_threshold``)."""
+    counts = np.array([[confusion["tp"], confusion["fn"]], [confusion["fp"], confusion["tn"]]], dtype=float)
+    rates = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
+    notes = np.array([[f"{int(c):,}\n{100 * r:.1f}%" for c, r in zip(crow, rrow)] for crow, rrow in zip(counts, rates)])
+    fig, ax = _subplots(figsize=(4.4, 3.6))
+    sns.heatmap(rates, annot=notes, fmt="", cmap="Blues", vmin=0, vmax=1, cbar=False, linewidths=1, ax=ax,
+                xticklabels=["said same", "said different"], yticklabels=["same person", "different people"])  # fmt: skip
+    ax.tick_params(axis="y", rotation=0)
+    ax.set_title(title or f"at threshold {confusion['threshold']:.3f}", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_seed_spread(summaries: Sequence[dict], title: str = "") -> Figure:
+    """Per setting trained with several seeds, each seed's AUC (dots) and their mean ± SD (bar), on
+    twin negatives (left) and on other negatives (right), chance (0.5) dashed. ``summaries``:
+    ``backbone.experiments.seeds.seed_summary``, with its per-seed ``twin_aucs`` and ``other_aucs``."""
+    names = [s["attention"].replace("none (global only)", "global only") for s in summaries]
+    if len(set(names)) < len(names):  # the same attention with several losses or backbones
+        names = [f"{n}, {s.get('loss')}, {s.get('architecture')}" for n, s in zip(names, summaries)]
+    panels = [("twin_aucs", "twin negatives", TWIN_COLOUR), ("other_aucs", "other negatives", OTHER_COLOUR)]
+    fig, axes = _subplots(1, 2, figsize=(8.4, 1.0 + 0.55 * max(len(summaries), 1)), sharey=True)
+    for ax, (key, label, colour) in zip(axes, panels):
+        data = {"setting": [], "AUC": []}
+        for name, s in zip(names, summaries):
+            values = [v for v in s.get(key, []) if v is not None]
+            data["setting"] += [name] * len(values)
+            data["AUC"] += values
+        if data["AUC"]:
+            sns.pointplot(data=data, x="AUC", y="setting", order=names, errorbar="sd", color="black", ax=ax,
+                          linestyle="none", markers="|", markersize=16, capsize=0.25, err_kws={"linewidth": 1.2})  # fmt: skip
+            sns.stripplot(data=data, x="AUC", y="setting", order=names, color=colour, ax=ax, size=7, alpha=0.85,
+                          jitter=False)  # fmt: skip
+        ax.axvline(0.5, ls="--", color="grey", lw=1)
+        ax.set_title(f"AUC against {label}", fontsize=10)
+        ax.set_xlabel("per seed (dots), mean ± SD (bar)")
+        ax.set_ylabel("")
+    fig.suptitle(title or "seed to seed (0.5 is chance)", fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -251,7 +324,7 @@ def plot_image_grid(
 ) -> Figure:
     """HxWx3 uint8 images in a grid with optional titles."""
     rows = int(np.ceil(len(images) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows * 1.1), squeeze=False)
+    fig, axes = _subplots(rows, cols, figsize=(size * cols, size * rows * 1.1), squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < len(images):
@@ -277,7 +350,7 @@ def plot_attention_grid(
     n = len(images)
     cols = min(cols, n)
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(2 * rows, cols, figsize=(1.7 * cols, 3.6 * rows), squeeze=False)
+    fig, axes = _subplots(2 * rows, cols, figsize=(1.7 * cols, 3.6 * rows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for i, (img, att) in enumerate(zip(images, attentions)):

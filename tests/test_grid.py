@@ -162,6 +162,14 @@ def test_a_notebooks_prose_and_outputs_leave_its_fingerprint_alone_and_its_code_
     ]
     copy.write_text(json.dumps(nb))
     assert Experiment("a", NOTEBOOK, {"epochs": 1}).fingerprint(tmp_path) == before
+    report = {"cell_type": "code", "metadata": {"tags": ["report"]}, "outputs": [], "source": ["show(findings)\n"]}
+    nb["cells"].append(report)
+    copy.write_text(json.dumps(nb))
+    assert Experiment("a", NOTEBOOK, {"epochs": 1}).fingerprint(tmp_path) == before
+    report["metadata"]["tags"] = []
+    copy.write_text(json.dumps(nb))
+    assert Experiment("a", NOTEBOOK, {"epochs": 1}).fingerprint(tmp_path) != before
+    nb["cells"].pop()
     code = next(
         c for c in nb["cells"] if c["cell_type"] == "code" and "parameters" not in c["metadata"].get("tags", [])
     )

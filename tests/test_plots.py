@@ -8,11 +8,13 @@ from backbone.plots import (
     overlay_attention,
     plot_accuracy_bars,
     plot_attention_grid,
+    plot_confusion,
     plot_f1,
     plot_history,
     plot_image_grid,
     plot_roc,
     plot_score_histograms,
+    plot_seed_spread,
     save_figure,
 )
 
@@ -34,6 +36,13 @@ def test_every_figure_draws_and_saves(tmp_path):
         plot_score_histograms({"a": (scores, labels, twins), "b": (scores, labels, None)}),
         plot_image_grid(images, ["x"] * 4, cols=3),
         plot_attention_grid(images, [rng.random((16, 16)) for _ in images], ["x"] * 4, cols=2),
+        plot_confusion(m["best"]),
+        plot_seed_spread(
+            [
+                {"attention": "cbam", "twin_aucs": [0.5, 0.52], "other_aucs": [0.9, 0.95]},
+                {"attention": "none (global only)", "twin_aucs": [0.49, None], "other_aucs": [0.91, 0.9]},
+            ]
+        ),
     ]
     assert all(isinstance(f, Figure) for f in figures)
     paths = save_figure(figures[1], tmp_path / "figures" / "roc")
@@ -85,16 +94,31 @@ def test_saving_the_same_figure_twice_gives_the_same_bytes(tmp_path):
     assert [p.read_bytes() for p in a] == [p.read_bytes() for p in b]
 
 
-def test_png_preview_keeps_the_size_in_a_palette_and_is_smaller_for_photos(tmp_path):
+def test_palette_png_keeps_the_size_in_a_palette_is_smaller_and_leaves_a_palette_alone():
     import io
 
     from PIL import Image
 
-    from backbone.plots import png_preview
+    from backbone.plots import palette_png
 
     photo = np.random.default_rng(0).integers(0, 256, (120, 200, 3), dtype=np.uint8)  # noise: every colour
-    Image.fromarray(photo).save(tmp_path / "f.png")
-    preview = png_preview(tmp_path / "f.png", colours=64)
-    with Image.open(io.BytesIO(preview)) as img:
+    raw = io.BytesIO()
+    Image.fromarray(photo).save(raw, format="PNG")
+    slim = palette_png(raw.getvalue(), colours=64)
+    with Image.open(io.BytesIO(slim)) as img:
         assert img.size == (200, 120) and img.mode == "P" and len(img.getcolors()) <= 64
-    assert len(preview) < (tmp_path / "f.png").stat().st_size / 2
+    assert len(slim) < len(raw.getvalue()) / 2
+    assert palette_png(slim) == slim  # already a palette: as it is
+
+
+def test_figures_are_saved_in_a_palette_and_made_outside_pyplot(tmp_path):
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    m = verification_metrics(np.array([0.9, 0.2, 0.7, 0.4]), np.array([SAME, DIFFERENT, SAME, DIFFERENT]))
+    before = plt.get_fignums()
+    fig = plot_roc({"a": m})
+    assert plt.get_fignums() == before  # not registered: a notebook shows it once, as the cell's value
+    (path,) = save_figure(fig, tmp_path / "roc")
+    with Image.open(path) as img:
+        assert img.mode == "P" and img.size[0] > 500

@@ -22,19 +22,22 @@ import numpy as np
 from backbone.atomic import atomic_write_json, atomic_write_text
 from backbone.data.errors import existing, missing
 from backbone.evaluation.explain import attention_figure
+from backbone.evaluation.findings import Findings, analysis_findings
 from backbone.evaluation.metrics import accuracy_standard_error, auc_standard_error, reported_threshold
 from backbone.evaluation.scores import read_scores
-from backbone.experiments.seeds import paired_differences, seed_lines, setting
+from backbone.experiments.seeds import paired_differences, paired_sentences, seed_lines, seed_summary, setting
 from backbone.models.backbones import BACKBONES
 from backbone.paths import project_path
 from backbone.plots import (
     has_time_curve,
     plot_accuracy_bars,
     plot_accuracy_vs_time,
+    plot_confusion,
     plot_f1,
     plot_history,
     plot_roc,
     plot_score_histograms,
+    plot_seed_spread,
     save_figure,
 )
 from backbone.provenance import code_commit
@@ -393,6 +396,12 @@ class Analysis:
     markdown: str
     figures: dict[str, Path]
 
+    def findings(self) -> Findings:
+        """What the grid shows: its best run, the twin-negative AUCs against chance, and its
+        comparisons (paired by seed where there are seeds), read from the rows."""
+        verdicts = paired_sentences(self.rows) + attention_verdicts(self.rows) + pretrained_verdicts(self.rows)
+        return analysis_findings(self.rows, verdicts)
+
 
 def pointing_caption(pointing: dict) -> str:
     """One line under an attention figure: the run's pointing score over its test images."""
@@ -425,8 +434,9 @@ def threshold_note(runs: list[Run]) -> str:
 
 def analyze(runs_dir: str | Path, out_dir: str | Path) -> Analysis:
     """Write the tables, environment and comparison figures of every finished run in ``runs_dir``
-    into ``out_dir`` (relative paths: under the project root). The figures are closed once saved:
-    the analysis notebook shows each one once, from its file."""
+    into ``out_dir`` (relative paths: under the project root). The analysis notebook shows each
+    figure once, from its file. A local-global run's attention figure needs its checkpoint; without
+    it (a clone: weights are not committed) the figure an earlier analysis drew is kept and shown."""
     runs, out = collect_runs(runs_dir), project_path(out_dir)
     if not runs:
         raise missing("the runs folder", runs_dir, state="holds no finished run (with metrics.json)")
@@ -462,6 +472,10 @@ def analyze(runs_dir: str | Path, out_dir: str | Path) -> Analysis:
     written["score_histograms"] = save_figure(
         plot_score_histograms(scored, thresholds), figures / "score_histograms", close=True
     )
+    summaries = seed_summary(rows)
+    if summaries:
+        written["seeds"] = save_figure(plot_seed_spread(summaries, "AUC over seeds, per setting"), figures / "seeds",
+                                       close=True)  # fmt: skip
     written["accuracy"] = save_figure(plot_accuracy_bars(rows, "test accuracy at each run's validation threshold"),
                                       figures / "accuracy", close=True)  # fmt: skip
     trained = [r for r in runs if r.config is not None]
@@ -471,8 +485,10 @@ def analyze(runs_dir: str | Path, out_dir: str | Path) -> Analysis:
             plot_accuracy_vs_time(curves, "accuracy vs minutes of training"), figures / "accuracy_vs_time", close=True
         )
     for r in trained:
-        if r.config.model.attention and (r.dir / "best.ckpt").is_file():
-            name = f"attention_{r.name}"
+        name = f"attention_{r.name}"
+        if r.config.model.attention and not (r.dir / "best.ckpt").is_file() and (figures / f"{name}.png").is_file():
+            written[name] = [figures / f"{name}.png"]  # drawn when the checkpoint was there (weights are not committed)
+        elif r.config.model.attention and (r.dir / "best.ckpt").is_file():
             fig = attention_figure(r.dir / "best.ckpt", n_pairs=3)
             if "pointing" in r.metrics:
                 fig.text(0.5, 0.01, pointing_caption(r.metrics["pointing"]), ha="center", va="bottom", fontsize=9)
@@ -482,7 +498,8 @@ def analyze(runs_dir: str | Path, out_dir: str | Path) -> Analysis:
 
 
 def training_report(run_dir: str | Path) -> dict:
-    """A training run's figures (loss and AUC per epoch, ROC, F1 vs threshold, score histograms),
+    """A training run's figures (loss and AUC per epoch, ROC, F1 vs threshold, score histograms, the
+    confusion at the validation threshold),
     saved under ``<run>/figures/``; returns them by name for display. They are closed once saved,
     so a notebook shows each one once: where it is displayed, not also at the end of this cell."""
     run_dir = existing(run_dir, "run folder", kind="dir")
@@ -496,6 +513,12 @@ def training_report(run_dir: str | Path) -> dict:
             {run.name: run.scores()}, {run.name: reported_threshold(run.metrics)}
         ),
     }
+    at = run.metrics.get("at_val_threshold") or run.metrics.get("at_threshold")
+    if at is not None:
+        where = "validation" if "at_val_threshold" in run.metrics else "fixed"
+        figures["confusion"] = plot_confusion(
+            at, f"{run.name}: test pairs at the {where} threshold {at['threshold']:.3f}"
+        )
     if has_time_curve(run.history):
         figures["accuracy_vs_time"] = plot_accuracy_vs_time({run.name: run.history}, f"{run.name}: accuracy vs time")
     for name, fig in figures.items():

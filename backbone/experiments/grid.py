@@ -53,9 +53,11 @@ class Experiment:
 
 
 def notebook_code(path: Path) -> bytes:
-    """What of a notebook runs: its code cells' sources and tags, in order, less the parameters
-    cell's ``out_dir`` line (the runner always sets it). Its markdown cells, outputs and metadata
-    do not change a result, so rewording them leaves finished runs complete."""
+    """What of a notebook makes its results: its code cells' sources and tags, in order, less the
+    parameters cell's ``out_dir`` line (the runner always sets it) and less the cells tagged
+    ``report``, which only show what the run wrote (its figures, its summary; they may save a
+    figure, never a number). Markdown cells, outputs and metadata do not change a result either, so
+    rewording a notebook, or adding a figure to it, leaves the runs it made complete."""
     try:
         cells = json.loads(Path(path).read_text(encoding="utf-8"))["cells"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -66,12 +68,15 @@ def notebook_code(path: Path) -> bytes:
             continue
         source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
         tags = cell.get("metadata", {}).get("tags", [])
+        if REPORT_TAG in tags:
+            continue
         if "parameters" in tags:
             source = _OUT_DIR.sub("", source)
         code.append((source, tags))
     return json.dumps(code).encode()
 
 
+REPORT_TAG = "report"
 _OUT_DIR = re.compile(r"(?m)^out_dir\s*=.*\n?")
 
 

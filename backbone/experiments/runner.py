@@ -1,8 +1,9 @@
 """Run the experiment grid with papermill: each experiment's notebook executes into
 ``<runs>/<name>/`` (the executed notebook plus everything it writes), then the analysis notebook.
 
-An experiment is complete when ``done.json`` holds its fingerprint (parameters and notebook);
-complete ones are skipped. One interrupted with the same fingerprint (``started.json``) runs again
+An experiment is complete when ``done.json`` holds its fingerprint (its parameters and its
+notebook's code: ``grid.notebook_code``, so rewording a notebook or changing a cell tagged
+``report`` leaves runs complete); complete ones are skipped. One interrupted with the same fingerprint (``started.json``) runs again
 and its training resumes from the last checkpoint; a folder left by a different fingerprint is
 stale and starts from scratch. A failing notebook stops the run with the failing cell's error.
 Code changes do not change fingerprints: after changing ``backbone/``, run with ``--force``.
@@ -22,6 +23,7 @@ from tqdm.auto import tqdm
 
 from backbone.atomic import atomic_write_json
 from backbone.experiments.grid import Experiment, Grid, applicable, check_parameters, check_shared, merge_parameters
+from backbone.experiments.slim import slim_notebook
 
 
 class ExperimentFailed(RuntimeError):
@@ -55,7 +57,8 @@ def execute(
 ) -> None:
     """papermill, with the kernel in ``cwd`` (default: the project root ``root``; relative paths
     mean the same from anywhere in the project, see ``backbone.paths``); a failing cell becomes
-    ExperimentFailed with the cell's error."""
+    ExperimentFailed with the cell's error. The executed notebook is then slimmed (each figure
+    once, in a palette: ``backbone.experiments.slim``), ready to commit."""
     import papermill as pm
 
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -69,6 +72,7 @@ def execute(
         raise ExperimentFailed(
             f"{notebook.name} failed in cell {exc.exec_count} ({exc.ename}: {exc.evalue}); the executed notebook is {output}\n{trace}"
         ) from None
+    slim_notebook(output)
 
 
 def run_experiment(exp: Experiment, runs: Path, root: Path, log_output: bool = False) -> float:

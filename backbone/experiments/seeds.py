@@ -49,7 +49,7 @@ def seed_summary(rows: list[dict]) -> list[dict]:
 
     Returns:
         One dict per setting: the setting's fields (``SETTING``), ``n``, ``seeds``, ``experiments``,
-        ``twin_aucs`` (per seed, in the order of ``seeds``), and ``<metric>_mean`` and
+        ``twin_aucs`` and ``other_aucs`` (per seed, in the order of ``seeds``), and ``<metric>_mean`` and
         ``<metric>_sd`` (sample standard deviation, n - 1) for each of ``METRICS`` that every row
         of the setting has.
     """
@@ -61,6 +61,7 @@ def seed_summary(rows: list[dict]) -> list[dict]:
             "seeds": list(by_seed),
             "experiments": [r["experiment"] for r in group],
             "twin_aucs": [r.get("twin_auc") for r in group],
+            "other_aucs": [r.get("other_auc") for r in group],
         }
         for metric in METRICS:
             values = [r.get(metric) for r in group]
@@ -140,6 +141,11 @@ def _sentence(p: dict) -> str:
         f"per-seed differences), 95% CI [{low:+.4f}, {high:+.4f}] (t, {p['df']} d.f.): {verdict} "
         f"({', '.join(p['experiments'])} vs {', '.join(p['global_experiments'])})."
     )
+
+
+def paired_sentences(rows: list[dict]) -> list[str]:
+    """One sentence per paired difference of local-global vs global only (``paired_differences``)."""
+    return [_sentence(p) for p in paired_differences(rows)]
 
 
 def seed_lines(rows: list[dict]) -> list[str]:

@@ -1,5 +1,5 @@
 """One training experiment as notebooks 02 and 03 run it: its config from the notebook's
-parameters, the training, the test summary and the figures. The two notebooks share all of it
+parameters, the training, the test summary, the figures and what the run shows. The two notebooks share all of it
 and differ only in their loss's own parameters."""
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+from backbone.evaluation.findings import Findings, training_findings
 from backbone.evaluation.metrics import summary_row
 from backbone.experiments.analysis import training_report
 from backbone.experiments.configs import experiment_config
@@ -54,5 +55,10 @@ class TrainingExperiment:
             print(f"{key:18s} {value:.4f}")
 
     def figures(self) -> dict[str, Figure]:
-        """Loss and AUC per epoch, ROC, F1 vs threshold and score histograms (saved under the run)."""
+        """Loss and AUC per epoch, ROC, F1 vs threshold, score distributions and the confusion at the
+        validation threshold (saved under the run)."""
         return training_report(self.config.out_dir)
+
+    def findings(self) -> Findings:
+        """What the run shows, in a few sentences read from its ``metrics.json`` and ``history.json``."""
+        return training_findings(self.config.out_dir)

@@ -17,6 +17,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
 from backbone.data.lists.pairs import Pair
+from backbone.evaluation.findings import Findings, explorer_findings
 from backbone.evaluation.metrics import confusion_at
 from backbone.evaluation.scores import ScoredPairs
 from backbone.labels import DIFFERENT, SAME
@@ -93,6 +94,11 @@ class PairReview:
         """(false accept rates, true accept rates, AUC) over all thresholds."""
         fpr, tpr, _ = roc_curve(self.labels, self.scores, pos_label=SAME)
         return fpr, tpr, float(roc_auc_score(self.labels, self.scores))
+
+    def findings(self) -> Findings:
+        """What the current threshold shows: its errors, and how many false accepts are twins."""
+        twin_fp = int((self.masks()["false accepts"] & self.twins).sum()) if self.twins.any() else None
+        return explorer_findings(self.metrics() | {"twin_fp": twin_fp}, self._threshold)
 
     def roc_point(self) -> tuple[float, float]:
         """(FAR, TAR) at the current threshold: where it sits on the ROC."""
