@@ -7,7 +7,11 @@ analysis'):
 - every embedded PNG is re-encoded in a palette of 256 colours (:func:`backbone.plots.palette_png`,
   as the figure files are written);
 - a progress bar's widget (tqdm's, with its saved state: about 60 kB a notebook) becomes one line of
-  text, its label and how far it got ("training: 3/3").
+  text, its label and how far it got ("training: 3/3");
+- each cell's timings (Jupyter's ``execution`` times, papermill's start, end and duration) go:
+  they change on every run, so a re-run that changes no number would still change every cell.
+  The notebook's own papermill record (its parameters, when it ran and for how long) stays;
+- the cell papermill injects with the run's parameters gets a fixed id in place of a random one.
 
 Text, tables and the order of outputs stay as they were.
 """
@@ -33,6 +37,12 @@ def slim_notebook(path: str | Path) -> tuple[int, int]:
     widgets = notebook.get("metadata", {}).pop("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     seen: set[str] = set()
     for cell in notebook.get("cells", []):
+        metadata = cell.get("metadata", {})
+        if INJECTED in metadata.get("tags", []):
+            cell["id"] = INJECTED
+        metadata.pop("execution", None)
+        for key in CELL_TIMINGS:
+            metadata.get("papermill", {}).pop(key, None)
         kept = []
         for output in cell.get("outputs", []):
             data = output.get("data", {})
@@ -60,6 +70,8 @@ def slim_notebook(path: str | Path) -> tuple[int, int]:
     return len(text.encode()), len(new.encode())
 
 
+INJECTED = "injected-parameters"
+CELL_TIMINGS = ("start_time", "end_time", "duration")
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
