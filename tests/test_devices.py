@@ -90,12 +90,13 @@ def test_the_command_line_takes_a_device_and_says_where_it_ran(tiny_run, capsys)
 
 def test_the_parser_builds_without_the_heavy_stacks():
     """`backbone --help` and every command but `serve` work where FastAPI is missing, and building the
-    parser imports neither PyTorch nor scikit-learn nor FastAPI: each command imports what it uses
+    parser imports none of PyTorch, scikit-learn, SciPy, matplotlib, seaborn or FastAPI: each command
+    imports what it uses
     (benchmarks/cli_help.py times it)."""
     import subprocess
     import sys
 
     code = ("import sys; sys.modules['fastapi'] = None; from backbone.cli import build_parser; build_parser(); "
-            "print(sorted(m for m in ('torch', 'sklearn', 'fastapi', 'uvicorn') if sys.modules.get(m)))")  # fmt: skip
+            "print(sorted(m for m in ('torch', 'sklearn', 'scipy', 'matplotlib', 'seaborn', 'fastapi', 'uvicorn') if sys.modules.get(m)))")  # fmt: skip
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr

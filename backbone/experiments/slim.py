@@ -25,12 +25,13 @@ import json
 from pathlib import Path
 
 from backbone.atomic import atomic_write_text
-from backbone.plots import palette_png
 
 
 def slim_notebook(path: str | Path) -> tuple[int, int]:
     """Slim the executed notebook at ``path`` in place (atomically); returns its size in bytes
     before and after. Running it again changes nothing."""
+    from backbone.plots import palette_png  # matplotlib and seaborn: not at import (`backbone --help`)
+
     path = Path(path)
     text = path.read_text(encoding="utf-8")
     notebook = json.loads(text)
