@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -34,6 +35,7 @@ from torch import nn
 from backbone.labels import DIFFERENT, SAME
 from backbone.models.attention import attention_entropy
 from backbone.models.local_global import LocalGlobalOutput
+from backbone.settings import AT_LEAST_0, Range
 
 MINING = ("batch-hard", "semi-hard", "batch-all")
 
@@ -191,6 +193,10 @@ class BranchWeights:
     local_branch: float = 0.4
     attention: float = 0.01  # entropy regulariser: favours focused attention maps
     marks: float = 0.0  # the mark-map network: mark_loss against the training images' mark masks
+
+    RANGES: ClassVar[dict[str, Range]] = dict.fromkeys(
+        ("fused", "global_branch", "local_branch", "attention", "marks"), AT_LEAST_0
+    )
 
 
 MARK_POS_WEIGHT = 20.0  # marks cover a few cells in a hundred: a missed mark costs 20 false alarms

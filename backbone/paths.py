@@ -17,6 +17,7 @@ grid's runs and their checkpoints); ``backbone.data.errors.MissingInput`` puts i
 
 from __future__ import annotations
 
+import argparse
 import os
 from pathlib import Path
 
@@ -60,6 +61,22 @@ def cli_path(arg: str) -> Path:
     """A path typed on the command line: relative to where the command runs, made absolute
     (an ``argparse`` ``type``)."""
     return Path(arg).expanduser().absolute()
+
+
+def cli_folder(arg: str) -> Path:
+    """A folder typed on the command line (``cli_path``); an existing file there is refused."""
+    path = cli_path(arg)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{arg} is a file, not a folder")
+    return path
+
+
+def cli_file(arg: str) -> Path:
+    """A file a command writes, typed on the command line (``cli_path``); a folder there is refused."""
+    path = cli_path(arg)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{arg} is a folder: name a file to write")
+    return path
 
 
 def _grid_command(runs: Path, name: str, force: bool) -> str | None:

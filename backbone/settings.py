@@ -6,20 +6,25 @@ with every value checked against its field's type before anything runs.
 settings list the known ones. The rules, from the type annotations:
 
 * ``int``: an integer (not ``true``/``false``, not ``1.5``);
-* ``float``: a number; a string in number syntax is read as one, since YAML 1.1 reads ``1e-3``
-  (no dot) as a string;
+* ``float``: a finite number (never ``.nan`` or ``.inf``); a string in number syntax is read as
+  one, since YAML 1.1 reads ``1e-3`` (no dot) as a string;
 * ``str``: text; ``bool``: ``true``/``false``; ``X | None``: also ``null``;
 * a settings dataclass: a mapping, built the same way; settings it leaves out keep the field's
   default (``data: {align: {size: 96}}`` keeps the training config's ``detector: none``).
+
+A settings class states the range of each numeric setting in ``RANGES`` (``{"seed": SEED,
+"dropout": Range(0, 1, high_open=True)}``); a value outside it is refused with the dotted key and
+the range: ``model.embedding_dim must be at least 1, got 0``.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import reprlib
 import types
 import typing
-from dataclasses import MISSING, asdict, fields, is_dataclass
+from dataclasses import MISSING, asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,22 +35,86 @@ from backbone.data.text import read_text
 
 T = TypeVar("T")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
-_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false", type(None): "null"}
+_TYPE_NAMES = {int: "an integer", float: "a finite number", str: "a string", bool: "true or false", type(None): "null"}
 
 
 class ConfigError(DataError):
-    """A setting that is unknown or holds a value of the wrong type; names the dotted key."""
+    """A setting that is unknown or holds a value of the wrong type or range; names the dotted key."""
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric setting may take: ``low`` to ``high`` (None: no bound), each end
+    included unless ``*_open``."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value: float) -> bool:
+        above = self.low is None or (value > self.low if self.low_open else value >= self.low)
+        below = self.high is None or (value < self.high if self.high_open else value <= self.high)
+        return above and below
+
+    def __str__(self) -> str:
+        low, high = _number(self.low), _number(self.high)
+        if self.high is None:
+            if self.low == 0 and self.low_open:
+                return "positive"
+            return f"{'above' if self.low_open else 'at least'} {low}" if self.low is not None else "any number"
+        if self.low is None:
+            return f"{'below' if self.high_open else 'at most'} {high}"
+        return f"in {'(' if self.low_open else '['}{low}, {high}{')' if self.high_open else ']'}"
+
+
+def _number(x: float | None) -> str:
+    return str(int(x)) if x is not None and float(x).is_integer() else f"{x:g}" if x is not None else ""
+
+
+POSITIVE = Range(0, low_open=True)
+AT_LEAST_0 = Range(0)
+AT_LEAST_1 = Range(1)
+FRACTION = Range(0, 1)
+SEED = Range(0, 2**32 - 1)  # numpy's seeds
+
+
+class _DuplicateKey(yaml.constructor.ConstructorError):
+    pass
+
+
+class _UniqueKeys(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping (YAML keeps the last one
+    silently: ``epochs: 1`` then ``epochs: 20`` further down would train 20 epochs unseen)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                if key in first:
+                    raise _DuplicateKey(
+                        None, None, f"{key!r} is given twice (first on line {first[key]})", key_node.start_mark
+                    )
+                first[key] = key_node.start_mark.line + 1
+            except TypeError:
+                continue  # an unhashable key: the base loader says so
+        return super().construct_mapping(node, deep)
 
 
 def load_yaml(path: Path, what: str = "config file") -> Any:
-    """A YAML (or JSON) file's content; anything that is not YAML raises ConfigError naming the
-    file and line (an editor's line: only ``\\n`` ends one)."""
+    """A YAML (or JSON) file's content; anything that is not YAML, or a mapping that gives a key
+    twice, raises ConfigError naming the file and line (an editor's line: only ``\\n`` ends one)."""
     text = read_text(path, what)
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_UniqueKeys)  # a SafeLoader: no tags that run code
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{text[: mark.index].count(chr(10)) + 1}" if mark is not None else str(path)
+        if isinstance(exc, _DuplicateKey):
+            raise ConfigError(f"{where}: {exc.problem}; keep one") from None
         raise ConfigError(f"{where}: not valid YAML/JSON ({getattr(exc, 'problem', None) or exc})") from None
     except (ValueError, RecursionError) as exc:  # an integer of over 4300 digits; nesting deeper than the stack
         raise ConfigError(f"{path}: YAML that cannot be read ({type(exc).__name__}: {str(exc)[:80]})") from None
@@ -70,12 +139,20 @@ def build(cls: type[T], d: Any, where: str = "") -> T:
         if is_dataclass(default) and isinstance(value, dict):
             value = _merge(asdict(default), value)  # settings left out keep this field's default, not its class's
         kwargs[name] = _check(value, hints[name], f"{where}{name}")
+        _check_range(kwargs[name], getattr(cls, "RANGES", {}).get(name), f"{where}{name}")
     try:
         return cls(**kwargs)
     except ConfigError:
         raise
     except (TypeError, ValueError) as exc:  # a dataclass's own checks (__post_init__)
         raise ConfigError(f"{where.rstrip('.') + ': ' if where else ''}{exc}") from None
+
+
+def _check_range(value: Any, allowed: Range | None, key: str) -> None:
+    """ConfigError naming ``key`` when the number ``value`` is outside ``allowed``."""
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if allowed is not None and number and value not in allowed:
+        raise ConfigError(f"{key} must be {allowed}, got {value!r}")
 
 
 def _default(f: Any) -> Any:
@@ -118,9 +195,10 @@ def _convert(value: Any, option: Any) -> Any:
     if option is int:
         return value if isinstance(value, int) and not isinstance(value, bool) else MISSING
     if option is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-        return float(value) if isinstance(value, str) and _NUMBER.match(value.strip()) else MISSING
+        if isinstance(value, str) and _NUMBER.match(value.strip()):
+            value = float(value)
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        return float(value) if number and math.isfinite(value) else MISSING
     if option is str:
         return value if isinstance(value, str) else MISSING
     return value if option is Any else MISSING  # no other types occur in settings

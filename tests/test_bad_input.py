@@ -260,10 +260,10 @@ def test_list_files_that_are_not_utf8_name_file_and_line_and_a_bom_is_accepted(t
     [
         ("epochs=three", "epochs must be an integer, got 'three'"),
         ("epochs=1.5", "epochs must be an integer, got 1.5"),
-        ("epochs=-1", r"epochs must be 0 \(evaluate the initial model\) or more, got -1"),
-        ("optim.lr=fast", "optim.lr must be a number, got 'fast'"),
+        ("epochs=-1", r"epochs must be at least 0, got -1"),
+        ("optim.lr=fast", "optim.lr must be a finite number, got 'fast'"),
         ("data.align.size=big", "data.align.size must be an integer, got 'big'"),
-        ("model.dropout=[1]", r"model.dropout must be a number, got \[1\]"),
+        ("model.dropout=[1]", r"model.dropout must be a finite number, got \[1\]"),
         ("data.preload=maybe", "data.preload must be true or false, got 'maybe'"),
     ],
 )

@@ -36,6 +36,26 @@ def test_errors_go_to_stderr_with_non_zero_exit(tmp_path, capsys):
     assert info.value.code == 2
 
 
+def test_bad_arguments_are_refused_with_what_is_wrong(tmp_path, capsys):
+    """Issue 30, defects E and G: a file given as a folder, a folder as a file, a NaN threshold, devices=abc."""
+    file = tmp_path / "a.txt"
+    file.write_text("x")
+    for argv, message in [
+        (["data", "align", str(tmp_path), "--cache", str(file)], f"argument --cache: {file} is a file, not a folder"),
+        (["data", "analyze", str(tmp_path), "--json", str(tmp_path)], f"--json: {tmp_path} is a folder: name a file"),
+        (["verify", "a.jpg", "b.jpg", "--threshold", "nan"], "argument --threshold: 'nan' is not a finite number"),
+        (["evaluate", "--threshold", "inf"], "argument --threshold: 'inf' is not a finite number"),
+        (["data", "pairs", str(tmp_path), "--out", "p.tsv", "--twin-share", "2"], "--twin-share: 2 is not in [0, 1]"),
+    ]:
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 2 and message in capsys.readouterr().err
+    assert main(["train", "--set", "devices=abc"]) == 1
+    assert (
+        "devices must be 'auto', a number of devices or device indices like '0,1', got 'abc'" in capsys.readouterr().err
+    )
+
+
 def test_data_commands_end_to_end(tiny_synth, tmp_path, capsys):
     out = tmp_path / "p.tsv"
     assert (
@@ -142,6 +162,9 @@ def test_train_evaluate_verify_from_the_command_line(tiny_synth, tmp_path, capsy
     assert "cannot read image" in capsys.readouterr().err
     assert main(["train", "--set", "loss.regime=magic"]) == 1
     assert "loss.regime must be one of" in capsys.readouterr().err
+    diverging = ["train", "--out-dir", str(tmp_path / "diverged"), "--no-progress", "--set", "optim.lr=1e30"]
+    assert main(diverging + [w for c in common for w in ("--set", c)]) == 1  # an error, not a traceback
+    assert "loss became" in capsys.readouterr().err
 
     # cross-data: another identity-folder set, no pair file (3 people x 3 images, copied from the twins)
     import shutil

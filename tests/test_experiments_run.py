@@ -12,6 +12,7 @@ from backbone.data.synth import SynthConfig, generate
 from backbone.experiments.analysis import COLUMNS, CSV_ONLY
 from backbone.experiments.grid import load_grid
 from backbone.experiments.runner import ExperimentFailed, execute, run_analysis, run_grid
+from backbone.settings import ConfigError
 from backbone.training.config import TrainConfig
 
 from conftest import PROJECT
@@ -154,14 +155,20 @@ def test_a_failing_notebook_stops_with_its_error(tiny):
     base, _ = tiny
     grid = base / "bad.yaml"
     grid.write_text(
-        "experiments:\n  - {name: broken, notebook: notebooks/02_pair_training.ipynb, parameters: {regime: magic}}\n"
-    )
+        "experiments:\n  - {name: broken, notebook: notebooks/03_triplet_training.ipynb, parameters: {mining: magic}}\n"
+    )  # a setting only the notebook's own cell checks (the runner checks regime, overrides and the rest first)
     with pytest.raises(
-        ExperimentFailed, match=r"02_pair_training.ipynb failed in cell \d+ \(ConfigError: loss.regime must be one of"
+        ExperimentFailed,
+        match=r"03_triplet_training.ipynb failed in cell \d+ \(ConfigError: loss.mining must be one of",
     ):
         run_grid(load_grid(grid, PROJECT), base / "bad_runs", PROJECT, progress=False)
-    assert (base / "bad_runs" / "broken" / "02_pair_training.ipynb").is_file()
+    assert (base / "bad_runs" / "broken" / "03_triplet_training.ipynb").is_file()
     assert not (base / "bad_runs" / "broken" / "done.json").exists()
+    grid.write_text(
+        "experiments:\n  - {name: broken, notebook: notebooks/02_pair_training.ipynb, parameters: {regime: magic}}\n"
+    )
+    with pytest.raises(ConfigError, match=r"bad.yaml: broken: loss.regime must be one of"):  # before anything runs
+        run_grid(load_grid(grid, PROJECT), base / "bad_runs", PROJECT, progress=False)
 
 
 def test_attention_verdicts_say_both_ways():

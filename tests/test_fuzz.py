@@ -6,7 +6,8 @@ message names the file it read; never another exception. Where a ``DataError`` p
 (``file:N`` in its message or a ``Problem.line``), that line must exist in the file as an editor counts
 lines (``\\n``, ``\\r\\n`` or ``\\r``). Valid files, built from strategies, must parse to what they say
 (TSV pairs, scores and triplets also round-trip through their writers), so every test can fail both ways.
-A loaded ``TrainConfig`` must hold values of the declared types and come from a mapping (or an empty file).
+A loaded ``TrainConfig`` must hold values of the declared types, finite and inside the ranges their classes
+state (``RANGES``), and come from a mapping (or an empty file).
 
 Readers: ``read_pairs`` (TSV and LFW format, with and without an image root), ``read_tsv_pairs``,
 ``read_tsv_table`` (through ``read_scores``), ``read_lfw_people``, ``read_twin_pairs`` (ND-TWIN
@@ -744,7 +745,7 @@ def _good_value(key: str, hint) -> st.SearchStrategy:
     by_type = {
         str: any_text,
         int: st.integers(0, 500),
-        float: st.floats(0.001, 1.0) | st.integers(0, 5),
+        float: st.floats(0.001, 1.0) | st.integers(0, 5) | st.sampled_from([math.nan, math.inf, -1.0]),
         bool: st.booleans(),
         type(None): st.none(),
     }
@@ -815,6 +816,20 @@ def config_type_errors(obj, where: str = "") -> list[str]:
     return errors
 
 
+def config_range_errors(obj, where: str = "") -> list[str]:
+    """Settings of a loaded config outside the range their class states (``RANGES``), or not finite."""
+    errors = []
+    ranges = getattr(type(obj), "RANGES", {})
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if is_dataclass(value):
+            errors += config_range_errors(value, f"{where}{f.name}.")
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            if not math.isfinite(value) or (f.name in ranges and value not in ranges[f.name]):
+                errors.append(f"{where}{f.name} = {value!r} is outside {ranges.get(f.name, 'the finite numbers')}")
+    return errors
+
+
 def check_config(path: Path, data: bytes) -> None:
     got = parse_or_data_error(lambda: TrainConfig.load(path), path, data)
     if isinstance(got, DataError):
@@ -822,6 +837,8 @@ def check_config(path: Path, data: bytes) -> None:
     assert isinstance(got, TrainConfig)
     errors = config_type_errors(got)
     assert not errors, f"TrainConfig.load accepted values of the wrong type: {errors}"
+    errors = config_range_errors(got)
+    assert not errors, f"TrainConfig.load accepted values out of range: {errors}"
     doc = yaml.safe_load(data.decode("utf-8-sig"))
     assert doc is None or isinstance(doc, dict), f"TrainConfig.load accepted a document that is no mapping: {doc!r}"
 

@@ -27,6 +27,7 @@ process runs alone, with OMP_NUM_THREADS=1; each start of a command costs 4-5 s 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -462,6 +463,32 @@ def test_alignment_killed_at_random_resumes_to_the_same_cache(homes, align_data,
     interrupt_and_finish(job, align_reference, seed, kills)
     assert_same_cache(job.home / "cache", align_reference.job.home / "cache")
     report_leftovers(job)
+
+
+def test_alignment_whose_parent_alone_is_killed_leaves_its_lock_to_the_restart(homes, align_data, align_reference):
+    """kill -9 of the aligning process only (an OOM kill picks one process): its loader workers live on for a
+    while, and must not hold the cache's lock, or the restart waits for them."""
+    job = align_job(homes("align-parent-only"), align_data)
+    proc = job.start()
+    wait_for_marker(job, proc)
+    time.sleep(0.3 * align_reference.window)
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    proc.kill()
+    proc.wait(timeout=30)
+    try:
+        assert workers, "the alignment had no loader workers to outlive it"
+        lock = next((job.home / "cache").glob("*/.lock"))
+        with open(lock, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)  # raises BlockingIOError while an orphan holds it
+            fcntl.flock(f, fcntl.LOCK_UN)
+        restart = job.start()
+        assert restart.wait(timeout=10 * (align_reference.startup + align_reference.window)) == 0, job.log_tail()
+    finally:
+        for worker in workers:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                worker.kill()
+    assert "waiting for" not in job.log_tail()
+    assert_same_cache(job.home / "cache", align_reference.job.home / "cache")
 
 
 @pytest.mark.parametrize("seed, kills", EXPERIMENT_SEEDS)

@@ -502,3 +502,43 @@ def test_the_loss_is_looked_at_every_few_steps_and_a_bad_one_names_its_step(tmp_
     with pytest.raises(TrainingDiverged, match=r"loss became nan at epoch 2, step 3; no checkpoint was written yet"):
         for i, v in enumerate([0.5, 0.4, float("nan"), 0.3]):
             bad.add(torch.tensor(v), 4, last=i == 3)
+
+
+def test_a_fresh_run_killed_before_its_first_checkpoint_leaves_the_old_run_as_it_was(small, tmp_path, monkeypatch):
+    from backbone.training import trainer
+
+    out = tmp_path / "run"
+    train(config(small, out, epochs=1), progress=False)
+    old = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    real = trainer.save_checkpoint
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # as a kill before the first checkpoint of the fresh run
+
+    monkeypatch.setattr(trainer, "save_checkpoint", killed)
+    with pytest.raises(KeyboardInterrupt):
+        train(config(small, out, epochs=1, seed=7), resume=False, progress=False)
+    assert {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()} == old  # no new config beside old results
+    assert (trainer.fresh_folder(out) / "config.yaml").is_file()
+    monkeypatch.setattr(trainer, "save_checkpoint", real)
+    result = train(config(small, out, epochs=1, seed=7), resume=False, progress=False)
+    assert result.out_dir == out and TrainConfig.load(out / "config.yaml").seed == 7
+    assert load_model(out / "last.ckpt")[2]["train_config"]["seed"] == 7
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # neither the fresh folder nor the replaced run
+    assert list((out / "tensorboard").iterdir())
+
+
+def test_a_fresh_run_cut_between_its_two_renames_is_settled(tmp_path):
+    from backbone.training.trainer import fresh_folder, settle_fresh
+
+    out = tmp_path / "run"
+    fresh, replaced = fresh_folder(out), tmp_path / ".run.replaced"
+    for folder, name in ((fresh, "new"), (replaced, "old")):
+        folder.mkdir()
+        (folder / "last.ckpt").write_text(name)
+    settle_fresh(out)  # the old run had moved aside, the new one not yet in: the new one goes in
+    assert (out / "last.ckpt").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+    fresh.mkdir()
+    (fresh / "config.yaml").write_text("no checkpoint yet")
+    settle_fresh(out)  # killed before its first checkpoint: the run in place stays
+    assert (out / "last.ckpt").read_text() == "new" and sorted(p.name for p in tmp_path.iterdir()) == ["run"]

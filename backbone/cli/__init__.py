@@ -56,14 +56,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def error_message(exc: BaseException) -> str:
+    """What the user reads of an error: its message; for an operating system's error, the file
+    first and the reason ("out/x.json: Is a directory"), never a traceback."""
+    if isinstance(exc, KeyError) and exc.args:
+        return str(exc.args[0])
+    if isinstance(exc, OSError) and exc.strerror and not isinstance(exc, DataError):
+        where = f"{exc.filename}: " if exc.filename is not None else ""
+        return f"{where}{exc.strerror}"
+    return str(exc)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (DataError, FileNotFoundError, FileExistsError, ValueError, KeyError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
-        print(f"backbone: error: {message}", file=sys.stderr)
+    except (DataError, ValueError, KeyError, OSError) as exc:
+        print(f"backbone: error: {error_message(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("backbone: interrupted", file=sys.stderr)

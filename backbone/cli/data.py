@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from backbone.atomic import atomic_write_json, atomic_write_text
+from backbone.cli.numbers import within
 from backbone.data.checks.validate import validate_dataset
 from backbone.data.faces.align import CHIPS, DETECTORS, POLICIES, AlignConfig
 from backbone.data.layouts.lfw import format_lfw_people, read_lfw_people
@@ -16,7 +17,7 @@ from backbone.data.lists.splits import DEFAULT_FRACTIONS, split_identities
 from backbone.data.lists.triplets import write_triplets
 from backbone.data.synth import SynthConfig, generate
 from backbone.devices import DEVICES_HELP
-from backbone.paths import cli_path
+from backbone.paths import cli_file, cli_folder, cli_path
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -25,7 +26,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("synth", help="generate the synthetic twins data set", description=cmd_synth.__doc__)
     defaults = SynthConfig()
-    p.add_argument("--out", required=True, type=cli_path, help="output folder")
+    p.add_argument("--out", required=True, type=cli_folder, help="output folder")
     p.add_argument(
         "--seed", type=int, default=defaults.seed, help="the generator's seed: the same seed, the same images"
     )
@@ -58,7 +59,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("root", type=cli_path, help="the data set's folder")
     p.add_argument("--kind", choices=KINDS, default="auto", help="the data set's layout (auto: recognised)")
     p.add_argument(
-        "--cache", type=cli_path, help="cache folder (default: $BACKBONE_CACHE, else .cache/faces in the project)"
+        "--cache", type=cli_folder, help="cache folder (default: $BACKBONE_CACHE, else .cache/faces in the project)"
     )
     p.add_argument(
         "--size", type=int, default=defaults.size, help="output side in pixels (160 facenet, 112 small models)"
@@ -67,7 +68,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--detector", choices=DETECTORS, default=defaults.detector, help="'none': centre-crop already-aligned images"
     )
-    p.add_argument("--crop", type=float, default=defaults.crop, help="centre crop: fraction of the shorter side kept")
+    p.add_argument(
+        "--crop",
+        type=within(0, 1, low_open=True),
+        default=defaults.crop,
+        help="centre crop: fraction of the shorter side kept",
+    )
     p.add_argument(
         "--chip", choices=CHIPS, default=defaults.chip,
         help="box: the face box plus margin; dlib, landmarks: dlib's face chip frame (the dlib_resnet backbone, --size 150)",
@@ -84,17 +90,20 @@ def register(commands: argparse._SubParsersAction) -> None:
     p = sub.add_parser("analyze", help="counts, images per identity, sizes, modes", description=cmd_analyze.__doc__)
     p.add_argument("root", type=cli_path, help="the data set's folder")
     p.add_argument("--kind", choices=KINDS, default="auto", help="the data set's layout (auto: recognised)")
-    p.add_argument("--json", type=cli_path, metavar="FILE", help="also save the report as JSON")
+    p.add_argument("--json", type=cli_file, metavar="FILE", help="also save the report as JSON")
     p.add_argument("--no-baseline", action="store_true", help="skip the twin pixel baseline")
-    p.add_argument("--cache", type=cli_path, help="also report alignment results (faces, fallbacks) from this cache")
+    p.add_argument("--cache", type=cli_folder, help="also report alignment results (faces, fallbacks) from this cache")
     p.set_defaults(func=cmd_analyze)
 
     p = sub.add_parser("pairs", help="write balanced pair (and triplet) files", description=cmd_pairs.__doc__)
     p.add_argument("root", type=cli_path, help="the data set's folder")
-    p.add_argument("--out", required=True, type=cli_path, help="pair file: .tsv, or .txt for the LFW format")
+    p.add_argument("--out", required=True, type=cli_file, help="pair file: .tsv, or .txt for the LFW format")
     p.add_argument("--n-pairs", type=int, default=6000, help="pairs to write, half of them the same person")
     p.add_argument(
-        "--twin-share", type=float, default=DEFAULT_TWIN_SHARE, help="share of negatives drawn from twin siblings"
+        "--twin-share",
+        type=within(0, 1),
+        default=DEFAULT_TWIN_SHARE,
+        help="share of negatives drawn from twin siblings",
     )
     p.add_argument("--seed", type=int, default=0, help="the seed the pairs are drawn with")
     p.add_argument("--folds", type=int, help="identity-disjoint folds, LFW View 2 style")

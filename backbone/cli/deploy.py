@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 
 from backbone.deploy.serving import register_serve
-from backbone.paths import cli_path, project_relative
+from backbone.paths import cli_file, cli_path, project_relative
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -14,7 +14,7 @@ def register(commands: argparse._SubParsersAction) -> None:
                             description=cmd_export.__doc__)  # fmt: skip
     p.add_argument("--checkpoint", required=True, type=cli_path, help="a training run's best.ckpt (or any checkpoint)")
     p.add_argument("--format", required=True, choices=("onnx", "torchscript"), help="the model file's format")
-    p.add_argument("--out", required=True, type=cli_path, help="the model file; its sidecar goes beside it (FILE.json)")
+    p.add_argument("--out", required=True, type=cli_file, help="the model file; its sidecar goes beside it (FILE.json)")
     p.set_defaults(func=cmd_export)
     register_serve(commands)
 

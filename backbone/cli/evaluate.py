@@ -7,10 +7,11 @@ import argparse
 from pathlib import Path
 
 from backbone.atomic import atomic_write_json
+from backbone.cli.numbers import finite
 from backbone.data import all_pairs, load_index, write_pairs
 from backbone.data.index import IdentityIndex
 from backbone.devices import DEVICES_HELP
-from backbone.paths import cli_path, project_path, project_relative
+from backbone.paths import cli_file, cli_folder, cli_path, project_path, project_relative
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -24,9 +25,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="--data: the seed of the mismatched pairs")
     p.add_argument("--root", type=cli_path, help="data root (default: the one the checkpoint was trained on)")
-    p.add_argument("--out", type=cli_path, help="metrics JSON (default: beside the checkpoint, named after the pairs)")
-    p.add_argument("--threshold", type=float, help="fixed threshold (default: 0.6 cosine, 0.5 pair head)")
-    p.add_argument("--cache", type=cli_path, help="face cache folder")
+    p.add_argument("--out", type=cli_file, help="metrics JSON (default: beside the checkpoint, named after the pairs)")
+    p.add_argument("--threshold", type=finite, help="fixed threshold (default: 0.6 cosine, 0.5 pair head)")
+    p.add_argument("--cache", type=cli_folder, help="face cache folder")
     p.add_argument("--batch-size", type=int, default=128, help="images embedded at once")
     p.add_argument(
         "--trust-labels",
@@ -52,7 +53,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("probe", type=cli_path, metavar="PROBE", help="the photo to identify")
     p.add_argument("gallery", type=cli_path, metavar="GALLERY_DIR", help="one sub-folder of photos per person")
     p.add_argument("--top", type=int, default=5, metavar="K", help="how many people to list, best first")
-    p.add_argument("--cache", type=cli_path, help="face cache folder (embeddings are kept beside it)")
+    p.add_argument("--cache", type=cli_folder, help="face cache folder (embeddings are kept beside it)")
     p.add_argument("--no-face", choices=("report", "fallback"), default="report",
                    help="a gallery photo without a face: refuse the gallery, listing them (report), or use its centre crop (fallback)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -63,7 +64,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", type=cli_path,
                    help="a training run's best.ckpt (default: the pretrained model, dlib's ResNet as it is, flip-averaged)")  # fmt: skip
-    p.add_argument("--threshold", type=float,
+    p.add_argument("--threshold", type=finite,
                    help="SAME at or above it (default: the one chosen on the model's validation pairs)")  # fmt: skip
     p.add_argument("--device", default="auto", help=DEVICES_HELP)
 

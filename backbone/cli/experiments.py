@@ -9,10 +9,11 @@ import sys
 import yaml
 
 from backbone.atomic import atomic_write_text
+from backbone.cli.numbers import within
 from backbone.experiments.compare import compare, report
 from backbone.experiments.grid import load_grid
 from backbone.experiments.runner import ExperimentFailed, run_analysis, run_grid
-from backbone.paths import cli_path, project_relative, project_root
+from backbone.paths import cli_folder, cli_path, project_relative, project_root
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -30,7 +31,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--param", action="append", default=[], metavar="KEY=VALUE", help="a parameter for every notebook (YAML value)"
     )
     p.add_argument(
-        "--out", type=cli_path, help="where the analysis writes its tables and figures (default: beside the grid file)"
+        "--out",
+        type=cli_folder,
+        help="where the analysis writes its tables and figures (default: beside the grid file)",
     )
     p.add_argument("--no-analysis", action="store_true", help="skip the analysis notebook")
     p.add_argument("--log-output", action="store_true", help="stream the notebooks' output")
@@ -43,14 +46,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--grid", type=cli_path, default=project_root() / "experiments" / "grid.yaml", help="the grid file")
     p.add_argument("--runs", type=cli_path, help="the runs' folder (default: runs/ beside the grid file)")
-    p.add_argument("--out", type=cli_path, help="where the tables and figures go (default: beside the grid file)")
+    p.add_argument("--out", type=cli_folder, help="where the tables and figures go (default: beside the grid file)")
     p.set_defaults(func=cmd_analyze)
     p = sub.add_parser(
         "compare", help="compare a re-run's results with the committed ones", description=cmd_compare.__doc__
     )
     p.add_argument("committed", type=cli_path, help="the folder of the committed results.csv (e.g. experiments)")
     p.add_argument("rerun", type=cli_path, help="the folder of the re-run's results.csv (e.g. experiments/reproduced)")
-    p.add_argument("--k", type=float, default=2.0, help="tolerance in committed standard errors (default 2)")
+    p.add_argument(
+        "--k",
+        type=within(0, 100, low_open=True),
+        default=2.0,
+        help="tolerance in committed standard errors (default 2)",
+    )
     p.add_argument("--strict", action="store_true", help="exit 1 when a number differs beyond tolerance")
     p.set_defaults(func=cmd_compare)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from backbone.paths import cli_path, project_relative
+from backbone.paths import cli_folder, cli_path, project_relative
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -13,8 +13,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a setting, e.g. model.attention=cbam"
     )
-    p.add_argument("--out-dir", type=cli_path, help="where checkpoints, history and metrics go")
-    p.add_argument("--fresh", action="store_true", help="ignore an existing last.ckpt instead of resuming from it")
+    p.add_argument("--out-dir", type=cli_folder, help="where checkpoints, history and metrics go")
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start again instead of resuming; the run already there stays until the new first checkpoint",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_train)
 
@@ -31,12 +35,15 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     Several GPUs or processes: torchrun --nproc_per_node=N -m backbone train --config FILE (see docs/multi-gpu.md)"""
     from backbone.training.config import TrainConfig  # PyTorch: imported by the command
-    from backbone.training.trainer import train
+    from backbone.training.trainer import TrainingDiverged, train
 
     config = TrainConfig.load(args.config) if args.config else TrainConfig()
     overrides = args.set + ([f"out_dir={project_relative(args.out_dir)}"] if args.out_dir else [])
     config = config.with_overrides(overrides)
-    result = train(config, resume=not args.fresh, progress=not args.no_progress)
+    try:
+        result = train(config, resume=not args.fresh, progress=not args.no_progress)
+    except TrainingDiverged as exc:  # the settings' doing (a learning rate too high, most often): no traceback
+        raise ValueError(str(exc)) from None
     if not result.global_zero:
         return 0  # under torchrun: process 0 reports
     best = f"{result.best_metric:.4f}" if result.best_metric is not None else "n/a"

@@ -109,10 +109,12 @@ class Run:
 
 
 def collect_runs(runs_dir: str | Path) -> list[Run]:
+    """The runs in ``runs_dir`` that wrote their metrics (a folder whose name starts with a dot is
+    not one: a finished run set aside while it is replaced, a failed attempt)."""
     out = []
     runs_dir = project_path(runs_dir)
     for d in sorted(runs_dir.iterdir()) if runs_dir.is_dir() else []:
-        if not (d / "metrics.json").is_file():
+        if d.name.startswith(".") or not (d / "metrics.json").is_file():
             continue
         metrics = json.loads((d / "metrics.json").read_text())
         if (d / "config.yaml").is_file():

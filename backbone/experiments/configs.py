@@ -7,9 +7,12 @@ triplet run takes twice as many steps as a contrastive one and sees as many face
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from pathlib import Path
 
+from backbone.experiments.grid import UNKNOWN, notebook_defaults
+from backbone.settings import ConfigError
 from backbone.training.config import TrainConfig
 from backbone.training.data import check_inputs
 from backbone.training.regimes import REGIMES
@@ -48,3 +51,20 @@ def experiment_config(
     if check:
         check_inputs(cfg)
     return cfg
+
+
+def check_training(notebook: Path, parameters: dict, where: str) -> None:
+    """For a training notebook (its parameters cell defines ``regime`` and ``overrides``, as
+    ``experiment_config`` takes them), the training config its parameters make must be valid: what
+    the grid runner checks before it touches any run folder, so that a bad value (``optim.lr=fast``)
+    stops the run with its name and never costs a finished run. Other notebooks pass unchecked;
+    their first cell checks what they take."""
+    defaults = notebook_defaults(notebook)
+    if not {"regime", "overrides"} <= set(defaults):
+        return
+    takes = set(inspect.signature(experiment_config).parameters) - {"out_dir", "check"}
+    args = {k: v for k, v in {**defaults, **parameters}.items() if k in takes and v is not UNKNOWN}
+    try:
+        experiment_config("check", **args, check=False)
+    except (ConfigError, TypeError) as exc:
+        raise ConfigError(f"{where}: {exc}") from None

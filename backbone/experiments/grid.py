@@ -18,6 +18,7 @@ the ``key=value`` settings lists: those are joined, the defaults' first, so a gr
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import re
@@ -131,15 +132,30 @@ def read_grid(path: Path, seen: tuple[Path, ...] = ()) -> dict:
 
 
 @lru_cache(maxsize=64)
-def _inspect(notebook: Path, mtime_ns: int) -> tuple[str, ...]:
+def _inspect(notebook: Path, mtime_ns: int) -> dict[str, object]:
     import papermill as pm
 
-    return tuple(pm.inspect_notebook(str(notebook)))
+    defaults = {}
+    for name, info in pm.inspect_notebook(str(notebook)).items():
+        try:
+            defaults[name] = ast.literal_eval(info["default"])
+        except (ValueError, SyntaxError, TypeError):
+            defaults[name] = UNKNOWN  # an expression: known by name only
+    return defaults
+
+
+UNKNOWN = object()
+
+
+def notebook_defaults(notebook: Path) -> dict[str, object]:
+    """The parameters ``notebook``'s parameters cell defines and their values there (``UNKNOWN``
+    where one is an expression, not a literal); read again when the file changes."""
+    return dict(_inspect(notebook, notebook.stat().st_mtime_ns))
 
 
 def notebook_parameters(notebook: Path) -> tuple[str, ...]:
     """The names ``notebook``'s parameters cell defines (read again when the file changes)."""
-    return _inspect(notebook, notebook.stat().st_mtime_ns)
+    return tuple(_inspect(notebook, notebook.stat().st_mtime_ns))
 
 
 def applicable(notebook: Path, shared: dict) -> dict:

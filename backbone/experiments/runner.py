@@ -7,6 +7,13 @@ notebook's code: ``grid.notebook_code``, so rewording a notebook or changing a c
 and its training resumes from the last checkpoint; a folder left by a different fingerprint is
 stale and starts from scratch. A failing notebook stops the run with the failing cell's error.
 Code changes do not change fingerprints: after changing ``backbone/``, run with ``--force``.
+
+A finished run is never lost to its replacement (new parameters, or ``--force``): the training
+settings are checked before any folder is touched, and the finished run is then moved aside, in
+one rename, to ``<runs>/.<name>.previous``. When the new run finishes, that copy goes; when it
+fails, the failed attempt moves to ``<runs>/.<name>.failed`` and the finished run comes back. A
+run killed outright leaves the copy beside it: the next run resumes the new run, or, when the grid
+asks for the old parameters again, puts the finished run back.
 """
 
 from __future__ import annotations
@@ -75,18 +82,74 @@ def execute(
     slim_notebook(output)
 
 
-def run_experiment(exp: Experiment, runs: Path, root: Path, log_output: bool = False) -> float:
+def _fingerprint_in(path: Path) -> str | None:
+    try:
+        return json.loads(path.read_text()).get("fingerprint")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def previous(out: Path) -> Path:
+    """Where a finished run waits while a new run of its experiment replaces it."""
+    return out.parent / f".{out.name}.previous"
+
+
+def failed_attempt(out: Path) -> Path:
+    """Where the last failed attempt to replace a finished run is kept (its executed notebook)."""
+    return out.parent / f".{out.name}.failed"
+
+
+def recover(exp: Experiment, runs: Path, root: Path) -> None:
+    """Settle what a run killed while replacing a finished one left: when the grid asks for the
+    set-aside run's own fingerprint again, it comes back; when the folder holds a finished run,
+    the set-aside one was superseded and goes."""
+    out, aside = runs / exp.name, previous(runs / exp.name)
+    if not aside.is_dir():
+        return
+    if _fingerprint_in(out / "done.json") is not None:
+        shutil.rmtree(aside)
+    elif _fingerprint_in(aside / "done.json") == exp.fingerprint(root):
+        if out.exists():
+            shutil.rmtree(out)  # an unfinished run of other parameters
+        aside.rename(out)
+
+
+def run_experiment(exp: Experiment, runs: Path, root: Path, log_output: bool = False, force: bool = False) -> float:
+    """Run one experiment into ``runs/<name>``: resumed when an unfinished run of the same
+    fingerprint is there, from scratch otherwise (``force``: always), a finished run set aside
+    until the new one finishes and put back if it fails."""
     out = runs / exp.name
     fingerprint = exp.fingerprint(root)
     started = out / "started.json"
-    if out.exists() and not (started.is_file() and json.loads(started.read_text()).get("fingerprint") == fingerprint):
-        shutil.rmtree(out)  # left by other parameters or another notebook: nothing to resume
+    if out.exists() and (force or _fingerprint_in(started) != fingerprint):
+        if _fingerprint_in(out / "done.json") is not None:
+            if previous(out).exists():
+                shutil.rmtree(previous(out))  # superseded by the finished run in ``out``
+            out.rename(previous(out))
+        else:
+            shutil.rmtree(out)  # unfinished, of other parameters or another notebook: nothing to resume
     atomic_write_json(started, {"fingerprint": fingerprint})
     parameters = {**exp.parameters, "out_dir": in_project(out, root)}
     start = time.perf_counter()
-    execute(root / exp.notebook, out / Path(exp.notebook).name, parameters, root, log_output)
+    try:
+        execute(root / exp.notebook, out / Path(exp.notebook).name, parameters, root, log_output)
+    except BaseException as exc:
+        if not previous(out).is_dir():
+            raise
+        if failed_attempt(out).exists():
+            shutil.rmtree(failed_attempt(out))
+        out.rename(failed_attempt(out))
+        previous(out).rename(out)
+        if isinstance(exc, ExperimentFailed):
+            raise ExperimentFailed(
+                f"{exc}\nthe finished run it was to replace is back in {out}; the failed attempt is in "
+                f"{failed_attempt(out)}"
+            ) from None
+        raise
     seconds = time.perf_counter() - start
     atomic_write_json(out / "done.json", {"fingerprint": fingerprint, "parameters": parameters, "seconds": seconds})
+    if previous(out).exists():
+        shutil.rmtree(previous(out))
     return seconds
 
 
@@ -111,6 +174,8 @@ def run_grid(
     notebook defines is an error. They are part of the fingerprint, so a tiny run never passes for
     a full one. A failing experiment stops the run (those already running finish first).
     """
+    from backbone.experiments.configs import check_training  # PyTorch: not at import (`backbone --help`)
+
     extra = extra or {}
     start = time.perf_counter()
     ran, skipped = [], []
@@ -118,10 +183,12 @@ def run_grid(
     check_shared([root / exp.notebook for exp in chosen], extra, f"{grid.path}: --param")
     chosen = [Experiment(e.name, e.notebook, merge_parameters(e.parameters, applicable(root / e.notebook, extra)))
               for e in chosen]  # fmt: skip
-    for exp in chosen:  # every experiment is checked before the first one runs
+    for exp in chosen:  # every experiment is checked before the first one runs, or any folder is touched
         check_parameters(root / exp.notebook, {**exp.parameters, "out_dir": ""}, f"{grid.path}: {exp.name}")
+        check_training(root / exp.notebook, exp.parameters, f"{grid.path}: {exp.name}")
     todo = []
     for exp in chosen:
+        recover(exp, runs, root)
         if not force and is_complete(exp, runs / exp.name, root):
             skipped.append(exp.name)
         else:
@@ -133,10 +200,8 @@ def run_grid(
     def run(exp: Experiment) -> str | None:
         if failed.is_set():
             return None
-        if force and (runs / exp.name).exists():
-            shutil.rmtree(runs / exp.name)
         try:
-            seconds = run_experiment(exp, runs, root, log_output)
+            seconds = run_experiment(exp, runs, root, log_output, force)
         except BaseException:
             failed.set()
             raise

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -17,7 +17,7 @@ from backbone.models.mark_map import MarkMapNet
 from backbone.models.siamese import DISTANCES, SiameseNet
 from backbone.models.weights import CheckpointError, fit_weights, read_weights
 from backbone.paths import project_path
-from backbone.settings import ConfigError, build
+from backbone.settings import AT_LEAST_1, ConfigError, Range, build
 
 
 @dataclass
@@ -36,6 +36,11 @@ class ModelConfig:
     dropout: float = 0.0
     input_size: int | None = None  # None: the backbone's default (112 small, 160 inception, 224 timm)
     flip_average: bool = False  # evaluation embeds each image and its mirror image, summed (not for twins)
+
+    RANGES: ClassVar[dict[str, Range]] = {
+        "embedding_dim": AT_LEAST_1, "branch_dim": AT_LEAST_1, "dropout": Range(0, 1, high_open=True),
+        "input_size": Range(32),
+    }  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.attention is not None:

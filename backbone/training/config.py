@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
 from backbone.atomic import atomic_write_text
 from backbone.data.errors import existing
-from backbone.data.faces.align import AlignConfig
-from backbone.losses import DISTILLATION, BranchWeights
+from backbone.data.faces.align import POLICIES, AlignConfig
+from backbone.losses import DISTILLATION, MINING, BranchWeights
 from backbone.models.build import ModelConfig
-from backbone.settings import ConfigError, build, load_yaml
+from backbone.settings import AT_LEAST_0, AT_LEAST_1, FRACTION, POSITIVE, SEED, ConfigError, Range, build, load_yaml
 from backbone.training.optim import OPTIMISERS, SCHEDULERS
 from backbone.training.regimes import REGIMES
 
@@ -39,6 +40,8 @@ MARK_MAP_REGIMES = ("triplet", "contrastive")  # the regimes the mark-map networ
 PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed")  # Lightning Fabric's, with auto
 LOADERS = ("auto", "tensors", "workers")
 # name: better. val_twin_auc: the AUC of the validation pairs' twin negatives against its matched pairs
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")  # Lightning Fabric's
+_DEVICES = re.compile(r"^(auto|-1|\d+|\d+(,\d+)*,)$|^\d+(,\d+)+$")  # Fabric's: "auto", "-1" (all), "2", "0,1", "1,"
 MONITORS = {
     "val_auc": "max",
     "val_accuracy": "max",
@@ -73,6 +76,10 @@ class DataConfig:
     augment_strength: float = 1.0  # scales rotation, shift, zoom and colour jitter (transforms.augment_ranges)
     hflip: float = 0.0  # off by default: flipping mirrors the moles and scars that tell twins apart
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        "min_images": AT_LEAST_1, "workers": AT_LEAST_0, "augment_strength": AT_LEAST_0, "hflip": FRACTION,
+    }  # fmt: skip
+
 
 @dataclass
 class LossConfig:
@@ -87,6 +94,10 @@ class LossConfig:
     identity_weight: float = 0.0  # distill: weight of CosFace on the identities added to it
     branch: BranchWeights = field(default_factory=BranchWeights)  # local-global network: backbone.losses.branch_loss
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        "margin": AT_LEAST_0, "scale": POSITIVE, "m_per_class": Range(2), "identity_weight": AT_LEAST_0,
+    }  # fmt: skip
+
 
 @dataclass
 class OptimConfig:
@@ -100,6 +111,12 @@ class OptimConfig:
     plateau_patience: int = 2
     grad_clip: float | None = 5.0
     warmup_steps: int = 0  # cosine-steps: linear warm-up
+
+    RANGES: ClassVar[dict[str, Range]] = {
+        "lr": POSITIVE, "weight_decay": AT_LEAST_0, "momentum": Range(0, 1, high_open=True), "step_size": AT_LEAST_1,
+        "gamma": Range(0, 1, low_open=True), "plateau_patience": AT_LEAST_0, "grad_clip": POSITIVE,
+        "warmup_steps": AT_LEAST_0,
+    }  # fmt: skip
 
 
 @dataclass
@@ -129,6 +146,12 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
 
+    RANGES: ClassVar[dict[str, Range]] = {
+        "seed": SEED, "epochs": AT_LEAST_0, "batch_size": Range(2), "steps_per_epoch": AT_LEAST_1,
+        "budget_minutes": POSITIVE, "freeze_trunk_epochs": AT_LEAST_0, "early_stopping_patience": AT_LEAST_1,
+        "devices": AT_LEAST_1, "num_nodes": AT_LEAST_1,
+    }  # fmt: skip
+
     def __post_init__(self) -> None:
         checks = [
             ("loss.regime", self.loss.regime, REGIMES.names()),
@@ -139,18 +162,16 @@ class TrainConfig:
             ("monitor", self.monitor, tuple(MONITORS)),
             ("data.loader", self.data.loader, LOADERS),
             ("data.batch_augment", self.data.batch_augment, (True, False, "auto")),
+            ("data.policy", self.data.policy, POLICIES),
+            ("loss.mining", self.loss.mining, MINING),
+            ("accelerator", self.accelerator, ACCELERATORS),
         ]
         for key, value, allowed in checks:
             if value not in allowed:
                 raise ConfigError(f"{key} must be one of {allowed}, got {value!r}")
-        if self.epochs < 0:
-            raise ConfigError(f"epochs must be 0 (evaluate the initial model) or more, got {self.epochs!r}")
-        positive = [("batch_size", self.batch_size), ("optim.lr", self.optim.lr),
-                    ("steps_per_epoch", self.steps_per_epoch or 1), ("data.align.size", self.data.align.size),
-                    ("budget_minutes", self.budget_minutes or 1), ("data.min_images", self.data.min_images)]  # fmt: skip
-        for key, value in positive:
-            if value <= 0:
-                raise ConfigError(f"{key} must be positive, got {value!r}")
+        if isinstance(self.devices, str) and not _DEVICES.match(self.devices):
+            raise ConfigError(f"devices must be 'auto', a number of devices or device indices like '0,1', "
+                              f"got {self.devices!r}")  # fmt: skip
         self._check_marks()
         self.model = REGIMES.get(self.loss.regime).configure_model(self.model)
 

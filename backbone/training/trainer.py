@@ -17,6 +17,7 @@ import copy
 import math
 import os
 import random
+import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 from lightning_fabric import Fabric
 from lightning_fabric.loggers import TensorBoardLogger
+from lightning_fabric.utilities.rank_zero import rank_zero_only
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -494,18 +496,74 @@ def keep_initial(fabric: Fabric, model, data: TrainingData, run: Progress, state
 
 
 def train(config: TrainConfig, resume: bool = True, progress: bool = True) -> TrainResult:
+    """Train ``config`` into its ``out_dir``, resuming from its ``last.ckpt`` unless ``resume`` is
+    False. A fresh run where a run is already trains in a folder beside it (``fresh_folder``) and
+    takes the run's place when its first checkpoint is written: killed before, the old run is as
+    it was; never a folder of both."""
     check_inputs(config)
-    out = project_path(config.out_dir)
+    target = project_path(config.out_dir)
+    if rank_zero_only.rank == 0:
+        settle_fresh(target)
+    out = fresh_folder(target) if not resume and _holds_run(target) else target
+    if out != target and rank_zero_only.rank == 0 and out.exists():
+        shutil.rmtree(out)  # an earlier fresh start that never reached its first checkpoint
     logger = TensorBoardLogger(root_dir=str(out), name="tensorboard", version="")
     fabric = Fabric(accelerator=config.accelerator, devices=config.devices, num_nodes=config.num_nodes,
                     precision=resolve_precision(config.precision), loggers=logger)  # fmt: skip
     fabric.launch()
     # "auto" settings as they are on this device (the run's config.yaml records them)
-    return _train(fabric, resolved(config, fabric.device), out, logger, resume, progress)
+    return _train(fabric, resolved(config, fabric.device), out, logger, resume, progress, target)
 
 
-def _train(fabric: Fabric, cfg: TrainConfig, out: Path, logger, resume: bool, progress: bool) -> TrainResult:
+def fresh_folder(out: Path) -> Path:
+    """Where a fresh run trains until its first checkpoint, while ``out`` keeps the run it replaces."""
+    return out.parent / f".{out.name}.fresh"
+
+
+def _replaced(out: Path) -> Path:
+    return out.parent / f".{out.name}.replaced"
+
+
+def _holds_run(out: Path) -> bool:
+    return out.is_dir() and any(out.iterdir())
+
+
+def settle_fresh(out: Path) -> None:
+    """Finish what a fresh run killed around its first checkpoint left: a fresh folder without a
+    checkpoint goes (the old run is in ``out``, as it was); one whose swap was cut between its two
+    renames takes ``out``'s place; the replaced run goes once ``out`` is whole again."""
+    fresh, replaced = fresh_folder(out), _replaced(out)
+    if fresh.is_dir():
+        if not out.exists() and (fresh / "last.ckpt").is_file():
+            fresh.rename(out)
+        else:
+            shutil.rmtree(fresh)
+    if replaced.is_dir():
+        if out.exists():
+            shutil.rmtree(replaced)
+        else:
+            replaced.rename(out)
+
+
+def swap_in(fabric: Fabric, fresh: Path, out: Path, logger: TensorBoardLogger) -> Path:
+    """The fresh run, whose first checkpoint is written, takes ``out``'s place (two renames; the
+    replaced run is then deleted); returns ``out``. Its TensorBoard file is closed first and the
+    logger goes on in ``out`` (TensorBoard appends to its event file by path)."""
+    logger.finalize("success")
+    if fabric.is_global_zero:
+        if out.exists():
+            out.rename(_replaced(out))
+        fresh.rename(out)
+        shutil.rmtree(_replaced(out), ignore_errors=True)
+    fabric.barrier()
+    logger._root_dir, logger._experiment = str(out), None  # Fabric's logger has no public way to move
+    return out
+
+
+def _train(fabric: Fabric, cfg: TrainConfig, out: Path, logger, resume: bool, progress: bool,
+           target: Path | None = None) -> TrainResult:  # fmt: skip
     mode = MONITORS[cfg.monitor]
+    target = target or out
     last_path, best_path = out / "last.ckpt", out / "best.ckpt"
     rank0 = fabric.is_global_zero
 
@@ -574,6 +632,9 @@ def _train(fabric: Fabric, cfg: TrainConfig, out: Path, logger, resume: bool, pr
     # ---- epochs (none: the initial model is evaluated as it is)
     if cfg.epochs == 0 and prior is None:
         keep_initial(fabric, model, data, run, state, best_path, last_path, out, cfg)
+        if out != target:
+            out = swap_in(fabric, out, target, logger)
+            last_path, best_path = out / "last.ckpt", out / "best.ckpt"
     while run.epoch < cfg.epochs:
         with tf32(fabric.device):  # the training steps only: validation and the test pairs embed in full fp32
             record = train_epoch(
@@ -593,6 +654,9 @@ def _train(fabric: Fabric, cfg: TrainConfig, out: Path, logger, resume: bool, pr
             save_checkpoint(fabric, best_path, state())
         log_epoch(fabric, out, cfg, record, run.history)
         save_checkpoint(fabric, last_path, state())
+        if out != target:  # a fresh run's first checkpoint: it takes the old run's place
+            out = swap_in(fabric, out, target, logger)
+            last_path, best_path = out / "last.ckpt", out / "best.ckpt"
         if cfg.early_stopping_patience and run.bad_epochs >= cfg.early_stopping_patience:
             stopped_early = True
             fabric.print(

@@ -18,13 +18,14 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 from PIL import Image
 
 from backbone.data.images import center_crop
 from backbone.devices import default_device
+from backbone.settings import AT_LEAST_0, AT_LEAST_1, Range
 
 if TYPE_CHECKING:  # imported where faces are detected: the configs and names above need none of it
     import torch
@@ -55,6 +56,10 @@ class AlignConfig:
     crop: float = 1.0  # centre crop: the fraction of the shorter side kept (detector "none", fallbacks)
     min_face_size: int = 20
     chip: str = "box"  # "box": the box plus margin; "dlib", "landmarks": a chip in dlib's frame (no margin)
+
+    RANGES: ClassVar[dict[str, Range]] = {
+        "size": Range(32), "margin": AT_LEAST_0, "crop": Range(0, 1, low_open=True), "min_face_size": AT_LEAST_1,
+    }  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.detector not in DETECTORS:

@@ -14,7 +14,9 @@ leaves at worst a crop without a record (redone on the next run) or a torn last 
 never an entry that reads as valid but is not.
 
 Alignment runs hold a lock on the config folder (``.lock``), so two ``data align`` runs on one
-cache do the work once: the second waits, re-reads the records and finds the work done. Under the
+cache do the work once: the second waits, re-reads the records and finds the work done. Only the
+aligning process holds the lock, never its loader workers, and a lock whose holder died is taken
+over (``backbone.locks``), so a killed run never hangs the next one. Under the
 lock, a record log with repeated, torn or invalid lines is compacted. A crop damaged outside the
 program (it no longer decodes as a ``size``-square RGB image) is re-aligned from its source when
 it is read, or by ``data align --verify``.
@@ -22,7 +24,6 @@ it is read, or by ``data align --verify``.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import os
@@ -57,6 +58,7 @@ from backbone.data.faces.align import (
 from backbone.data.images import load_rgb, read_failure
 from backbone.data.index import IdentityIndex
 from backbone.devices import resolve_device
+from backbone.locks import exclusive_lock
 from backbone.paths import is_workbook, project_path, project_root
 
 
@@ -194,22 +196,13 @@ class FaceCache:
     def locked(self, progress: bool = True) -> Iterator[None]:
         """Hold this config folder's lock (one aligning process at a time); on entry the records
         are re-read (another process may have added some) and an untidy log is compacted."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / ".lock", "a") as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                if progress:
-                    tqdm.write(f"waiting for another process aligning into {self.dir} ...")
-                fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                self._records, untidy = self._read_log()
-                self._hashes = None
-                if untidy:
-                    self._write_log()
-                yield
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        say = tqdm.write if progress else None
+        with exclusive_lock(self.dir / ".lock", f"aligning into {self.dir}", say):
+            self._records, untidy = self._read_log()
+            self._hashes = None
+            if untidy:
+                self._write_log()
+            yield
 
     def _write_log(self) -> None:
         """Rewrite the record log with one line per record (atomically; under the lock)."""
