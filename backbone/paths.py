@@ -57,6 +57,14 @@ def project_relative(path: str | Path) -> str:
         return str(path)
 
 
+def shareable_path(path: str | Path) -> str:
+    """``path`` as an artefact others may read holds it (a sidecar, a metrics file, a service's
+    answer): relative to the project root when inside it, else its file name alone. Never the
+    absolute path of the machine that wrote it (a user name, a folder layout)."""
+    relative = project_relative(path)
+    return relative if not Path(relative).is_absolute() else Path(relative).name
+
+
 def cli_path(arg: str) -> Path:
     """A path typed on the command line: relative to where the command runs, made absolute
     (an ``argparse`` ``type``)."""

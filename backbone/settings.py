@@ -35,7 +35,14 @@ from backbone.data.text import read_text
 
 T = TypeVar("T")
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
-_TYPE_NAMES = {int: "an integer", float: "a finite number", str: "a string", bool: "true or false", type(None): "null"}
+_TYPE_NAMES = {
+    int: "an integer",
+    float: "a finite number",
+    str: "a string",
+    bool: "true or false",
+    type(None): "null",
+    dict: "a mapping",
+}
 
 
 class ConfigError(DataError):
@@ -201,6 +208,8 @@ def _convert(value: Any, option: Any) -> Any:
         return float(value) if number and math.isfinite(value) else MISSING
     if option is str:
         return value if isinstance(value, str) else MISSING
+    if option is dict:
+        return value if isinstance(value, dict) else MISSING
     return value if option is Any else MISSING  # no other types occur in settings
 
 

@@ -90,6 +90,29 @@ def test_the_pixel_limit_is_a_setting_and_large_jpegs_are_decoded_reduced(tmp_pa
         load_rgb(tmp_path / "a.png")
 
 
+def test_every_reader_follows_one_size_rule_analyze_included(tmp_path, monkeypatch):
+    """Issue 30, defect I: `data analyze` called a large JPEG unreadable that every other reader decodes at
+    reduced scale. The analysis now asks the same rule (``decoded_size``) as the decoder."""
+    from backbone.data.checks.analyze import image_properties
+    from backbone.data.images import decoded_size
+    from backbone.data.layouts.load import load_index
+
+    for person in ("ann", "bob"):
+        (tmp_path / person).mkdir()
+        write_image(tmp_path / person / "large.jpg", size=64)
+        write_image(tmp_path / person / "large.png", size=64)
+    monkeypatch.setenv("BACKBONE_MAX_IMAGE_PIXELS", "1000")
+    props = image_properties(load_index(tmp_path, kind="folders"), progress=False)
+    assert props["reduced"] == 2 and props["unreadable"] == 2  # the JPEGs decode at 1/4; the PNGs cannot
+    assert all(name.endswith("large.png") for name in props["unreadable_files"])
+    for path in sorted(tmp_path.rglob("large.*")):  # what analysis says is what loading does
+        if path.suffix == ".jpg":
+            assert load_rgb(path).size == decoded_size((64, 64), "JPEG", path) == (16, 16)
+        else:
+            with pytest.raises(ImageReadError):
+                load_rgb(path)
+
+
 def test_validate_reports_a_bomb_per_file_and_keeps_the_rest_of_the_report(synth_copy, bomb_bytes, tmp_path):
     person = sorted(p for p in synth_copy.iterdir() if p.is_dir())[0]
     (person / "bomb.png").write_bytes(bomb_bytes)

@@ -255,6 +255,23 @@ def test_a_sidecar_without_a_field_is_refused_naming_the_field(exported, tmp_pat
         Sidecar.read(tmp_path / "m.onnx.json")
 
 
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("threshold", "high", "threshold must be a finite number or null, got 'high'"),
+        ("threshold", float("nan"), "threshold must be a finite number or null, got nan"),
+        ("embedding_dim", 0, "embedding_dim must be at least 1, got 0"),
+        ("alignment", [], r"alignment must be a mapping, got \[\]"),
+    ],
+)
+def test_a_sidecar_field_of_the_wrong_type_or_range_is_refused_by_name(exported, tmp_path, field, value, message):
+    """Issue 30, defect F: ``"threshold": "high"`` ended in a format-code error when serving."""
+    data = json.loads(sidecar_path(exported("global", "onnx")[0]).read_text())
+    (tmp_path / "m.onnx.json").write_text(json.dumps({**data, field: value}))
+    with pytest.raises(DataError, match=rf"m\.onnx\.json: not a sidecar of `backbone export`: {message}"):
+        Sidecar.read(tmp_path / "m.onnx.json")
+
+
 @pytest.mark.parametrize("content", ["[]", '"a string"'])
 def test_a_sidecar_that_is_not_an_object_is_refused_naming_the_file(tmp_path, content):
     (tmp_path / "m.onnx.json").write_text(content)

@@ -4,6 +4,7 @@ every refusal as a JSON error, and the service still serving after each."""
 from __future__ import annotations
 
 import io
+import json
 import logging
 from pathlib import Path
 
@@ -124,6 +125,12 @@ def test_version_names_the_model_its_threshold_and_backend(model, onnx_file, fac
     assert (before["threshold"], before["threshold_source"]) == (0.7, "validation")
     assert before["model"]["alignment"]["detector"] == "none" and before["model"]["embedding_dim"] == 16
     assert after["embedded"] == before["embedded"] + 2 and after["batches"] == before["batches"] + 1
+    # issue 30, defect J: the checkpoint lay outside the project (a temporary folder): only its name is said,
+    # in the response and in the sidecar that travels with the model
+    assert before["model"]["checkpoint"] == {"name": "m.ckpt", "sha256": file_sha256(onnx_file.with_suffix(".ckpt"))}
+    assert str(onnx_file.parent) not in json.dumps(before)
+    sidecar = onnx_file.with_name("m.onnx.json").read_text()
+    assert str(onnx_file.parent) not in sidecar and json.loads(sidecar)["checkpoint"]["path"] == "m.ckpt"
 
 
 def test_verify_scores_as_the_model_does(model, faces):

@@ -1,7 +1,7 @@
 import pytest
 
 from backbone.data.errors import DataError
-from backbone.data.lists.pairs import Pair, read_pairs, write_pairs
+from backbone.data.lists.pairs import Pair, read_pairs, read_tsv_pairs, write_pairs
 from backbone.labels import DIFFERENT, SAME
 
 PAIRS = [
@@ -67,3 +67,16 @@ def test_lfw_format_by_extension(tmp_path):
     write_pairs(pairs, tmp_path / "pairs.txt")
     assert (tmp_path / "pairs.txt").read_text() == "1\nA\t1\t2\nA\t1\tB\t1\n"
     assert read_pairs(tmp_path / "pairs.txt") == pairs
+
+
+@pytest.mark.parametrize("fold", ["-1", "+2", "1.5", "x", "\u00b2"])
+def test_a_fold_that_is_no_whole_number_is_refused_with_its_line(tmp_path, fold):
+    """Issue 30, defect H: ``-1`` passed validation (``int`` reads it) and then failed in evaluation with no
+    file or line, since -1 also means "no fold" there."""
+    path = tmp_path / "pairs.tsv"
+    path.write_text(f"path_a\tpath_b\tsame\tfold\na/1.png\tb/1.png\t0\t0\na/1.png\ta/2.png\t1\t{fold}\n")
+    with pytest.raises(DataError) as info:
+        read_tsv_pairs(path)
+    assert info.value.problems[0].line == 3 and "fold must be a whole number of 0 or more" in str(
+        info.value.problems[0]
+    )

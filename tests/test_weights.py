@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytest
@@ -105,6 +106,30 @@ def test_errors_about_a_checkpoints_config_name_the_file(tmp_path, model_config,
     path = plant(tmp_path / "odd.ckpt", {"model_config": model_config, "model": {}})
     with pytest.raises(CheckpointError, match=rf"checkpoint .*odd\.ckpt: .*{expected}"):
         load_model(path)
+
+
+class BlockedModule:
+    """A global whose module torch's weights-only reader blocks outright (posix), not just does not allow."""
+
+    def __reduce__(self):
+        import posix
+
+        return posix.system, ("true",)
+
+
+@pytest.mark.parametrize("how", ["blocked module", "plain pickle"])
+def test_every_refused_file_gets_the_same_refusal_never_not_a_torch_file(tmp_path, how):
+    """Issue 30, defect D: a global of a blocked module, or a raw pickle (opcodes a file of weights never
+    holds), was reported as "not a torch file, or damaged", which invites the unsafe retry."""
+    path = tmp_path / "evil.ckpt"
+    if how == "blocked module":
+        torch.save({"model": BlockedModule()}, path)
+    else:
+        path.write_bytes(pickle.dumps(BlockedModule(), protocol=4))
+    with pytest.raises(UnsafeCheckpoint, match=r"refused to load checkpoint .*evil\.ckpt: .*could run code") as info:
+        load_model(path)
+    assert "posix.system" in str(info.value) or "pickle" in str(info.value)
+    assert "damaged" not in str(info.value)
 
 
 def test_damaged_and_foreign_files_name_themselves(tmp_path):

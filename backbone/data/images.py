@@ -129,19 +129,28 @@ def _opened(source: io.IOBase, name: str | Path) -> Iterator[Image.Image]:
         raise ImageReadError(name, f"corrupt or truncated ({exc})") from None
 
 
-def _bound(img: Image.Image, name: str | Path) -> None:
-    """Refuse, or (JPEG) reduce while decoding, an image above ``max_image_pixels()``."""
+def decoded_size(size: tuple[int, int], fmt: str | None, name: str | Path) -> tuple[int, int]:
+    """The size an image of ``size`` (width, height) in format ``fmt`` is decoded at: the one rule
+    every reader follows (loading, validation, analysis, alignment, verification, the service).
+    Up to ``max_image_pixels()``: its own size; above, a JPEG at the first of 1/2, 1/4 and 1/8
+    scale that fits; any other format raises ImageTooLarge naming ``name``."""
     limit = max_image_pixels()
-    width, height = img.size
+    width, height = size
     if width * height <= limit:
-        return
-    if img.format == "JPEG":
+        return size
+    if fmt == "JPEG":
         for scale in (2, 4, 8):  # what libjpeg can reduce by while decoding; a side comes out as ceil(side / scale)
             reduced = (-(-width // scale), -(-height // scale))
             if reduced[0] * reduced[1] <= limit:
-                img.draft(img.mode, reduced)
-                return
+                return reduced
     raise ImageTooLarge(name, too_large(width * height, f"{width}x{height} is "))
+
+
+def _bound(img: Image.Image, name: str | Path) -> None:
+    """Refuse, or (JPEG) reduce while decoding, an image above ``max_image_pixels()``."""
+    target = decoded_size(img.size, img.format, name)
+    if target != img.size:
+        img.draft(img.mode, target)
 
 
 def too_large(pixels: int | Image.DecompressionBombError, size: str = "") -> str:

@@ -37,7 +37,7 @@ from backbone.evaluation.checkpoints import checkpoint_align_config
 from backbone.evaluation.embeddings import default_threshold
 from backbone.models.build import load_model
 from backbone.models.siamese import SiameseNet
-from backbone.paths import project_path, project_relative
+from backbone.paths import project_path, shareable_path
 from backbone.provenance import code_commit
 
 ONNX_OPSET = 18  # the first with an antialiased Resize
@@ -91,8 +91,8 @@ def checkpoint_embedder(checkpoint: str | Path) -> tuple[FaceEmbedder, Sidecar]:
         distance=model.distance,
         threshold=None if threshold is None else float(threshold),
         threshold_source=source if threshold is not None else None,
-        model_config=asdict(config),
-        checkpoint={"path": project_relative(checkpoint), "sha256": file_sha256(checkpoint)},
+        model_config={**asdict(config), "weights": config.weights and shareable_path(config.weights)},
+        checkpoint={"path": shareable_path(checkpoint), "sha256": file_sha256(checkpoint)},
         exported_with={"backbone": __version__, "commit": code_commit(), "torch": torch.__version__},
     )
     return FaceEmbedder(model, config.image_size).eval(), sidecar

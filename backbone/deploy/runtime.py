@@ -19,7 +19,7 @@ import json
 from abc import ABC, abstractmethod
 from dataclasses import MISSING, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from PIL import Image
@@ -27,6 +27,7 @@ from PIL import Image
 from backbone import __version__
 from backbone.data.errors import DataError, NoFaceError
 from backbone.data.images import center_box, center_crop
+from backbone.settings import AT_LEAST_1, ConfigError, Range, build
 
 FORMATS = ("onnx", "torchscript")
 INPUT_NAME, OUTPUT_NAME = "faces", "embeddings"
@@ -64,6 +65,8 @@ class Sidecar:
     checkpoint: dict = field(default_factory=dict)  # path and sha256 of the checkpoint it came from
     exported_with: dict = field(default_factory=dict)  # backbone version, commit, torch version
 
+    RANGES: ClassVar[dict[str, Range]] = dict.fromkeys(("input_size", "model_input_size", "embedding_dim"), AT_LEAST_1)
+
     @classmethod
     def read(cls, path: str | Path) -> Sidecar:
         """The sidecar at ``path``; a missing, unparsable or incomplete file raises DataError naming it."""
@@ -88,7 +91,10 @@ class Sidecar:
             problems.append(f"distance {data['distance']!r} is not one of {', '.join(SCORES)}")
         if problems:
             raise DataError(f"{path}: not a sidecar of `backbone export`: {'; '.join(problems)}")
-        return cls(**data)
+        try:
+            return build(cls, data)  # every field of its type and range: "threshold": "high" is named
+        except ConfigError as exc:
+            raise DataError(f"{path}: not a sidecar of `backbone export`: {exc}") from None
 
 
 # Scores of embedding pairs, higher = more alike, as backbone.models.siamese.DISTANCES computes them
@@ -320,7 +326,9 @@ class FaceModel:
         return {
             "model": {"file": s.file, "format": s.format, "sha256": s.sha256, "backend": self.engine.backend,
                       "embedding_dim": s.embedding_dim, "input_size": s.input_size, "distance": s.distance,
-                      "alignment": s.alignment, "checkpoint": s.checkpoint},
+                      "alignment": s.alignment,
+                      "checkpoint": {"name": Path(str(s.checkpoint.get("path", ""))).name,  # never a path
+                                     "sha256": s.checkpoint.get("sha256")}},
             "threshold": self.threshold,
             "threshold_source": self.threshold_source,
             "commit": s.exported_with.get("commit", "unknown"),

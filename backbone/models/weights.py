@@ -10,6 +10,8 @@ with :class:`UnsafeCheckpoint` before it runs. The checkpoints this workbook wri
 from __future__ import annotations
 
 import pickle
+import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -31,24 +33,39 @@ def read_weights(path: str | Path, what: str = "checkpoint", map_location: Any =
     """The content of a torch file, loaded with ``weights_only=True``; errors name the file."""
     path = existing(path, what, hint=hint)
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's note on a raw pickle's protocol: the refusal below says more
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "Unsupported global" not in str(exc):  # torch's words when it refuses to create an object
+        refused = _refused(str(exc))
+        if refused is None:
             raise CheckpointError(f"cannot read {what} {path}: not a torch file, or damaged") from None
-        found = str(exc).split("Unsupported global:")[-1].split(" was not")[0].strip()
         earlier = (
             "; a checkpoint of an earlier version of this workbook holds numpy random states: if you made it, "
             "`backbone upgrade-checkpoint FILE --trust` re-saves it safely"
-            if "numpy" in found
+            if "numpy" in refused
             else ""
         )
         raise UnsafeCheckpoint(
-            f"refused to load {what} {path}: it holds Python objects beyond weights ({found}), "
-            "and loading those could run code from the file. Only load files you trust with torch.load(weights_only=False); "
+            f"refused to load {what} {path}: it holds {refused}, and loading that could run code from the file. "
+            "Nothing of it ran. Only load files you trust with torch.load(weights_only=False); "
             f"checkpoints written by this workbook never need it{earlier}"
         ) from None
     except Exception as exc:  # torch raises RuntimeError, EOFError, zipfile errors... for damaged files
         raise CheckpointError(f"cannot read {what} {path}: {type(exc).__name__}: {exc}") from None
+
+
+def _refused(message: str) -> str | None:
+    """What torch's weights-only reader refused, in words, from its error message: a global (allowed
+    or blocked), or a pickle instruction a file of weights never holds (a raw pickle); None when
+    the file is not a pickle it refused but a damaged or foreign one."""
+    found = re.search(r"GLOBAL ([\w.]+)", message) or re.search(r"Unsupported global: ([\w.]+)", message)
+    if found:
+        return f"Python objects beyond weights ({found.group(1)})"
+    if "Weights only load failed" in message:
+        detail = re.search(r"(Unsupported operand \d+|Unsupported class [\w.]+)", message)
+        return f"pickle content that is no file of weights ({detail.group(1) if detail else 'refused by the reader'})"
+    return None
 
 
 def fit_weights(model: nn.Module, state: Any, source: str | Path, what: str = "checkpoint") -> None:

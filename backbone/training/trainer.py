@@ -39,7 +39,7 @@ from backbone.evaluation.metrics import confusion_at, far_threshold, summary_row
 from backbone.evaluation.pointing import pairs_pointing
 from backbone.evaluation.scores import write_scores
 from backbone.models.build import build_model, read_checkpoint
-from backbone.paths import project_path, project_relative
+from backbone.paths import project_path, shareable_path
 from backbone.settings import ConfigError
 from backbone.training.config import MONITORS, TrainConfig
 from backbone.training.data import EvalSet, TrainingData, build_training_data, check_inputs, resolved
@@ -472,7 +472,7 @@ def test_best(
     metrics = with_val_threshold(
         ev.metrics, ev.scores, labels, best.get("val_threshold"), best.get("val_far_threshold")
     )
-    metrics = {**metrics, "checkpoint": project_relative(best_path), "epoch": best_epoch}
+    metrics = {**metrics, "checkpoint": shareable_path(best_path), "epoch": best_epoch}
     pointing = pairs_pointing(model, data.test.pairs, data.test.faces, image_size)
     if pointing is not None:  # a local-global model on a set with mark masks
         metrics["pointing"] = pointing

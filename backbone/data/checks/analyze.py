@@ -12,7 +12,7 @@ from sklearn.metrics import roc_auc_score
 from tqdm.auto import tqdm
 
 from backbone.data.errors import ImageReadError
-from backbone.data.images import load_rgb, max_image_pixels, read_header, too_large
+from backbone.data.images import decoded_size, load_rgb, read_header
 from backbone.data.index import IdentityIndex
 from backbone.data.lists.pairs import Pair
 from backbone.data.lists.sampling import generate_pairs, pair_capacity
@@ -38,13 +38,14 @@ def images_per_identity(index: IdentityIndex) -> dict:
 
 def image_properties(index: IdentityIndex, progress: bool = True, shown: int = 20) -> dict:
     """Sizes, modes and formats from the image headers (no full decode). Files without a readable
-    header, or above the decoding limit (``backbone.data.images.max_image_pixels``), are counted
-    and the first ``shown`` listed with the reason."""
+    header, or that no reader would decode (``backbone.data.images.decoded_size``: above the
+    limit and not a JPEG to reduce), are counted and the first ``shown`` listed with the reason;
+    ``reduced`` counts the large JPEGs every reader decodes at a reduced scale."""
     sizes: Counter = Counter()
     modes: Counter = Counter()
     formats: Counter = Counter()
     problems: dict[str, str] = {}
-    limit = max_image_pixels()
+    reduced = 0
     for r in tqdm(index.records, desc="reading headers", unit="img", disable=not progress):
         path = index.absolute(r.path)
         try:
@@ -55,13 +56,16 @@ def image_properties(index: IdentityIndex, progress: bool = True, shown: int = 2
         sizes[f"{width}x{height}"] += 1
         modes[mode] += 1
         formats[fmt] += 1
-        if width * height > limit:
-            problems[str(path)] = too_large(width * height, f"{width}x{height} is ")
+        try:
+            reduced += decoded_size((width, height), fmt, path) != (width, height)
+        except ImageReadError as exc:
+            problems[str(path)] = exc.reason
     return {
         "sizes": dict(sizes.most_common(10)),
         "distinct_sizes": len(sizes),
         "modes": dict(modes.most_common()),
         "formats": dict(formats.most_common()),
+        "reduced": reduced,
         "unreadable": len(problems),
         "unreadable_files": dict(list(problems.items())[:shown]),
     }
@@ -145,6 +149,8 @@ def format_report(report: dict) -> str:
         + "; formats: "
         + ", ".join(f"{k} x{v}" for k, v in props["formats"].items()),
     ]
+    if props.get("reduced"):
+        lines.append(f"large JPEGs decoded at reduced scale (above BACKBONE_MAX_IMAGE_PIXELS): {props['reduced']}")
     if props["unreadable"]:
         lines.append(f"unreadable images: {props['unreadable']} (`backbone data validate` decodes every image)")
         lines += [f"  {path}: {reason}" for path, reason in props.get("unreadable_files", {}).items()]

@@ -81,6 +81,15 @@ def _parse_flag(value: str, column: str) -> int:
     return int(value)
 
 
+def _parse_fold(value: str) -> int | None:
+    """A fold: a whole number of 0 or more; ``-`` or empty for none (what ``write_pairs`` writes)."""
+    if value in ("", "-"):
+        return None
+    if not (value.isascii() and value.isdigit()):
+        raise ValueError(f"fold must be a whole number of 0 or more (or '-' for none), got {value!r}")
+    return int(value)
+
+
 def read_tsv_pairs(path: str | Path, allow_outside_root: bool = False) -> list[Pair]:
     """Parse a TSV pair file; every malformed line is reported with its number."""
     return read_tsv_table(path, allow_outside_root=allow_outside_root)[0]
@@ -122,7 +131,7 @@ def read_tsv_table(
                     path_a=fields[col["path_a"]],
                     path_b=fields[col["path_b"]],
                     same=_parse_flag(fields[col["same"]], "same"),
-                    fold=int(fold) if fold not in ("", "-") else None,
+                    fold=_parse_fold(fold),
                     twins=bool(_parse_flag(fields[col["twins"]], "twins")) if "twins" in col else False,
                     line=lineno,
                 )
