@@ -112,7 +112,8 @@ def test_health(model):
     with serve(model) as client:
         health = client.get("/health").json()
     expected = "cuda:0" if "CUDAExecutionProvider" in ort.get_available_providers() else "cpu"
-    assert health == {"status": "ok", "backend": "onnxruntime", "device": expected}  # a GPU when ONNX Runtime has one
+    assert health == {"status": "ok", "backend": "onnxruntime", "device": expected,  # a GPU when ONNX Runtime has one
+                      "memory_budget_mb": 1024, "memory_in_use_mb": 0, "waiting_for_memory": 0, "max_side": 1600}  # fmt: skip
 
 
 def test_version_names_the_model_its_threshold_and_backend(model, onnx_file, faces):
@@ -357,3 +358,46 @@ def test_the_api_key_is_in_no_log_record_and_no_response(model, faces, caplog):
     for response in responses:
         assert KEY not in response.text and KEY not in str(response.headers)
     assert KEY not in repr(ServiceSettings(api_key=KEY))
+
+
+# ---- the memory budget and the working size (issue 30, defect K)
+
+
+def test_the_memory_budget_lets_in_at_most_what_it_holds():
+    import asyncio
+
+    from backbone.deploy.service import MemoryBudget
+
+    budget, inside, most = MemoryBudget(100), 0, 0
+
+    async def one(cost):
+        nonlocal inside, most
+        async with budget.hold(cost, "image"):
+            inside += cost
+            most = max(most, inside)
+            await asyncio.sleep(0.01)
+            inside -= cost
+
+    async def many():
+        await asyncio.gather(*(one(cost) for cost in [60, 30, 30, 60, 10, 100, 40] * 3))
+
+    asyncio.run(many())
+    assert most == 100 and budget.used == 0 and budget.waiting == 0
+
+
+def test_an_image_alone_over_the_memory_budget_is_refused_naming_its_field(model):
+    big = encode(np.zeros((600, 600, 3), np.uint8))  # about 8 x 0.36 + 64 x 0.36 = 26 MB to decode and align
+    with serve(model, memory_budget_bytes=10 << 20) as client:
+        assert_error(client.post("/verify", files=pair(big, big)), 413, "image-too-large", "image_a", "memory budget of 10 MB")  # fmt: skip
+        assert client.get("/health").json()["memory_in_use_mb"] == 0  # nothing held after a refusal
+
+
+def test_a_large_image_is_aligned_at_the_working_size_and_its_face_box_given_in_its_own_pixels(model):
+    from PIL import Image as PILImage
+
+    small = noise(64, seed=3)
+    large = np.asarray(PILImage.fromarray(small).resize((256, 256), PILImage.Resampling.NEAREST))
+    with serve(model, max_side=64) as client:
+        a = client.post("/verify", files=pair(encode(large), encode(small))).json()
+    assert a["faces"][0]["box"] == [0.0, 0.0, 256.0, 256.0] and a["faces"][1]["box"] == [0.0, 0.0, 64.0, 64.0]
+    assert a["similarity"] > 0.99  # decoded at 64 px, the large copy is the small image again

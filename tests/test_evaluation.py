@@ -58,3 +58,18 @@ def test_default_thresholds():
     assert default_threshold(build_model(ModelConfig())) == 0.6
     assert default_threshold(build_model(ModelConfig(pair_head=True))) == 0.5
     assert default_threshold(build_model(ModelConfig(distance="euclidean"))) is None
+
+
+def test_repeated_pairs_and_pairs_of_an_image_with_itself_are_scored_counted_and_named():
+    """Issue 30: evaluation scored them silently. They are still scored (no pair is dropped), but named."""
+    from pathlib import Path
+
+    from backbone.data.errors import DataWarning
+    from backbone.data.lists.pairs import Pair
+    from backbone.evaluation.checkpoints import odd_pairs
+
+    pairs = [Pair("a/1.png", "b/1.png", 0, line=2), Pair("a/1.png", "a/1.png", 1, line=3),
+             Pair("b/1.png", "a/1.png", 0, line=4), Pair("a/1.png", "a/2.png", 1, line=5)]  # fmt: skip
+    with pytest.warns(DataWarning, match=r"p.tsv: 1 repeated \(lines 4\) and 1 of an image with itself \(lines 3\)"):
+        assert odd_pairs(pairs, Path("p.tsv")) == {"repeated_pairs": 1, "self_pairs": 1}
+    assert odd_pairs(pairs[3:], Path("p.tsv")) == {"repeated_pairs": 0, "self_pairs": 0}

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from backbone.arguments import within
 from backbone.atomic import atomic_write_json, atomic_write_text
-from backbone.cli.numbers import within
 from backbone.data.checks.validate import validate_dataset
 from backbone.data.faces.align import CHIPS, DETECTORS, POLICIES, AlignConfig
 from backbone.data.layouts.lfw import format_lfw_people, read_lfw_people

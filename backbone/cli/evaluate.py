@@ -6,12 +6,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from backbone.arguments import finite
 from backbone.atomic import atomic_write_json
-from backbone.cli.numbers import finite
 from backbone.data import all_pairs, load_index, write_pairs
 from backbone.data.index import IdentityIndex
 from backbone.devices import DEVICES_HELP
-from backbone.paths import cli_file, cli_folder, cli_path, project_path, project_relative
+from backbone.paths import cli_file, cli_folder, cli_path, project_path, project_relative, shareable_path
 
 
 def register(commands: argparse._SubParsersAction) -> None:
@@ -136,8 +136,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         out,
         {
             **ev.metrics,
-            "checkpoint": project_relative(args.checkpoint),  # no machine's absolute path in results
-            "pairs": project_relative(pairs_file),
+            "checkpoint": shareable_path(args.checkpoint),  # no machine's absolute path in results
+            "pairs": shareable_path(pairs_file),
             **({"generated_pairs": generated} if generated else {}),
             "summary": summary_row(ev.metrics),
         },

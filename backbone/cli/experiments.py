@@ -8,8 +8,8 @@ import sys
 
 import yaml
 
+from backbone.arguments import within
 from backbone.atomic import atomic_write_text
-from backbone.cli.numbers import within
 from backbone.experiments.compare import compare, report
 from backbone.experiments.grid import load_grid
 from backbone.experiments.runner import ExperimentFailed, run_analysis, run_grid

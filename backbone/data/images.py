@@ -87,18 +87,34 @@ def load_rgb(path: str | Path) -> Image.Image:
         raise ImageReadError(path, read_failure(exc)) from None
 
 
-def decode_rgb(data: bytes, name: str) -> Image.Image:
-    """Like :func:`load_rgb` for image bytes (an upload); errors name ``name``."""
+def decode_rgb(data: bytes, name: str, max_side: int | None = None) -> Image.Image:
+    """Like :func:`load_rgb` for image bytes (an upload); errors name ``name``. With ``max_side``,
+    the image comes at most that long on its longer side: a JPEG decoded at a reduced scale (its
+    full-size pixels never exist), any other format reduced right after decoding (a service's
+    working resolution: a detector needs no 36 megapixels)."""
     if not data:
         raise ImageReadError(name, "zero-byte file")
-    return _decode(io.BytesIO(data), name)
+    return _decode(io.BytesIO(data), name, max_side)
 
 
-def _decode(source: io.IOBase, name: str | Path) -> Image.Image:
+def image_header(data: bytes, name: str) -> tuple[tuple[int, int], str]:
+    """Size (width, height) and format of image bytes, from the header (nothing decoded)."""
+    if not data:
+        raise ImageReadError(name, "zero-byte file")
+    with _opened(io.BytesIO(data), name) as img:
+        return img.size, img.format or "?"
+
+
+def _decode(source: io.IOBase, name: str | Path, max_side: int | None = None) -> Image.Image:
     with _opened(source, name) as img:
-        _bound(img, name)
+        _bound(img, name, max_side)
         img.load()  # decode now: a truncated file fails here, not later in a worker
-        return _to_rgb(img).copy()
+        rgb = _to_rgb(img)
+        if max_side and max(rgb.size) > max_side:
+            scale = max_side / max(rgb.size)
+            size = (max(1, round(rgb.size[0] * scale)), max(1, round(rgb.size[1] * scale)))
+            return rgb.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+        return rgb.copy()
 
 
 def read_header(path: str | Path) -> tuple[tuple[int, int], str, str]:
@@ -129,26 +145,34 @@ def _opened(source: io.IOBase, name: str | Path) -> Iterator[Image.Image]:
         raise ImageReadError(name, f"corrupt or truncated ({exc})") from None
 
 
-def decoded_size(size: tuple[int, int], fmt: str | None, name: str | Path) -> tuple[int, int]:
+def decoded_size(
+    size: tuple[int, int], fmt: str | None, name: str | Path, max_side: int | None = None
+) -> tuple[int, int]:
     """The size an image of ``size`` (width, height) in format ``fmt`` is decoded at: the one rule
     every reader follows (loading, validation, analysis, alignment, verification, the service).
     Up to ``max_image_pixels()``: its own size; above, a JPEG at the first of 1/2, 1/4 and 1/8
-    scale that fits; any other format raises ImageTooLarge naming ``name``."""
+    scale that fits; any other format raises ImageTooLarge naming ``name``. With ``max_side`` (a
+    service's working resolution), a JPEG is decoded at the smallest scale still that long."""
     limit = max_image_pixels()
     width, height = size
-    if width * height <= limit:
-        return size
-    if fmt == "JPEG":
-        for scale in (2, 4, 8):  # what libjpeg can reduce by while decoding; a side comes out as ceil(side / scale)
-            reduced = (-(-width // scale), -(-height // scale))
-            if reduced[0] * reduced[1] <= limit:
-                return reduced
-    raise ImageTooLarge(name, too_large(width * height, f"{width}x{height} is "))
+    scales = (1, 2, 4, 8) if fmt == "JPEG" else (1,)  # what libjpeg can reduce by while decoding
+
+    def at(scale: int) -> tuple[int, int]:
+        return -(-width // scale), -(-height // scale)  # a side comes out as ceil(side / scale)
+
+    fitting = [s for s in scales if at(s)[0] * at(s)[1] <= limit]
+    if not fitting:
+        raise ImageTooLarge(name, too_large(width * height, f"{width}x{height} is "))
+    scale = fitting[0]
+    if max_side:
+        scale = max([scale] + [s for s in fitting if max(at(s)) >= max_side])
+    return at(scale)
 
 
-def _bound(img: Image.Image, name: str | Path) -> None:
-    """Refuse, or (JPEG) reduce while decoding, an image above ``max_image_pixels()``."""
-    target = decoded_size(img.size, img.format, name)
+def _bound(img: Image.Image, name: str | Path, max_side: int | None = None) -> None:
+    """Refuse, or (JPEG) reduce while decoding, an image above ``max_image_pixels()``; with
+    ``max_side``, a JPEG is decoded at the smallest scale still at least that long."""
+    target = decoded_size(img.size, img.format, name, max_side)
     if target != img.size:
         img.draft(img.mode, target)
 

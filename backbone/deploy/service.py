@@ -5,17 +5,21 @@ Endpoints (OpenAPI docs at ``/docs``):
 - ``POST /verify``: two images (multipart fields ``image_a``, ``image_b``) -> similarity,
   threshold, verdict (``same`` = 1 for the same person) and the faces found.
 - ``POST /embed``: one image (field ``image``) -> its embedding and face.
-- ``GET /health``: the service is up (never needs the API key: for probes).
+- ``GET /health``: the service is up (never needs the API key: for probes), its memory budget
+  for images and how much of it is in use.
 - ``GET /version``: the model, its threshold and where it came from, the code's commit.
 
-The model loads once. Each image is decoded (bounded: ``backbone.data.images``) and aligned as in
-training in a worker thread; the embeddings of requests that arrive together are computed in one
-forward pass (:class:`~backbone.deploy.batching.MicroBatcher`).
+The model loads once. Each image is decoded (bounded: ``backbone.data.images``) at most
+``max_side`` pixels long and aligned as in training in a worker thread, once its share of the
+memory budget is free (:class:`MemoryBudget`: many large images at once wait, rather than exhaust
+the machine); the embeddings of requests that arrive together are computed in one forward pass
+(:class:`~backbone.deploy.batching.MicroBatcher`). A body that has not arrived in full within
+``body_timeout`` seconds is answered 408.
 
 Every error is a JSON ``{"error": code, "message": ..., "field": ...}`` with a 4xx status, and the
 service goes on serving: 400 an image that does not decode (not an image, truncated, empty),
-401 a missing or wrong API key, 413 an upload over the size limit or an image over the pixel
-limit, 415 a request that is not ``multipart/form-data`` or a part that is not an image type,
+401 a missing or wrong API key, 408 a body too slow to arrive, 413 an upload over the size limit or
+an image over the pixel limit or alone over the memory budget, 415 a request that is not ``multipart/form-data`` or a part that is not an image type,
 422 a missing field or an image without a face. Requests carry image bytes only: the service
 reads no path a request names.
 """
@@ -39,10 +43,10 @@ from starlette.exceptions import HTTPException
 
 from backbone import __version__
 from backbone.data.errors import DataError, ImageReadError, ImageTooLarge, NoFaceError
-from backbone.data.images import decode_rgb
+from backbone.data.images import decode_rgb, decoded_size, image_header
 from backbone.deploy.batching import MicroBatcher
 from backbone.deploy.runtime import Face, FaceModel, as_batch
-from backbone.deploy.settings import API_KEY_ENV, API_KEY_HEADER, MB, ServiceSettings
+from backbone.deploy.settings import API_KEY_ENV, API_KEY_HEADER, MB, ServiceSettings, image_cost
 from backbone.labels import DIFFERENT, SAME
 
 __all__ = ["API_KEY_ENV", "API_KEY_HEADER", "ServiceSettings", "create_app"]  # the settings live in .settings
@@ -87,7 +91,7 @@ class EmbedResult(BaseModel):
     face: FaceInfo
 
 
-ERRORS = {status: {"model": ErrorBody} for status in (400, 401, 413, 415, 422)}
+ERRORS = {status: {"model": ErrorBody} for status in (400, 401, 408, 413, 415, 422)}
 
 
 def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
@@ -98,13 +102,44 @@ def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
+class MemoryBudget:
+    """The bytes that images being decoded and aligned may take at once (``ServiceSettings.
+    memory_budget_bytes``): a request holds its images' estimated share (``image_cost``) while it
+    decodes and aligns them, and waits while the budget is spent. One image over the whole budget
+    is refused (413): it could never run."""
+
+    def __init__(self, total: int):
+        self.total, self.used, self.waiting = total, 0, 0
+        self._free = asyncio.Condition()
+
+    @asynccontextmanager
+    async def hold(self, cost: int, field: str):
+        if cost > self.total:
+            raise ServiceError(413, "image-too-large", f"{field}: decoding and aligning it takes about "
+                               f"{cost / MB:.0f} MB, over the service's memory budget of {self.total / MB:g} MB", field)  # fmt: skip
+        async with self._free:
+            self.waiting += 1
+            try:
+                await self._free.wait_for(lambda: self.used + cost <= self.total)
+            finally:
+                self.waiting -= 1
+            self.used += cost
+        try:
+            yield
+        finally:
+            async with self._free:
+                self.used -= cost
+                self._free.notify_all()
+
+
 class BodyLimit:
     """ASGI middleware: a request body over ``limit`` bytes is refused, by its Content-Length
-    before a byte is read, or while it streams in (a ServiceError, which the app's handler turns
-    into the JSON 413: FastAPI re-raises HTTP errors met while parsing a form)."""
+    before a byte is read, or while it streams in; one that has not arrived in full ``timeout``
+    seconds after its first read is refused too (a ServiceError, which the app's handler turns
+    into the JSON 413 or 408: FastAPI re-raises HTTP errors met while parsing a form)."""
 
-    def __init__(self, app, limit: int, max_upload_bytes: int):
-        self.app, self.limit = app, limit
+    def __init__(self, app, limit: int, max_upload_bytes: int, timeout: float = 30.0):
+        self.app, self.limit, self.timeout = app, limit, timeout
         self.message = (f"the request body is over the limit of {limit / MB:g} MB "
                         f"(two images of at most {max_upload_bytes / MB:g} MB each)")  # fmt: skip
 
@@ -115,10 +150,17 @@ class BodyLimit:
         if length.isdigit() and int(length) > self.limit:
             return await _error(413, "upload-too-large", self.message)(scope, receive, send)
         seen = 0
+        deadline = None
 
         async def counted():
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, deadline
+            loop = asyncio.get_running_loop()
+            deadline = deadline or loop.time() + self.timeout
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.001))
+            except TimeoutError:
+                raise ServiceError(408, "request-timeout", f"the request body did not arrive in full within "
+                                   f"{self.timeout:g} s") from None  # fmt: skip
             seen += len(message.get("body", b""))
             if seen > self.limit:
                 raise ServiceError(413, "upload-too-large", self.message)
@@ -133,6 +175,7 @@ def create_app(model: FaceModel, settings: ServiceSettings | None = None) -> Fas
     batcher = MicroBatcher(model.engine.embed, settings.max_batch, settings.batch_window)
     key = _digest(settings.api_key) if settings.api_key else None
     body_limit = 2 * settings.max_upload_bytes + 64 * 1024
+    budget = MemoryBudget(settings.memory_budget_bytes)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -143,7 +186,8 @@ def create_app(model: FaceModel, settings: ServiceSettings | None = None) -> Fas
     app = FastAPI(title="backbone face verification", version=__version__, lifespan=lifespan,
                   description=(__doc__ or "").split("\n\n", 2)[1])  # fmt: skip
     app.state.model, app.state.batcher, app.state.settings = model, batcher, settings
-    app.add_middleware(BodyLimit, limit=body_limit, max_upload_bytes=settings.max_upload_bytes)
+    app.add_middleware(BodyLimit, limit=body_limit, max_upload_bytes=settings.max_upload_bytes,
+                       timeout=settings.body_timeout)  # fmt: skip
 
     async def authorised(supplied: str | None = Depends(APIKeyHeader(name=API_KEY_HEADER, auto_error=False))) -> None:
         if key is not None and not (supplied and hmac.compare_digest(_digest(supplied), key)):
@@ -159,7 +203,10 @@ def create_app(model: FaceModel, settings: ServiceSettings | None = None) -> Fas
             raise ServiceError(413, "upload-too-large", f"{field}: the upload is over the limit of {settings.max_upload_bytes / MB:g} MB", field)  # fmt: skip
         name = f"{field} ({upload.filename[:100]})" if upload.filename else field
         try:
-            return await run_in_threadpool(lambda: model.face(decode_rgb(data, name), name))
+            size, fmt = image_header(data, name)
+            cost = image_cost(size, decoded_size(size, fmt, name, settings.max_side), settings.max_side)
+            async with budget.hold(cost, field):
+                return await run_in_threadpool(lambda: aligned(data, name, size))
         except ImageTooLarge as exc:
             raise ServiceError(413, "image-too-large", str(exc), field) from None
         except ImageReadError as exc:
@@ -168,6 +215,15 @@ def create_app(model: FaceModel, settings: ServiceSettings | None = None) -> Fas
             raise ServiceError(422, "no-face", str(exc), field) from None
         except DataError as exc:  # detection itself failed on this image
             raise ServiceError(422, "alignment-failed", str(exc), field) from None
+
+    def aligned(data: bytes, name: str, size: tuple[int, int]) -> Face:
+        """The face of image bytes decoded at most ``max_side`` long; its box in the full image's pixels."""
+        img = decode_rgb(data, name, settings.max_side)
+        face = model.face(img, name)
+        if img.size != size:
+            scale = size[0] / img.size[0], size[1] / img.size[1]
+            face.box = [v * scale[i % 2] for i, v in enumerate(face.box)]
+        return face
 
     @app.post("/verify", response_model=VerifyResult, responses=ERRORS, dependencies=[Depends(authorised)])
     async def verify(image_a: Image, image_b: Image) -> VerifyResult:
@@ -190,8 +246,11 @@ def create_app(model: FaceModel, settings: ServiceSettings | None = None) -> Fas
 
     @app.get("/health")
     async def health() -> dict:
-        """The service is up and its model loaded (no API key needed), and what runs it where."""
-        return {"status": "ok", "backend": model.engine.backend, "device": model.engine.device}
+        """The service is up and its model loaded (no API key needed), what runs it where, and its
+        memory budget for images (in MB: all of it, in use now, requests waiting for it)."""
+        return {"status": "ok", "backend": model.engine.backend, "device": model.engine.device,
+                "memory_budget_mb": budget.total / MB, "memory_in_use_mb": round(budget.used / MB, 1),
+                "waiting_for_memory": budget.waiting, "max_side": settings.max_side}  # fmt: skip
 
     @app.get("/version", responses={401: {"model": ErrorBody}}, dependencies=[Depends(authorised)])
     async def version() -> dict:

@@ -18,6 +18,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from backbone.arguments import finite, within
 from backbone.data.errors import DataError
 from backbone.deploy.settings import API_KEY_ENV, API_KEY_HEADER, ServiceSettings
 from backbone.paths import cli_path
@@ -32,7 +33,7 @@ def register_serve(commands: argparse._SubParsersAction) -> None:
                    "(default: the pretrained model, dlib's ResNet as it is, flip-averaged; needs PyTorch)")  # fmt: skip
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on")
-    p.add_argument("--threshold", type=float, help="SAME at or above it (default: the model's validation-chosen one)")
+    p.add_argument("--threshold", type=finite, help="SAME at or above it (default: the model's validation-chosen one)")
     p.add_argument("--no-face", choices=("report", "fallback"), default="report",
                    help="an image without a face: refuse it with 422 (report), or use its centre crop (fallback)")  # fmt: skip
     p.add_argument("--api-key", help=f"require this key in the {API_KEY_HEADER} header (better: set ${API_KEY_ENV}, "
@@ -43,6 +44,12 @@ def register_serve(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--max-batch", type=int, default=defaults.max_batch, help="most images in one forward pass")
     p.add_argument("--batch-window-ms", type=float, default=defaults.batch_window * 1000,
                    help="how long a forward pass waits for requests still decoding their images")  # fmt: skip
+    p.add_argument("--memory-mb", type=within(1, 1 << 20), default=defaults.memory_budget_bytes / (1 << 20),
+                   help="memory the images being decoded and aligned may take at once; more waits (default %(default)g)")  # fmt: skip
+    p.add_argument("--max-side", type=int, default=defaults.max_side,
+                   help="images are decoded and aligned at most this many pixels long (default %(default)d)")  # fmt: skip
+    p.add_argument("--body-timeout", type=within(0, 3600, low_open=True), default=defaults.body_timeout,
+                   help="seconds a request's body may take to arrive in full, else 408 (default %(default)g)")  # fmt: skip
     p.add_argument("--device", default="auto", help='where the model runs: "auto" (a GPU when the backend has one: '
                    'ONNX Runtime\'s CUDA provider, PyTorch\'s CUDA), "cpu", "cuda" or "cuda:N"; /health says which')  # fmt: skip
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
@@ -65,6 +72,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         max_upload_bytes=int(args.max_upload_mb * (1 << 20)),
         max_batch=args.max_batch,
         batch_window=args.batch_window_ms / 1000,
+        memory_budget_bytes=int(args.memory_mb * (1 << 20)),
+        max_side=args.max_side,
+        body_timeout=args.body_timeout,
     )
     source = args.model
     if source is None:  # the default pretrained model, as `backbone verify` uses it

@@ -134,6 +134,30 @@ class CheckpointEvaluation:
     evaluation: PairEvaluation
 
 
+def odd_pairs(pairs: list[Pair], source: Path) -> dict[str, int]:
+    """Pairs listed again (either order) and pairs of an image with itself: counted, and named by
+    line in one DataWarning when there are any (``data validate`` reports them too)."""
+    first: dict[frozenset, int | None] = {}
+    repeated, itself = [], []
+    for p in pairs:
+        key = frozenset((p.path_a, p.path_b))
+        if p.path_a == p.path_b:
+            itself.append(p.line)
+        elif key in first:
+            repeated.append(p.line)
+        first.setdefault(key, p.line)
+    if repeated or itself:
+
+        def lines(found: list[int | None]) -> str:
+            return ", ".join(str(n) for n in found[:10]) + (" ..." if len(found) > 10 else "")
+
+        said = ([f"{len(repeated)} repeated (lines {lines(repeated)})"] if repeated else []) + (
+            [f"{len(itself)} of an image with itself (lines {lines(itself)})"] if itself else [])  # fmt: skip
+        warnings.warn(f"{source}: {' and '.join(said)}; scored as listed, so they weigh on the metrics",
+                      DataWarning, stacklevel=3)  # fmt: skip
+    return {"repeated_pairs": len(repeated), "self_pairs": len(itself)}
+
+
 def evaluate_checkpoint(
     checkpoint: str | Path,
     pairs_file: str | Path,
@@ -156,8 +180,10 @@ def evaluate_checkpoint(
     Pair labels that contradict the identity folders (``same`` for two people, or different for
     one) make the metrics wrong: they raise a DataError listing the lines, unless ``trust_labels``
     (then a DataWarning says how many, and ``label_conflicts`` in the metrics counts them). An
-    empty pair list raises; paths leaving the data root need ``allow_outside_root``. The model
-    runs on ``device`` (``backbone.devices.resolve_device``), moved there once."""
+    empty pair list raises; paths leaving the data root need ``allow_outside_root``. Repeated pairs
+    and pairs of an image with itself are scored as given (a pair is never dropped), with a
+    DataWarning naming their lines, and counted in the metrics (``repeated_pairs``, ``self_pairs``):
+    they weigh on the metrics the way they are listed. The model runs on ``device`` (``backbone.devices.resolve_device``), moved there once."""
     checkpoint = project_path(checkpoint)
     model, config, ckpt = load_model(checkpoint, device=device)
     data = checkpoint_data(ckpt)
@@ -166,6 +192,7 @@ def evaluate_checkpoint(
     if not pairs:
         raise DataError(f"pair file {project_path(pairs_file)} holds no pairs: nothing to evaluate")
     conflicts = label_conflicts(index, pairs, project_path(pairs_file), trust_labels)
+    oddities = odd_pairs(pairs, project_path(pairs_file))
     align = checkpoint_align_config(ckpt, config.image_size, checkpoint)
     cache = cache or data.get("cache")
     paths = {p for pair in pairs for p in (pair.path_a, pair.path_b)}
@@ -188,4 +215,5 @@ def evaluate_checkpoint(
     )
     if trust_labels:
         ev.metrics["label_conflicts"] = conflicts
+    ev.metrics.update(oddities)
     return CheckpointEvaluation(model, config, ckpt, align, pairs, faces, ev)

@@ -104,7 +104,8 @@ def _reference_findings(index: IdentityIndex, refs: Iterable[tuple[str, int | No
 
 
 def check_pairs(index: IdentityIndex, pairs: list[Pair], source: str) -> list[Finding]:
-    """Missing images, unknown people, labels that contradict identities, repeated pairs."""
+    """Missing images, unknown people, labels that contradict identities, repeated pairs, pairs of
+    an image with itself."""
     refs = [(path, p.line) for p in pairs for path in (p.path_a, p.path_b)]
     findings = _reference_findings(index, refs, source)
     seen: dict[frozenset, int | None] = {}
@@ -116,7 +117,10 @@ def check_pairs(index: IdentityIndex, pairs: list[Pair], source: str) -> list[Fi
                 Finding("error", "wrong-label", Problem(source, f"labelled {label} but shows {ia} and {ib}", p.line))
             )
         key = frozenset((p.path_a, p.path_b))
-        if key in seen:
+        if p.path_a == p.path_b:
+            findings.append(Finding("warning", "self-pair", Problem(
+                source, "a pair of an image with itself: its score says nothing of the model", p.line)))  # fmt: skip
+        elif key in seen:
             findings.append(
                 Finding("warning", "repeated-pair", Problem(source, f"same pair as line {seen[key]}", p.line))
             )
