@@ -37,7 +37,7 @@ def read_weights(path: str | Path, what: str = "checkpoint", map_location: Any =
             warnings.filterwarnings("ignore", message="Detected pickle protocol")
             return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
-        refused = _refused(str(exc))
+        refused = _refused(str(exc), path)
         if refused is None:
             raise CheckpointError(f"cannot read {what} {path}: not a torch file, or damaged") from None
         earlier = (
@@ -55,14 +55,16 @@ def read_weights(path: str | Path, what: str = "checkpoint", map_location: Any =
         raise CheckpointError(f"cannot read {what} {path}: {type(exc).__name__}: {exc}") from None
 
 
-def _refused(message: str) -> str | None:
+def _refused(message: str, path: Path) -> str | None:
     """What torch's weights-only reader refused, in words, from its error message: a global (allowed
-    or blocked), or a pickle instruction a file of weights never holds (a raw pickle); None when
-    the file is not a pickle it refused but a damaged or foreign one."""
+    or blocked), or a pickle instruction a file of weights never holds in a raw pickle (a file that
+    starts with pickle's PROTO opcode); None for a damaged or foreign file."""
     found = re.search(r"GLOBAL ([\w.]+)", message) or re.search(r"Unsupported global: ([\w.]+)", message)
     if found:
         return f"Python objects beyond weights ({found.group(1)})"
-    if "Weights only load failed" in message:
+    with open(path, "rb") as f:
+        is_pickle = f.read(1) == b"\x80"  # PROTO: how every pickle of protocol 2 or later starts
+    if "Weights only load failed" in message and is_pickle:
         detail = re.search(r"(Unsupported operand \d+|Unsupported class [\w.]+)", message)
         return f"pickle content that is no file of weights ({detail.group(1) if detail else 'refused by the reader'})"
     return None

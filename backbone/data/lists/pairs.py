@@ -159,6 +159,8 @@ def format_tsv_pairs(pairs: Iterable[Pair], extra: dict[str, Sequence[str]] | No
             value = getattr(p, name)
             if "\t" in value or "\n" in value:
                 raise ValueError(f"path {value!r} cannot be written to a TSV pair file")
+        if p.fold is not None and p.fold < 0:
+            raise ValueError(f"fold {p.fold} of pair {p.path_a} / {p.path_b}: a fold is 0 or more (None: no fold)")
         row = [p.path_a, p.path_b, str(p.same)]
         if with_fold:
             row.append("-" if p.fold is None else str(p.fold))
