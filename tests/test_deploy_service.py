@@ -277,15 +277,12 @@ def test_a_request_body_over_its_limit_is_refused_with_413(model, faces):
         assert_still_serving(client, *faces)
 
 
-@pytest.mark.parametrize(
-    "request_kwargs, says",
-    [({"json": {"image_a": "a.png", "image_b": "b.png"}}, "application/json"),
-     ({"data": {"image_a": "a.png", "image_b": "b.png"}}, "application/x-www-form-urlencoded")],
-    ids=["json", "form"],
-)  # fmt: skip
-def test_a_request_that_is_not_multipart_is_refused(model, faces, request_kwargs, says):
+def test_a_request_that_is_neither_multipart_nor_json_is_refused_and_a_path_is_never_read(model, faces):
     with serve(model) as client:
-        assert_error(client.post("/verify", **request_kwargs), 415, "unsupported-media-type", None, says)
+        form = {"data": {"image_a": "a.png", "image_b": "b.png"}}
+        assert_error(client.post("/verify", **form), 415, "unsupported-media-type", None, "application/x-www-form-urlencoded")  # fmt: skip
+        paths = {"json": {"image_a": "a.png", "image_b": "b.png"}}  # file names where images belong: not base64
+        assert_error(client.post("/verify", **paths), 400, "bad-base64", "image_a", "not base64")
         assert_still_serving(client, *faces)
 
 

@@ -1,10 +1,17 @@
 """The verification service: a FastAPI app around one :class:`~backbone.deploy.runtime.FaceModel`.
 
-Endpoints (OpenAPI docs at ``/docs``):
+Endpoints (OpenAPI docs at ``/docs``); images come as multipart files or as base64 in a JSON
+body, under the same field names (``backbone.deploy.bodies``):
 
-- ``POST /verify``: two images (multipart fields ``image_a``, ``image_b``) -> similarity,
-  threshold, verdict (``same`` = 1 for the same person) and the faces found.
-- ``POST /embed``: one image (field ``image``) -> its embedding and face.
+- ``POST /verify``: two images (``image_a``, ``image_b``) -> similarity, threshold, verdict
+  (``same`` = 1 for the same person) and the faces found.
+- ``POST /verify/batch``: many pairs in one JSON body (``{"pairs": [{"image_a": ..., "image_b":
+  ...}, ...]}``) -> one result per pair, in order; a pair that fails gets its error in its place.
+- ``POST /embed``: one image (``image``) -> its embedding and face.
+- ``POST /identify``: one image (``image``) -> the people of the service's gallery most like it,
+  best first (``--gallery``; the search of ``backbone identify``).
+- ``GET /model``: the model served: name, embedding size, distance, threshold and how it was
+  chosen, alignment, versions (no paths).
 - ``GET /health``: the service is up (never needs the API key: for probes), its memory budget
   for images and how much of it is in use.
 - ``GET /version``: the model, its threshold and where it came from, the code's commit.
@@ -31,9 +38,8 @@ import hashlib
 import hmac
 import logging
 from contextlib import asynccontextmanager
-from typing import Annotated
 
-from fastapi import Depends, FastAPI, File, Request, UploadFile
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
@@ -45,6 +51,7 @@ from backbone import __version__
 from backbone.data.errors import DataError, ImageReadError, ImageTooLarge, NoFaceError
 from backbone.data.images import decode_rgb, decoded_size, image_header
 from backbone.deploy.batching import MicroBatcher
+from backbone.deploy.bodies import ServiceError, Upload, body_kind, images_of, read_images, read_json
 from backbone.deploy.runtime import Face, FaceModel, as_batch
 from backbone.deploy.settings import API_KEY_ENV, API_KEY_HEADER, MB, ServiceSettings, image_cost
 from backbone.labels import DIFFERENT, SAME
@@ -53,16 +60,21 @@ __all__ = ["API_KEY_ENV", "API_KEY_HEADER", "ServiceSettings", "create_app"]  # 
 
 log = logging.getLogger("backbone.serve")
 
-IMAGE_TYPES = ("image/", "application/octet-stream")  # what an image part may be declared as (curl -F: by extension)
-Image = Annotated[UploadFile, File(description="an image file (JPEG, PNG, ...) holding a face")]
+
+def image_body(*fields: str) -> dict:
+    """The OpenAPI request body of an endpoint taking images ``fields``: multipart files, or base64 in JSON."""
+    files = {f: {"type": "string", "format": "binary", "description": "an image file holding a face"} for f in fields}
+    text = {
+        f: {"type": "string", "format": "byte", "description": "the image as base64, or a data URL"} for f in fields
+    }
+    return {"requestBody": {"required": True, "content": {
+        "multipart/form-data": {"schema": {"type": "object", "required": list(fields), "properties": files}},
+        "application/json": {"schema": {"type": "object", "required": list(fields), "properties": text}}}}}  # fmt: skip
 
 
-class ServiceError(HTTPException):
-    """A request the service refuses: its status, a short code and a message naming the problem."""
-
-    def __init__(self, status: int, code: str, message: str, field: str | None = None):
-        super().__init__(status, message)
-        self.code, self.message, self.field = code, message, field
+BATCH_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["pairs"], "properties": {"pairs": {"type": "array", "items": image_body(
+        "image_a", "image_b")["requestBody"]["content"]["application/json"]["schema"]}}}}}}}  # fmt: skip
 
 
 class ErrorBody(BaseModel):
@@ -91,7 +103,35 @@ class EmbedResult(BaseModel):
     face: FaceInfo
 
 
-ERRORS = {status: {"model": ErrorBody} for status in (400, 401, 408, 413, 415, 422)}
+class PairError(ErrorBody):
+    index: int = Field(description="the pair's place in the request, from 0")
+
+
+class BatchResult(BaseModel):
+    results: list[VerifyResult | PairError] = Field(description="one per pair, in the request's order")
+    failed: int = Field(description="how many pairs got an error in their place")
+
+
+class MatchInfo(BaseModel):
+    person: str
+    score: float = Field(description="the person's best photo's similarity to the probe")
+    image: str = Field(description="that photo, relative to the gallery folder")
+    same: int = Field(description=f"{SAME}: at or above the threshold")
+
+
+class IdentifyResult(BaseModel):
+    matches: list[MatchInfo] = Field(description="the people most like the probe, best first")
+    threshold: float
+    face: FaceInfo
+    gallery: dict = Field(description="people and photos searched, photos left out, photos embedded at start")
+
+
+ERRORS = {status: {"model": ErrorBody} for status in (400, 401, 404, 408, 413, 415, 422)}
+THRESHOLD_CHOSEN = {
+    "validation": "chosen on the training run's validation pairs",
+    "fixed": "the distance's fixed threshold (the run chose none)",
+    "given": "given when the service started (--threshold)",
+}
 
 
 def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
@@ -138,19 +178,20 @@ class BodyLimit:
     seconds after its first read is refused too (a ServiceError, which the app's handler turns
     into the JSON 413 or 408: FastAPI re-raises HTTP errors met while parsing a form)."""
 
-    def __init__(self, app, limit: int, max_upload_bytes: int, timeout: float = 30.0):
-        self.app, self.limit, self.timeout = app, limit, timeout
+    def __init__(self, app, limit: int, max_upload_bytes: int, timeout: float = 30.0, limits: dict | None = None):
+        self.app, self.limit, self.timeout, self.limits = app, limit, timeout, limits or {}
         self.message = (f"the request body is over the limit of {limit / MB:g} MB "
                         f"(two images of at most {max_upload_bytes / MB:g} MB each)")  # fmt: skip
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        limit = self.limits.get(scope.get("path", ""), self.limit)
+        message = self.message if limit == self.limit else f"the request body is over the limit of {limit / MB:g} MB"
         length = dict(scope["headers"]).get(b"content-length", b"")
-        if length.isdigit() and int(length) > self.limit:
-            return await _error(413, "upload-too-large", self.message)(scope, receive, send)
-        seen = 0
-        deadline = None
+        if length.isdigit() and int(length) > limit:
+            return await _error(413, "upload-too-large", message)(scope, receive, send)
+        seen, deadline, too_much = 0, None, message
 
         async def counted():
             nonlocal seen, deadline
@@ -162,8 +203,8 @@ class BodyLimit:
                 raise ServiceError(408, "request-timeout", f"the request body did not arrive in full within "
                                    f"{self.timeout:g} s") from None  # fmt: skip
             seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise ServiceError(413, "upload-too-large", self.message)
+            if seen > limit:
+                raise ServiceError(413, "upload-too-large", too_much)
             return message
 
         await self.app(scope, counted, send)
@@ -174,11 +215,19 @@ def create_app(model: FaceModel, settings: ServiceSettings | None = None) -> Fas
     settings = settings or ServiceSettings()
     batcher = MicroBatcher(model.engine.embed, settings.max_batch, settings.batch_window)
     key = _digest(settings.api_key) if settings.api_key else None
-    body_limit = 2 * settings.max_upload_bytes + 64 * 1024
+    body_limit = 2 * settings.max_upload_bytes * 4 // 3 + 64 * 1024  # two images, as files or as base64
     budget = MemoryBudget(settings.memory_budget_bytes)
+    gallery = None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        nonlocal gallery
+        if settings.gallery:
+            from backbone.deploy.gallery import Gallery
+
+            gallery = await run_in_threadpool(lambda: Gallery(settings.gallery, model, settings.gallery_cache))
+            log.info("gallery %s: %d people, %d photos (%d embedded now, %d left out)", gallery.root.name,
+                     gallery.people, len(gallery.paths), gallery.embedded, len(gallery.skipped))  # fmt: skip
         batcher.start()
         yield
         await batcher.stop()
@@ -187,21 +236,15 @@ def create_app(model: FaceModel, settings: ServiceSettings | None = None) -> Fas
                   description=(__doc__ or "").split("\n\n", 2)[1])  # fmt: skip
     app.state.model, app.state.batcher, app.state.settings = model, batcher, settings
     app.add_middleware(BodyLimit, limit=body_limit, max_upload_bytes=settings.max_upload_bytes,
-                       timeout=settings.body_timeout)  # fmt: skip
+                       timeout=settings.body_timeout, limits={"/verify/batch": settings.max_batch_bytes})  # fmt: skip
 
     async def authorised(supplied: str | None = Depends(APIKeyHeader(name=API_KEY_HEADER, auto_error=False))) -> None:
         if key is not None and not (supplied and hmac.compare_digest(_digest(supplied), key)):
             raise ServiceError(401, "unauthorized", f"missing or wrong API key (header {API_KEY_HEADER})")
 
-    async def face_of(upload: UploadFile, field: str) -> Face:
-        """Read, decode and align one uploaded image; every failure a ServiceError naming ``field``."""
-        kind = (upload.content_type or "").lower()
-        if not kind.startswith(IMAGE_TYPES):
-            raise ServiceError(415, "unsupported-media-type", f"{field}: content type {kind or 'none'!r} is not an image type (image/*)", field)  # fmt: skip
-        data = await upload.read(settings.max_upload_bytes + 1)
-        if len(data) > settings.max_upload_bytes:
-            raise ServiceError(413, "upload-too-large", f"{field}: the upload is over the limit of {settings.max_upload_bytes / MB:g} MB", field)  # fmt: skip
-        name = f"{field} ({upload.filename[:100]})" if upload.filename else field
+    async def face_of(upload: Upload) -> Face:
+        """Decode and align one uploaded image; every failure a ServiceError naming its field."""
+        data, name, field = upload.data, upload.name, upload.field
         try:
             size, fmt = image_header(data, name)
             cost = image_cost(size, decoded_size(size, fmt, name, settings.max_side), settings.max_side)
@@ -225,24 +268,96 @@ def create_app(model: FaceModel, settings: ServiceSettings | None = None) -> Fas
             face.box = [v * scale[i % 2] for i, v in enumerate(face.box)]
         return face
 
-    @app.post("/verify", response_model=VerifyResult, responses=ERRORS, dependencies=[Depends(authorised)])
-    async def verify(image_a: Image, image_b: Image) -> VerifyResult:
-        """Are the faces in two images the same person?"""
-        async with batcher.reserve(2) as submit:
-            faces = await asyncio.gather(face_of(image_a, "image_a"), face_of(image_b, "image_b"))
-            emb = await submit(as_batch([f.crop for f in faces]))
+    def verdict(faces: list[Face], emb) -> VerifyResult:
         score = float(model.score(emb[:1], emb[1:])[0])
         same = SAME if score >= model.threshold else DIFFERENT
         return VerifyResult(similarity=score, threshold=model.threshold, same=same,
                             verdict="same" if same == SAME else "different", faces=[FaceInfo(**f.info()) for f in faces])  # fmt: skip
 
-    @app.post("/embed", response_model=EmbedResult, responses=ERRORS, dependencies=[Depends(authorised)])
-    async def embed_one(image: Image) -> EmbedResult:
+    @app.post("/verify", response_model=VerifyResult, responses=ERRORS, dependencies=[Depends(authorised)],
+              openapi_extra=image_body("image_a", "image_b"))  # fmt: skip
+    async def verify(request: Request) -> VerifyResult:
+        """Are the faces in two images the same person?"""
+        async with batcher.reserve(2) as submit:
+            uploads = await read_images(request, ("image_a", "image_b"), settings.max_upload_bytes)
+            faces = await asyncio.gather(*(face_of(u) for u in uploads))
+            emb = await submit(as_batch([f.crop for f in faces]))
+        return verdict(faces, emb)
+
+    @app.post("/verify/batch", response_model=BatchResult, responses=ERRORS, dependencies=[Depends(authorised)],
+              openapi_extra=BATCH_BODY)  # fmt: skip
+    async def verify_batch(request: Request) -> BatchResult:
+        """Many pairs in one JSON body: one result per pair, in order, a failed pair's error in its place."""
+        if body_kind(request) != "json":
+            raise ServiceError(415, "unsupported-media-type", "a batch is a JSON body: {\"pairs\": [{\"image_a\": "
+                               "base64, \"image_b\": base64}, ...]}")  # fmt: skip
+        doc = await read_json(request)
+        pairs = doc.get("pairs") if isinstance(doc, dict) else None
+        if not isinstance(pairs, list) or not pairs:
+            raise ServiceError(422, "invalid-field", "pairs must be a list of {image_a, image_b} objects", "pairs")
+        if len(pairs) > settings.max_batch_pairs:
+            raise ServiceError(413, "too-many-pairs", f"{len(pairs)} pairs, over the limit of "
+                               f"{settings.max_batch_pairs} a request", "pairs")  # fmt: skip
+
+        async def one(i: int, pair) -> list[Face] | ServiceError:
+            try:
+                uploads = images_of(pair, ("image_a", "image_b"), settings.max_upload_bytes, f"pairs[{i}].")
+                return list(await asyncio.gather(*(face_of(u) for u in uploads)))
+            except ServiceError as exc:
+                return exc
+
+        async with batcher.reserve(2 * len(pairs)) as submit:
+            found = await asyncio.gather(*(one(i, p) for i, p in enumerate(pairs)))
+            good = [faces for faces in found if isinstance(faces, list)]
+            emb = await submit(as_batch([f.crop for faces in good for f in faces])) if good else None
+        results, k = [], 0
+        for i, faces in enumerate(found):
+            if isinstance(faces, ServiceError):
+                results.append(PairError(index=i, error=faces.code, message=faces.message, field=faces.field))
+            else:
+                results.append(verdict(faces, emb[2 * k : 2 * k + 2]))
+                k += 1
+        return BatchResult(results=results, failed=len(found) - len(good))
+
+    @app.post("/embed", response_model=EmbedResult, responses=ERRORS, dependencies=[Depends(authorised)],
+              openapi_extra=image_body("image"))  # fmt: skip
+    async def embed_one(request: Request) -> EmbedResult:
         """The embedding of the face in one image."""
         async with batcher.reserve(1) as submit:
-            face = await face_of(image, "image")
+            (upload,) = await read_images(request, ("image",), settings.max_upload_bytes)
+            face = await face_of(upload)
             emb = (await submit(as_batch([face.crop])))[0]
         return EmbedResult(embedding=emb.tolist(), dim=len(emb), face=FaceInfo(**face.info()))
+
+    @app.post("/identify", response_model=IdentifyResult, responses=ERRORS, dependencies=[Depends(authorised)],
+              openapi_extra=image_body("image"))  # fmt: skip
+    async def identify(
+        request: Request, top: int = Query(5, ge=1, le=100, description="people to return")
+    ) -> IdentifyResult:
+        """The people of the service's gallery most like the face in one image, best first."""
+        if gallery is None:
+            raise ServiceError(404, "no-gallery", "this service has no gallery: start it with --gallery FOLDER "
+                               "(one sub-folder of photos per person) or $BACKBONE_GALLERY")  # fmt: skip
+        async with batcher.reserve(1) as submit:
+            (upload,) = await read_images(request, ("image",), settings.max_upload_bytes)
+            face = await face_of(upload)
+            emb = (await submit(as_batch([face.crop])))[0]
+        matches = gallery.search(emb, top)
+        return IdentifyResult(matches=[MatchInfo(**vars(m)) for m in matches], threshold=model.threshold,
+                              face=FaceInfo(**face.info()),
+                              gallery={"people": gallery.people, "images": len(gallery.paths),
+                                       "skipped": len(gallery.skipped), "embedded_at_start": gallery.embedded})  # fmt: skip
+
+    @app.get("/model", responses={401: {"model": ErrorBody}}, dependencies=[Depends(authorised)])
+    async def model_info() -> dict:
+        """The model served: its name, embedding size, distance, threshold and how it was chosen, its
+        alignment and the versions it was exported and is served with. No file paths."""
+        s = model.sidecar
+        return {"name": s.file, "format": s.format, "sha256": s.sha256, "embedding_dim": s.embedding_dim,
+                "input_size": s.input_size, "distance": s.distance, "threshold": model.threshold,
+                "threshold_chosen": THRESHOLD_CHOSEN.get(model.threshold_source or "", str(model.threshold_source)),
+                "alignment": s.alignment, "backend": model.engine.backend, "device": model.engine.device,
+                "versions": {"served_by": __version__, "exported_with": s.exported_with}}  # fmt: skip
 
     @app.get("/health")
     async def health() -> dict:

@@ -23,6 +23,29 @@ from backbone.data.errors import DataError
 from backbone.deploy.settings import API_KEY_ENV, API_KEY_HEADER, ServiceSettings
 from backbone.paths import cli_path
 
+# Every setting of the service by an environment variable as well (containers): the command line
+# wins over the variable, the variable over the default. BACKBONE_API_KEY is read at start (no flag shows it).
+ENVIRONMENT = {
+    "model": "BACKBONE_MODEL", "gallery": "BACKBONE_GALLERY", "gallery_cache": "BACKBONE_GALLERY_CACHE",
+    "host": "BACKBONE_HOST", "port": "BACKBONE_PORT", "threshold": "BACKBONE_THRESHOLD",
+    "no_face": "BACKBONE_NO_FACE", "max_upload_mb": "BACKBONE_MAX_UPLOAD_MB", "memory_mb": "BACKBONE_MEMORY_MB",
+    "max_side": "BACKBONE_MAX_SIDE", "body_timeout": "BACKBONE_BODY_TIMEOUT", "max_batch": "BACKBONE_MAX_BATCH",
+    "max_batch_pairs": "BACKBONE_MAX_BATCH_PAIRS", "device": "BACKBONE_DEVICE", "log_level": "BACKBONE_LOG_LEVEL",
+}  # fmt: skip
+
+
+def _from_environment(parser: argparse.ArgumentParser) -> None:
+    """Defaults from ``ENVIRONMENT``'s variables, given as text: argparse reads them with each option's
+    own type and choices, so a bad value is refused as a bad option would be."""
+    for action in parser._actions:
+        variable = ENVIRONMENT.get(action.dest)
+        if variable is None:
+            continue
+        action.help = f"{action.help} [${variable}]" if action.help else f"[${variable}]"
+        if os.environ.get(variable):
+            action.default = os.environ[variable]
+            action.required = False
+
 
 def register_serve(commands: argparse._SubParsersAction) -> None:
     defaults = ServiceSettings()
@@ -45,21 +68,29 @@ def register_serve(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-window-ms", type=float, default=defaults.batch_window * 1000,
                    help="how long a forward pass waits for requests still decoding their images")  # fmt: skip
     p.add_argument("--memory-mb", type=within(1, 1 << 20), default=defaults.memory_budget_bytes / (1 << 20),
-                   help="memory the images being decoded and aligned may take at once; more waits (default %(default)g)")  # fmt: skip
+                   help="memory the images being decoded and aligned may take at once; more waits (default %(default)s)")  # fmt: skip
     p.add_argument("--max-side", type=int, default=defaults.max_side,
-                   help="images are decoded and aligned at most this many pixels long (default %(default)d)")  # fmt: skip
+                   help="images are decoded and aligned at most this many pixels long (default %(default)s)")  # fmt: skip
     p.add_argument("--body-timeout", type=within(0, 3600, low_open=True), default=defaults.body_timeout,
-                   help="seconds a request's body may take to arrive in full, else 408 (default %(default)g)")  # fmt: skip
+                   help="seconds a request's body may take to arrive in full, else 408 (default %(default)s)")  # fmt: skip
+    p.add_argument("--gallery", type=cli_path, metavar="FOLDER",
+                   help="people for POST /identify: one sub-folder of photos per person, embedded at start")  # fmt: skip
+    p.add_argument("--gallery-cache", type=cli_path, metavar="FOLDER",
+                   help="where the gallery's embeddings are kept between starts (default: in memory only)")  # fmt: skip
+    p.add_argument("--max-batch-pairs", type=int, default=defaults.max_batch_pairs,
+                   help="most pairs in one POST /verify/batch (default %(default)s)")  # fmt: skip
     p.add_argument("--device", default="auto", help='where the model runs: "auto" (a GPU when the backend has one: '
                    'ONNX Runtime\'s CUDA provider, PyTorch\'s CUDA), "cpu", "cuda" or "cuda:N"; /health says which')  # fmt: skip
     p.add_argument("--log-level", default="info", choices=("critical", "error", "warning", "info", "debug"),
                    help="the service's log (debug: every request)")  # fmt: skip
     p.set_defaults(func=cmd_serve)
+    _from_environment(p)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    """Serve POST /verify, POST /embed, GET /health and GET /version (OpenAPI docs at /docs) until
-    interrupted. The model loads once (without --model: the pretrained model, dlib's ResNet as it
+    """Serve POST /verify, /verify/batch, /embed and /identify, GET /health, /model and /version
+    (OpenAPI docs at /docs) until interrupted; every option can come from its environment variable
+    (shown in brackets). The model loads once (without --model: the pretrained model, dlib's ResNet as it
     is, at the threshold chosen on LFW's validation pairs); images are aligned as in training;
     requests that arrive together share a forward pass."""
     import uvicorn
@@ -75,6 +106,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         memory_budget_bytes=int(args.memory_mb * (1 << 20)),
         max_side=args.max_side,
         body_timeout=args.body_timeout,
+        max_batch_pairs=args.max_batch_pairs,
+        gallery=str(args.gallery) if args.gallery else None,
+        gallery_cache=str(args.gallery_cache) if args.gallery_cache else None,
     )
     source = args.model
     if source is None:  # the default pretrained model, as `backbone verify` uses it

@@ -24,6 +24,10 @@ class ServiceSettings:
             an image that alone would exceed it is refused with 413.
         max_side: images are decoded and aligned at most this long on their longer side.
         body_timeout: seconds a request's body may take to arrive in full (else 408).
+        max_batch_pairs: the most pairs one ``/verify/batch`` request may hold.
+        max_batch_bytes: the largest ``/verify/batch`` body.
+        gallery: a folder of people (one sub-folder of photos each) that ``/identify`` searches.
+        gallery_cache: where the gallery's embeddings are kept between starts (None: in memory).
     """
 
     api_key: str | None = None
@@ -33,12 +37,17 @@ class ServiceSettings:
     memory_budget_bytes: int = 1024 * MB
     max_side: int = 1600
     body_timeout: float = 30.0
+    max_batch_pairs: int = 32
+    max_batch_bytes: int = 64 * MB
+    gallery: str | None = None
+    gallery_cache: str | None = None
 
     def __repr__(self) -> str:  # never print the key
         return (f"ServiceSettings(api_key={'set' if self.api_key else None}, max_upload_bytes={self.max_upload_bytes}, "
                 f"max_batch={self.max_batch}, batch_window={self.batch_window}, "
                 f"memory_budget_bytes={self.memory_budget_bytes}, max_side={self.max_side}, "
-                f"body_timeout={self.body_timeout})")  # fmt: skip
+                f"body_timeout={self.body_timeout}, max_batch_pairs={self.max_batch_pairs}, "
+                f"max_batch_bytes={self.max_batch_bytes}, gallery={self.gallery}, gallery_cache={self.gallery_cache})")  # fmt: skip
 
 
 DECODE_BYTES_PER_PIXEL = 8  # an image as PIL decodes it (RGBA, then RGB), at the size it is decoded at

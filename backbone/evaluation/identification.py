@@ -20,17 +20,8 @@ from backbone.data.errors import DataError, NoFaceError
 from backbone.data.layouts.load import load_index
 from backbone.evaluation.checkpoints import cached_embeddings
 from backbone.evaluation.verification import FoundFace, Verifier
-from backbone.labels import DIFFERENT, SAME
-
-
-@dataclass
-class Match:
-    """One person of the gallery, scored against the probe."""
-
-    person: str
-    score: float  # the best score over the person's photos (higher: more alike)
-    image: str  # the photo that scored it, relative to the gallery
-    same: int  # SAME when ``score`` reaches the threshold
+from backbone.labels import SAME
+from backbone.ranking import Match, rank_people
 
 
 @dataclass
@@ -114,15 +105,9 @@ def identify(
         probe_vector = verifier.embed_face(found.crop)  # on the model's device
         gallery_vectors = vectors.to(probe_vector.device)
         scores = verifier.model.score(probe_vector.expand(len(paths), -1), gallery_vectors).cpu().tolist()
-    best: dict[str, tuple[float, str]] = {}
-    for path, score in zip(paths, scores):
-        person = index.identity_of[path]
-        if person not in best or score > best[person][0]:
-            best[person] = (score, path)
-    ranked = sorted(best.items(), key=lambda kv: -kv[1][0])[:top_k]
-    matches = [Match(person, s, path, SAME if s >= verifier.threshold else DIFFERENT) for person, (s, path) in ranked]
+    matches, people = rank_people(paths, scores, index.identity_of, top_k, verifier.threshold)
     singles = sum(len(v) == 1 for v in index.by_identity.values())
     notes = [f"{singles} people have one photo only: more photos per person make the search surer"] if singles else []
     return Identification(
-        found, matches, verifier.threshold, verifier.description, index.root, len(best), len(paths), embedded, notes
+        found, matches, verifier.threshold, verifier.description, index.root, people, len(paths), embedded, notes
     )
