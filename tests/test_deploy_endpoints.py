@@ -11,30 +11,16 @@ import shutil
 import httpx
 import numpy as np
 import pytest
+import test_deploy_service as service_tests
 import yaml
 from fastapi.testclient import TestClient
-from test_deploy_service import assert_error, encode, make_checkpoint, noise, pair
+from test_deploy_service import assert_error, encode, noise, pair
 
-from backbone.deploy.export import export_model
-from backbone.deploy.runtime import FaceModel, load_engine
 from backbone.deploy.service import ServiceSettings, create_app
 from backbone.deploy.serving import ServiceProcess
 from backbone.labels import SAME
 
 from conftest import PROJECT
-
-
-@pytest.fixture(scope="module")
-def onnx_file(tmp_path_factory):
-    base = tmp_path_factory.mktemp("endpoints")
-    ckpt = make_checkpoint(base / "m.ckpt", {"size": 64, "detector": "none"}, val_threshold=0.7)
-    export_model(ckpt, "onnx", base / "m.onnx")
-    return base / "m.onnx"
-
-
-@pytest.fixture(scope="module")
-def model(onnx_file) -> FaceModel:
-    return FaceModel(load_engine(onnx_file))
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +33,9 @@ def gallery(tmp_path_factory):
         (root / person / "1.png").write_bytes(encode(face))
         (root / person / "2.png").write_bytes(encode(np.roll(face, 1, axis=1)))
     return root
+
+
+onnx_file, model = service_tests.onnx_file, service_tests.model  # the same fixtures: an exported centre-crop model
 
 
 def b64(data: bytes) -> str:
@@ -128,14 +117,26 @@ def test_model_says_what_is_served_and_no_path(model, onnx_file):
     assert str(onnx_file.parent) not in json.dumps(info)
 
 
-def test_the_service_is_configured_by_environment_variables(onnx_file, faces):
+def test_a_real_server_configured_by_environment_variables_answers_every_endpoint(onnx_file, faces, gallery):
+    """On 127.0.0.1, started with no option at all: the model, gallery, threshold and limits come from the
+    environment, as in a container."""
     a, b = faces
-    env = {"BACKBONE_MODEL": str(onnx_file), "BACKBONE_THRESHOLD": "0.25", "BACKBONE_MEMORY_MB": "300",
-           "BACKBONE_MAX_UPLOAD_MB": "2"}  # fmt: skip
+    probe = (gallery / "cyd" / "2.png").read_bytes()
+    env = {"BACKBONE_MODEL": str(onnx_file), "BACKBONE_GALLERY": str(gallery), "BACKBONE_THRESHOLD": "0.25",
+           "BACKBONE_MEMORY_MB": "300", "BACKBONE_MAX_BATCH_PAIRS": "2"}  # fmt: skip
     with ServiceProcess(None, env=env) as server, httpx.Client(trust_env=False, timeout=30) as http:
         health = http.get(f"{server.url}/health").json()
         model = http.get(f"{server.url}/model").json()
+        verified = http.post(f"{server.url}/verify", json={"image_a": b64(a), "image_b": b64(b)}).json()
+        pairs = [{"image_a": b64(a), "image_b": b64(b)}, {"image_a": b64(a), "image_b": b64(a)}]
+        batch = http.post(f"{server.url}/verify/batch", json={"pairs": pairs}).json()
+        too_many = http.post(f"{server.url}/verify/batch", json={"pairs": pairs * 2})
+        found = http.post(f"{server.url}/identify", files={"image": ("p.png", probe, "image/png")}).json()
     assert health["memory_budget_mb"] == 300 and model["threshold"] == 0.25 and model["name"] == "m.onnx"
+    assert verified["threshold"] == 0.25 and batch["failed"] == 0
+    assert batch["results"][0]["similarity"] == pytest.approx(verified["similarity"], abs=1e-6)
+    assert too_many.status_code == 413 and too_many.json()["error"] == "too-many-pairs"
+    assert found["matches"][0]["person"] == "cyd" and found["gallery"]["people"] == 3
 
 
 def test_the_compose_file_serves_a_mounted_model_folder_by_its_environment():

@@ -278,8 +278,8 @@ def create_app(model: FaceModel, settings: ServiceSettings | None = None) -> Fas
               openapi_extra=image_body("image_a", "image_b"))  # fmt: skip
     async def verify(request: Request) -> VerifyResult:
         """Are the faces in two images the same person?"""
-        async with batcher.reserve(2) as submit:
-            uploads = await read_images(request, ("image_a", "image_b"), settings.max_upload_bytes)
+        uploads = await read_images(request, ("image_a", "image_b"), settings.max_upload_bytes)
+        async with batcher.reserve(2) as submit:  # announced once the body is in: only decoding comes before the pass
             faces = await asyncio.gather(*(face_of(u) for u in uploads))
             emb = await submit(as_batch([f.crop for f in faces]))
         return verdict(faces, emb)
@@ -323,8 +323,8 @@ def create_app(model: FaceModel, settings: ServiceSettings | None = None) -> Fas
               openapi_extra=image_body("image"))  # fmt: skip
     async def embed_one(request: Request) -> EmbedResult:
         """The embedding of the face in one image."""
+        (upload,) = await read_images(request, ("image",), settings.max_upload_bytes)
         async with batcher.reserve(1) as submit:
-            (upload,) = await read_images(request, ("image",), settings.max_upload_bytes)
             face = await face_of(upload)
             emb = (await submit(as_batch([face.crop])))[0]
         return EmbedResult(embedding=emb.tolist(), dim=len(emb), face=FaceInfo(**face.info()))
@@ -338,8 +338,8 @@ def create_app(model: FaceModel, settings: ServiceSettings | None = None) -> Fas
         if gallery is None:
             raise ServiceError(404, "no-gallery", "this service has no gallery: start it with --gallery FOLDER "
                                "(one sub-folder of photos per person) or $BACKBONE_GALLERY")  # fmt: skip
+        (upload,) = await read_images(request, ("image",), settings.max_upload_bytes)
         async with batcher.reserve(1) as submit:
-            (upload,) = await read_images(request, ("image",), settings.max_upload_bytes)
             face = await face_of(upload)
             emb = (await submit(as_batch([face.crop])))[0]
         matches = gallery.search(emb, top)
