@@ -93,3 +93,18 @@ def test_the_command_writes_the_comparison_and_strict_fails_on_a_difference(tmp_
     assert main(["experiments", "compare", str(committed), str(committed), "--strict"]) == 0
     assert main(["experiments", "compare", str(committed), str(tmp_path / "nothing")]) == 1
     assert "results.csv does not exist: run `backbone experiments run`" in capsys.readouterr().err
+
+
+def test_the_other_negative_auc_is_judged_by_its_standard_error_not_the_tables_decimals(tmp_path):
+    """Issue 31: other-negative AUC had no standard error, so a move of 0.03 (seed-level noise) failed against
+    the table's 4 decimals. With its DeLong error in results.csv it is judged as every AUC is."""
+    with_se = [{**r, "other_auc_se": "0.02"} for r in ROWS]
+    FIELDS.append("other_auc_se")
+    try:
+        moved = [{**r, "other_auc": f"{float(r['other_auc']) + 0.03:.6f}"} for r in with_se]
+        assert compare(write(tmp_path / "a", with_se), write(tmp_path / "b", moved)).ok  # 0.03 < 2 x 0.02
+        far = [{**r, "other_auc": f"{float(r['other_auc']) + 0.05:.6f}"} for r in with_se]
+        c = compare(write(tmp_path / "c", with_se), write(tmp_path / "d", far))
+        assert not c.ok and {d.metric for d in c.numbers if not d.agrees} == {"other_auc"}
+    finally:
+        FIELDS.remove("other_auc_se")

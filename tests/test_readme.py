@@ -47,7 +47,7 @@ def test_readme_points_to_the_two_commands_and_the_notebooks():
 def test_compact_block_keeps_the_main_columns_that_hold_numbers():
     results = (
         "# Experiment results\n\nHow it is measured.\n\n"
-        "| experiment | architecture | attention | loss | accuracy @ val thr. (± SE) | AUC (± SE) | 10-fold accuracy | EER |\n"
+        "| experiment | architecture | attention | loss | accuracy @ val thr. (± SE) | AUC (± SE) | 10-fold accuracy | EER (± SE) |\n"
         "|---|---|---|---|---|---|---|---|\n"
         "| a | small | cbam | triplet | 0.6 ± 0.01 | 0.7 ± 0.01 | n/a | 0.3 |\n"
         "| b | small | none | triplet | 0.5 ± 0.01 | 0.6 ± 0.01 | n/a | 0.4 |\n\n"
@@ -55,7 +55,7 @@ def test_compact_block_keeps_the_main_columns_that_hold_numbers():
     )
     block = compact_block(results, "x/results.md").splitlines()
     assert (
-        block[0] == "| experiment | attention | loss | accuracy @ val thr. (± SE) | AUC (± SE) | EER |"
+        block[0] == "| experiment | attention | loss | accuracy @ val thr. (± SE) | AUC (± SE) | EER (± SE) |"
     )  # no all-n/a column
     assert block[2] == "| a | cbam | triplet | 0.6 ± 0.01 | 0.7 ± 0.01 | 0.3 |"
     assert block[3] == "| b | none | triplet | 0.5 ± 0.01 | 0.6 ± 0.01 | 0.4 |"

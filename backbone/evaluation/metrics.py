@@ -9,9 +9,10 @@ thresholds on its validation pairs, never on the test pairs: the best accuracy, 
 threshold whose false accept rate is at most ``OPERATING_FAR`` (``with_val_threshold``); figures
 and the explorer use the first when a run has it (``reported_threshold``), tables show all.
 
-Confidence: AUCs carry the Hanley-McNeil standard error (``auc_se``), accuracies the binomial one
-(``accuracy_se``, pairs taken as independent); the LFW protocol's accuracy the standard error
-over its folds.
+Confidence (``backbone.evaluation.uncertainty``): AUCs carry DeLong's standard error (``auc_se``),
+accuracies the binomial one (``accuracy_se``, pairs taken as independent), the EER a stratified
+bootstrap one (``eer_se``, computed by the tables from the scores); the LFW protocol's accuracy
+the standard error over its folds.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.model_selection import PredefinedSplit
 
+from backbone.evaluation.uncertainty import RESAMPLES, SEED, bootstrap_se, delong
 from backbone.labels import DIFFERENT, SAME
 
 DEFAULT_THRESHOLD = 0.6  # cosine similarity
@@ -191,7 +193,7 @@ def _core(scores: np.ndarray, labels: np.ndarray, threshold: float | None) -> di
         "same": int((labels == SAME).sum()),
         "different": int((labels == DIFFERENT).sum()),
         "auc": auc,
-        "auc_se": auc_standard_error(auc, int((labels == SAME).sum()), int((labels == DIFFERENT).sum())),
+        "auc_se": delong(scores, labels)[1],
         "eer": eer,
         "eer_threshold": eer_threshold,
         "tar_at_far": {f"{far:g}": tar_at_far(fpr, tpr, far) for far in FAR_TARGETS},
@@ -290,3 +292,14 @@ def summary_row(metrics: dict) -> dict:
     if "twin_negatives" in metrics:
         row["twin_auc"] = metrics["twin_negatives"]["auc"]
     return row
+
+
+def eer(scores: np.ndarray, labels: np.ndarray) -> float:
+    """The equal error rate, as ``compute_metrics`` reports it (interpolated on the ROC)."""
+    fpr, tpr, thresholds = roc_curve(labels, scores)
+    return equal_error_rate(fpr, tpr, thresholds)[0]
+
+
+def eer_se(scores: np.ndarray, labels: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED) -> float:
+    """The stratified bootstrap standard error of the equal error rate."""
+    return bootstrap_se(eer, scores, labels, resamples, seed)

@@ -23,9 +23,11 @@ from backbone.atomic import atomic_write_json, atomic_write_text
 from backbone.data.errors import existing, missing
 from backbone.evaluation.explain import attention_figure
 from backbone.evaluation.findings import Findings, analysis_findings
-from backbone.evaluation.metrics import accuracy_standard_error, auc_standard_error, reported_threshold
+from backbone.evaluation.metrics import accuracy_standard_error, auc_standard_error, eer_se, reported_threshold
 from backbone.evaluation.scores import read_scores
+from backbone.evaluation.uncertainty import delong
 from backbone.experiments.seeds import paired_differences, paired_sentences, seed_lines, seed_summary, setting
+from backbone.labels import SAME
 from backbone.models.backbones import BACKBONES
 from backbone.paths import project_path
 from backbone.plots import (
@@ -64,15 +66,16 @@ COLUMNS = [
     ("far_frr_at_val_far_threshold", "FAR / FRR @ it"),
     ("lfw_accuracy", "10-fold accuracy"),
     ("auc", "AUC (± SE)"),
-    ("eer", "EER"),
+    ("eer", "EER (± SE)"),
     ("tar_at_far_1e-3", "TAR @ FAR=1e-3"),
-    ("twin_auc", "twin-negative AUC"),
-    ("other_auc", "other-negative AUC"),
+    ("twin_auc", "twin-negative AUC (± SE)"),
+    ("other_auc", "other-negative AUC (± SE)"),
     ("pointing", "pointing score"),
 ]
 # in results.csv only: the standard errors (those the table shows after "±", and those `backbone
 # experiments compare` uses), the budget's two parts, and the training seed (none for references)
-CSV_ONLY = ["accuracy_at_val_threshold_se", "auc_se", "eer_se", "twin_auc_se", "train_seconds", "images_seen", "seed"]
+CSV_ONLY = ["accuracy_at_val_threshold_se", "auc_se", "eer_se", "twin_auc_se", "other_auc_se", "train_seconds",
+            "images_seen", "seed"]  # fmt: skip
 POINTING_NOTE = (
     "Pointing score (local-global models on synthetic faces): the attention's share on the local marks "
     "over the marks' share of the face area, over every test image (1: no preference for the marks; "
@@ -88,7 +91,8 @@ REFERENCE_NOTE = (
     "images allow: the oracle looks for each photo's marks, where the generator put them, in the other "
     "photo; the baseline compares the faces' fine dark detail (`backbone.evaluation.references`). "
 )
-WITH_SE = {"accuracy_at_val_threshold": "accuracy_at_val_threshold_se", "auc": "auc_se"}
+WITH_SE = {"accuracy_at_val_threshold": "accuracy_at_val_threshold_se", "auc": "auc_se", "eer": "eer_se",
+           "twin_auc": "twin_auc_se", "other_auc": "other_auc_se"}  # fmt: skip
 
 
 @dataclass
@@ -157,8 +161,26 @@ def _description(run: Run, seconds: float, images: int) -> dict:
     }
 
 
+def uncertainties(run: Run) -> dict[str, float]:
+    """Standard errors from the run's test scores, one way for every table
+    (``backbone.evaluation.uncertainty``): DeLong's for the AUCs (all pairs, twin negatives, other
+    negatives, each against every same-person pair), a stratified bootstrap for the EER. Empty
+    for a run without ``test_scores.tsv`` (its row falls back to Hanley-McNeil and binomial)."""
+    if run.dir is None or not (run.dir / "test_scores.tsv").is_file():
+        return {}
+    scores, labels, twins = run.scores()
+    out = {"auc_se": delong(scores, labels)[1], "eer_se": eer_se(scores, labels)}
+    same = labels == SAME
+    for key, negatives in (("twin_auc_se", twins & ~same), ("other_auc_se", ~twins & ~same)):
+        if negatives.any():
+            keep = same | negatives
+            out[key] = delong(scores[keep], labels[keep])[1]
+    return out
+
+
 def result_row(run: Run) -> dict:
     m = run.metrics
+    se = uncertainties(run)
     at = m.get("at_threshold", m["best"] if run.reference is None else {"f1": None, "accuracy": None})
     at_val, at_far = m.get("at_val_threshold"), m.get("at_val_far_threshold")
     seconds, images = _budget(run.history)
@@ -177,13 +199,14 @@ def result_row(run: Run) -> dict:
         "far_frr_at_val_far_threshold": f"{at_far['far']:.4f} / {at_far['frr']:.4f}" if at_far else None,
         "lfw_accuracy": _lfw(m["lfw_protocol"]) if "lfw_protocol" in m else None,
         "auc": m["auc"],
-        "auc_se": _auc_se(m),
+        "auc_se": se.get("auc_se", _auc_se(m)),
         "eer": m["eer"],
-        "eer_se": accuracy_standard_error(m["eer"], m["same"] + m["different"]),  # binomial, over the test pairs
+        "eer_se": se.get("eer_se", accuracy_standard_error(m["eer"], m["same"] + m["different"])),
         "tar_at_far_1e-3": m["tar_at_far"]["0.001"],
         "twin_auc": m["twin_negatives"]["auc"] if "twin_negatives" in m else None,
-        "twin_auc_se": _auc_se(m["twin_negatives"]) if "twin_negatives" in m else None,
+        "twin_auc_se": se.get("twin_auc_se", _auc_se(m["twin_negatives"])) if "twin_negatives" in m else None,
         "other_auc": m["other_negatives"]["auc"] if "other_negatives" in m else None,
+        "other_auc_se": se.get("other_auc_se") if "other_negatives" in m else None,
         "pointing": m["pointing"]["score"] if "pointing" in m else None,
         "train_seconds": seconds,
         "images_seen": images,
@@ -238,8 +261,8 @@ def attention_verdicts(rows: list[dict]) -> list[str]:
     """For every loss run both ways (same backbone and training): does local-global attention beat
     global-only on twin negatives (or, when the test pairs have none, on all of them)?
 
-    A difference counts when it exceeds two standard errors of the difference (Hanley-McNeil
-    errors of the two AUCs, taken as independent); otherwise it is called within noise. Only rows of
+    A difference counts when it exceeds two standard errors of the difference (DeLong's errors of
+    the two AUCs, taken as independent); otherwise it is called within noise. Only rows of
     the same seed are compared; settings run with several seeds are left to ``paired_differences``
     (the seeds section of ``results.md``)."""
     out = []
@@ -448,7 +471,8 @@ def analyze(runs_dir: str | Path, out_dir: str | Path) -> Analysis:
         f"Test pairs of each run: F1 and accuracy at the fixed threshold ({threshold_note(runs)}) and at two "
         "thresholds chosen on the run's validation pairs: the best accuracy there (val thr.) and the lowest "
         "with a false accept rate of at most 1e-3 there (val thr. @ FAR=1e-3); ± the standard error (binomial "
-        "for accuracy, Hanley-McNeil for AUC); with View 2's folds, the 10-fold protocol's mean accuracy ± its "
+        "for accuracy, DeLong's for the AUCs, a stratified bootstrap of 1,000 resamples of the pairs for the EER: "
+        "`backbone.evaluation.uncertainty`; the other columns carry none); with View 2's folds, the 10-fold protocol's mean accuracy ± its "
         "standard error (thresholds from the other nine folds). "
         + (POINTING_NOTE if any("pointing" in r.metrics for r in runs) else "")
         + (MARKS_NOTE if any(r.config is not None and r.config.model.attention == "marks" for r in runs) else "")

@@ -24,10 +24,10 @@ COMPACT_COLUMNS = (
     "loss",
     "accuracy @ val thr. (± SE)",
     "AUC (± SE)",
-    "twin-negative AUC",
-    "other-negative AUC",
+    "twin-negative AUC (± SE)",
+    "other-negative AUC (± SE)",
     "10-fold accuracy",
-    "EER",
+    "EER (± SE)",
     "training budget",
 )
 MAX_COLUMNS = 8
