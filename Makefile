@@ -15,7 +15,7 @@ LFW_TEST_PAIRS ?= $(LFW_ROOT)/pairsDevTest.txt
 # setup installs .venv's kernel spec, and JUPYTER_PATH puts it first for every command below.
 export JUPYTER_PATH := $(CURDIR)/$(VENV)/share/jupyter
 
-.PHONY: setup browser lint test test-fast screenshot reproduce data data-files grid lfw losses twins twins-data twins-gpu \
+.PHONY: setup browser lint test test-fast test-portable screenshot reproduce data data-files grid lfw losses twins twins-data twins-gpu \
 	gpu-check notebook clean pretrained \
 	serve-model container-deps container-base container container-smoke
 
@@ -57,6 +57,14 @@ test: setup browser lint
 
 test-fast: setup
 	$(PY) -m pytest -m "not slow"
+
+# The suite under other CPU kernels and thread counts than this machine's defaults: PyTorch's
+# AVX2 and plain (no vector extension) kernels, and one thread (a tolerance that holds only on the
+# machine that wrote it is a red CI for the next user). About 3 x `make test`.
+test-portable: setup browser
+	ATEN_CPU_CAPABILITY=avx2 $(PY) -m pytest -q
+	ATEN_CPU_CAPABILITY=default $(PY) -m pytest -q
+	OMP_NUM_THREADS=1 $(PY) -m pytest -q
 
 # The screenshot in docs/evaluation.md: the browser tests, the explorer on a trained run (it needs RUN/best.ckpt).
 RUN ?= experiments/runs/triplet-cbam-s0

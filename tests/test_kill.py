@@ -18,7 +18,7 @@ test scores; the face cache's records (once each, none torn) and crop bytes; the
 metrics. Two more tests SIGKILL training at chosen commit points, right after the best and the final epoch's
 ``last.ckpt`` is renamed into place, where a random kill rarely lands.
 
-Temporary files ('.name.XXXX.tmp', '.name.partial') left once the restart finished are reported as warnings.
+Temporary files ('.name.XXXX.tmp', '.name.partial', a notebook's '.name.partial.ipynb') left once the restart finished are reported as warnings.
 
 About 3 minutes on 2 CPU cores (2 min 50 s to 3 min 5 s measured while other tests shared them): every
 process runs alone, with OMP_NUM_THREADS=1; each start of a command costs 4-5 s of imports.
@@ -309,7 +309,7 @@ def check_outputs(job: Job, ref: Job) -> None:
 
 
 def is_temporary(path: Path) -> bool:
-    return path.name.startswith(".") and path.name.endswith((".tmp", ".partial"))
+    return path.name.startswith(".") and path.name.endswith((".tmp", ".partial", ".partial.ipynb"))
 
 
 def state(job: Job) -> str:

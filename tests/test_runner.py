@@ -65,6 +65,7 @@ def test_a_replacement_that_finishes_drops_the_set_aside_run(project):
     run_grid(grid(project, {"value": 2}), runs, project, progress=False)
     assert json.loads((runs / "exp" / "result.json").read_text()) == {"value": 2}
     assert [p.name for p in runs.iterdir()] == ["exp"]
+    assert sorted(p.name for p in (runs / "exp").iterdir() if p.suffix == ".ipynb") == ["writes.ipynb"]  # no partial
 
 
 def test_a_run_killed_while_replacing_resumes_or_gives_the_finished_run_back(project):

@@ -65,21 +65,27 @@ def execute(
     """papermill, with the kernel in ``cwd`` (default: the project root ``root``; relative paths
     mean the same from anywhere in the project, see ``backbone.paths``); a failing cell becomes
     ExperimentFailed with the cell's error. The executed notebook is then slimmed (each figure
-    once, in a palette: ``backbone.experiments.slim``), ready to commit."""
+    once, in a palette: ``backbone.experiments.slim``), ready to commit. Papermill writes a hidden
+    ``.NAME.partial.ipynb`` beside ``output`` while it runs, renamed into place when it ends (failed or
+    not), so a killed run never leaves a torn notebook."""
     import papermill as pm
 
     output.parent.mkdir(parents=True, exist_ok=True)
+    # papermill rewrites its output after every cell: a kill must never leave a torn notebook where a reader looks
+    partial = output.with_name(f".{output.stem}.partial{output.suffix}")
     try:
         pm.execute_notebook(
-            str(notebook), str(output), parameters=parameters, cwd=str(cwd or root), kernel_name="python3",
+            str(notebook), str(partial), parameters=parameters, cwd=str(cwd or root), kernel_name="python3",
             progress_bar=False, log_output=log_output,
         )  # fmt: skip
     except pm.PapermillExecutionError as exc:
+        partial.replace(output)
         trace = "\n".join(exc.traceback[-6:]) if exc.traceback else ""
         raise ExperimentFailed(
             f"{notebook.name} failed in cell {exc.exec_count} ({exc.ename}: {exc.evalue}); the executed notebook is {output}\n{trace}"
         ) from None
-    slim_notebook(output)
+    slim_notebook(partial)
+    partial.replace(output)
 
 
 def _fingerprint_in(path: Path) -> str | None:
