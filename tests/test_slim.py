@@ -48,9 +48,13 @@ def test_a_notebook_keeps_each_figure_once_in_a_palette_and_its_progress_as_text
             "r": widget("HTMLModel", "\u20070/48\u2007[00:00&lt;?]")}}}},
         "nbformat": 4, "nbformat_minor": 5,
     }  # fmt: skip
+    notebook["metadata"]["papermill"] = {
+        "input_path": "/elsewhere/notebooks/02.ipynb",
+        "output_path": "/x/.r.partial.ipynb",
+    }
     path = tmp_path / "run.ipynb"
     path.write_text(json.dumps(notebook))
-    before, after = slim_notebook(path)
+    before, after = slim_notebook(path, tmp_path / "final.ipynb")
     assert after < before
     slim = json.loads(path.read_text())
     outputs = [c.get("outputs", []) for c in slim["cells"]]
@@ -61,6 +65,8 @@ def test_a_notebook_keeps_each_figure_once_in_a_palette_and_its_progress_as_text
             assert img.mode == "P" and img.size == (80, 60)
     assert outputs[1][2]["data"] == {"text/plain": "epoch 1/2: 48/48"}  # the bar's last state, as text
     assert "widgets" not in slim["metadata"]
+    record = slim["metadata"]["papermill"]  # no machine's absolute path, and the name the notebook is kept by
+    assert (record["input_path"], record["output_path"]) == ("02.ipynb", "final.ipynb")
     assert slim["cells"][3]["id"] == "injected-parameters"  # not papermill's random id
     assert slim["cells"][0]["metadata"] == {"papermill": {"exception": False, "status": "completed"}}  # no timings
-    assert slim_notebook(path) == (after, after)  # again: nothing changes
+    assert slim_notebook(path, tmp_path / "final.ipynb") == (after, after)  # again: nothing changes

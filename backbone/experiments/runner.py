@@ -84,7 +84,7 @@ def execute(
         raise ExperimentFailed(
             f"{notebook.name} failed in cell {exc.exec_count} ({exc.ename}: {exc.evalue}); the executed notebook is {output}\n{trace}"
         ) from None
-    slim_notebook(partial)
+    slim_notebook(partial, output)
     partial.replace(output)
 
 

@@ -11,7 +11,9 @@ analysis'):
 - each cell's timings (Jupyter's ``execution`` times, papermill's start, end and duration) go:
   they change on every run, so a re-run that changes no number would still change every cell.
   The notebook's own papermill record (its parameters, when it ran and for how long) stays;
-- the cell papermill injects with the run's parameters gets a fixed id in place of a random one.
+- the cell papermill injects with the run's parameters gets a fixed id in place of a random one;
+- papermill's record of the input and output notebooks names them relative to the project (its
+  own record is the absolute path of the machine that ran it, and the hidden file it wrote).
 
 Text, tables and the order of outputs stay as they were.
 """
@@ -25,17 +27,24 @@ import json
 from pathlib import Path
 
 from backbone.atomic import atomic_write_text
+from backbone.paths import shareable_path
 
 
-def slim_notebook(path: str | Path) -> tuple[int, int]:
+def slim_notebook(path: str | Path, final: str | Path | None = None) -> tuple[int, int]:
     """Slim the executed notebook at ``path`` in place (atomically); returns its size in bytes
-    before and after. Running it again changes nothing."""
+    before and after. ``final``: where it will be kept, if not at ``path`` (what papermill's record
+    names). Running it again changes nothing."""
     from backbone.plots import palette_png  # matplotlib and seaborn: not at import (`backbone --help`)
 
     path = Path(path)
     text = path.read_text(encoding="utf-8")
     notebook = json.loads(text)
     widgets = notebook.get("metadata", {}).pop("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    record = notebook.get("metadata", {}).get("papermill")
+    if isinstance(record, dict):
+        for key, where in (("input_path", record.get("input_path")), ("output_path", final or path)):
+            if where:
+                record[key] = shareable_path(where)
     seen: set[str] = set()
     for cell in notebook.get("cells", []):
         metadata = cell.get("metadata", {})
