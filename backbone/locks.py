@@ -15,6 +15,7 @@ While another live process holds the lock, the waiter says who, once, and waits.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import socket
@@ -31,10 +32,8 @@ _HELD: set[int] = set()  # the file descriptors of the locks this process holds
 def _close_held_locks() -> None:
     """In a forked child: close (never unlock: that would free the parent's lock) every held lock."""
     for fd in _HELD:
-        try:
+        with contextlib.suppress(OSError):
             os.close(fd)
-        except OSError:
-            pass
     _HELD.clear()
 
 

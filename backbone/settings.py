@@ -87,7 +87,7 @@ SEED = Range(0, 2**32 - 1)  # numpy's seeds
 
 
 class _DuplicateKey(yaml.constructor.ConstructorError):
-    pass
+    """A mapping key given twice: told apart from YAML that does not parse, for its own message."""
 
 
 class _UniqueKeys(yaml.SafeLoader):

@@ -26,7 +26,8 @@ from fastapi import Request
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
-MB = 1 << 20
+from backbone.deploy.settings import MB
+
 IMAGE_TYPES = ("image/", "application/octet-stream")  # what an image part may be declared as (curl -F: by extension)
 _DATA_URL = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?(;[\w-]+=[\w.-]+)*;base64,", re.IGNORECASE)
 

@@ -23,7 +23,7 @@ from backbone.data.faces.cache import CachedFaces, default_cache_root, open_face
 from backbone.data.faces.transforms import eval_transform
 from backbone.data.index import IdentityIndex
 from backbone.data.layouts.load import load_index
-from backbone.data.lists.pairs import Pair, read_pairs
+from backbone.data.lists.pairs import Pair, read_pairs, repeated_pairs
 from backbone.evaluation.embeddings import EmbeddingStore, PairEvaluation, embed_paths, evaluate_pairs
 from backbone.evaluation.metrics import with_val_threshold
 from backbone.models.build import ModelConfig, load_model
@@ -137,15 +137,8 @@ class CheckpointEvaluation:
 def odd_pairs(pairs: list[Pair], source: Path) -> dict[str, int]:
     """Pairs listed again (either order) and pairs of an image with itself: counted, and named by
     line in one DataWarning when there are any (``data validate`` reports them too)."""
-    first: dict[frozenset, int | None] = {}
-    repeated, itself = [], []
-    for p in pairs:
-        key = frozenset((p.path_a, p.path_b))
-        if p.path_a == p.path_b:
-            itself.append(p.line)
-        elif key in first:
-            repeated.append(p.line)
-        first.setdefault(key, p.line)
+    again, same_image = repeated_pairs(pairs)
+    repeated, itself = [p.line for p, _ in again], [p.line for p in same_image]
     if repeated or itself:
 
         def lines(found: list[int | None]) -> str:

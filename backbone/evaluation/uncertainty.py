@@ -5,8 +5,6 @@
 * Any other statistic of a pair list (EER, F1 or accuracy at a threshold, ...): a stratified
   bootstrap over the pairs (same-person and different-person pairs resampled apart, so that each
   resample keeps the list's balance), seeded, ``RESAMPLES`` resamples by default.
-* A mean over items (the pointing score over images): the sample standard deviation over
-  the square root of their number.
 
 The bootstrap draws its resamples as one index matrix (NumPy), so a thousand resamples of a few
 thousand pairs take well under a second for the EER.
@@ -57,9 +55,3 @@ def bootstrap_se(
     draws = np.concatenate([g[rng.integers(0, len(g), (resamples, len(g)))] for g in groups if len(g)], axis=1)
     values = np.array([statistic(scores[i], labels[i]) for i in draws])
     return float(values.std(ddof=1))
-
-
-def mean_se(values: np.ndarray) -> float:
-    """The standard error of a mean over independent items: SD (ddof=1) / sqrt(n)."""
-    values = np.asarray(values, float)
-    return float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1 else 0.0

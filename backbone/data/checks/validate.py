@@ -22,7 +22,7 @@ from backbone.data.errors import DataError, DataWarning, ImageReadError, Problem
 from backbone.data.images import load_rgb
 from backbone.data.index import IdentityIndex
 from backbone.data.layouts.load import load_index
-from backbone.data.lists.pairs import Pair, read_pairs
+from backbone.data.lists.pairs import Pair, read_pairs, repeated_pairs
 from backbone.data.lists.triplets import TRIPLET_COLUMNS, read_triplets
 from backbone.data.text import text_lines
 from backbone.labels import SAME
@@ -108,7 +108,6 @@ def check_pairs(index: IdentityIndex, pairs: list[Pair], source: str) -> list[Fi
     an image with itself."""
     refs = [(path, p.line) for p in pairs for path in (p.path_a, p.path_b)]
     findings = _reference_findings(index, refs, source)
-    seen: dict[frozenset, int | None] = {}
     for p in pairs:
         ia, ib = index.identity_of.get(p.path_a), index.identity_of.get(p.path_b)
         if ia is not None and ib is not None and (ia == ib) != (p.same == SAME):
@@ -116,15 +115,11 @@ def check_pairs(index: IdentityIndex, pairs: list[Pair], source: str) -> list[Fi
             findings.append(
                 Finding("error", "wrong-label", Problem(source, f"labelled {label} but shows {ia} and {ib}", p.line))
             )
-        key = frozenset((p.path_a, p.path_b))
-        if p.path_a == p.path_b:
-            findings.append(Finding("warning", "self-pair", Problem(
-                source, "a pair of an image with itself: its score says nothing of the model", p.line)))  # fmt: skip
-        elif key in seen:
-            findings.append(
-                Finding("warning", "repeated-pair", Problem(source, f"same pair as line {seen[key]}", p.line))
-            )
-        seen.setdefault(key, p.line)
+    repeated, itself = repeated_pairs(pairs)
+    findings += [Finding("warning", "repeated-pair", Problem(source, f"same pair as line {first}", p.line))
+                 for p, first in repeated]  # fmt: skip
+    findings += [Finding("warning", "self-pair", Problem(
+        source, "a pair of an image with itself: its score says nothing of the model", p.line)) for p in itself]  # fmt: skip
     return findings
 
 

@@ -206,3 +206,18 @@ def write_pairs(pairs: Iterable[Pair], path: str | Path, fmt: str | None = None)
         raise ValueError(f"unknown pair format {fmt!r} (tsv or lfw)")
     text = format_tsv_pairs(pairs) if fmt == "tsv" else lfw.format_lfw_pairs(pairs)
     atomic_write_text(path, text)
+
+
+def repeated_pairs(pairs: Iterable[Pair]) -> tuple[list[tuple[Pair, int | None]], list[Pair]]:
+    """The pairs listed again (in either order), each with the line of its first listing, and the
+    pairs of an image with itself: what ``data validate`` warns of and ``evaluate`` names."""
+    first: dict[frozenset, int | None] = {}
+    repeated, itself = [], []
+    for p in pairs:
+        key = frozenset((p.path_a, p.path_b))
+        if p.path_a == p.path_b:
+            itself.append(p)
+        elif key in first:
+            repeated.append((p, first[key]))
+        first.setdefault(key, p.line)
+    return repeated, itself
