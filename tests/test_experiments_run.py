@@ -6,12 +6,14 @@ import csv
 import json
 
 import pytest
+import torch
 
 from backbone.data import generate_pairs, load_index, split_identities, write_pairs
 from backbone.data.synth import SynthConfig, generate
 from backbone.experiments.analysis import COLUMNS, CSV_ONLY
 from backbone.experiments.grid import load_grid
 from backbone.experiments.runner import ExperimentFailed, execute, run_analysis, run_grid
+from backbone.provenance import FINGERPRINT
 from backbone.settings import ConfigError
 from backbone.training.config import TrainConfig
 
@@ -111,6 +113,12 @@ def test_grid_runs_skips_resumes_and_analyses(tiny):
         assert (base / "figures" / f"{fig}.png").is_file() and not (base / "figures" / f"{fig}.svg").exists(), fig
     env = json.loads((base / "environment.json").read_text())
     assert env["torch"] and env["python"]
+    # the fingerprint is the runs' own, each recorded by the runner when it ended, with its wall time
+    assert env["fingerprint_from"] == "runs" and env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    for name in first.ran:
+        recorded = json.loads((runs / name / "done.json").read_text())["environment"]
+        assert set(FINGERPRINT) <= set(recorded) and recorded["cpu_threads"] == env["cpu_threads"]
+    assert all(float(r["run_seconds"]) > 0 for r in table)
     executed = json.loads((base / "05_experiment_analysis.ipynb").read_text())
     images = [o for c in executed["cells"] if c["cell_type"] == "code" for o in c.get("outputs", [])
               if "image/png" in o.get("data", {})]  # fmt: skip

@@ -5,6 +5,7 @@ import pytest
 
 from backbone.data.lists.pairs import read_pairs
 from backbone.evaluation.pointing import marks_share, pointing_score, read_masks
+from backbone.evaluation.uncertainty import ratio_se
 
 # A 4x4 face: the face is the left three columns, the marks two of its pixels.
 FACE = np.array([[1, 1, 1, 0]] * 4, float)
@@ -30,6 +31,9 @@ def test_a_hand_made_attention_map():
     score = pointing_score([share, other])
     assert score["mass"] == pytest.approx((3 / 4 + 2 / 12) / 2) and score["area"] == pytest.approx(2 / 12)
     assert score["score"] == pytest.approx(((3 / 4 + 2 / 12) / 2) / (2 / 12)) and score["images"] == 2
+    # its standard error: the ratio of means bootstrapped over the faces; one face has none
+    assert score["score_se"] == ratio_se([3 / 4, 2 / 12], [2 / 12, 2 / 12]) > 0
+    assert pointing_score([share])["score_se"] is None
 
 
 def test_partial_coverage_weighs_pixels():
@@ -84,7 +88,10 @@ def test_the_table_shows_the_pointing_score_and_the_attention_figure_says_it(tin
     pointing = json.loads((tiny_run / "metrics.json").read_text())["pointing"]
     assert row["pointing"] == pointing["score"]
     assert "pointing score" in analysis.markdown and "Pointing score (local-global models" in analysis.markdown
-    assert f"| {pointing['score']:.4f} |" in analysis.markdown
+    assert f"| {pointing['score']:.4f} ± {pointing['score_se']:.4f} |" in analysis.markdown
     assert "attention_tiny" in analysis.figures
     caption = pointing_caption(pointing)
-    assert caption.startswith(f"pointing score {pointing['score']:.2f} over {pointing['images']} test faces")
+    assert caption.startswith(
+        f"pointing score {pointing['score']:.2f} ± {pointing['score_se']:.2f} over {pointing['images']} test faces"
+    )
+    assert pointing_caption({**pointing, "score_se": None}).startswith(f"pointing score {pointing['score']:.2f} over")

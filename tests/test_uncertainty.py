@@ -4,10 +4,10 @@ import math
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import f1_score, roc_auc_score
 
-from backbone.evaluation.metrics import auc_standard_error, eer, eer_se
-from backbone.evaluation.uncertainty import bootstrap_se, delong
+from backbone.evaluation.metrics import auc_standard_error, confusion_at, eer, eer_se, f1_se
+from backbone.evaluation.uncertainty import bootstrap_se, delong, ratio_se
 
 
 def test_delong_by_hand_with_a_tie():
@@ -54,3 +54,27 @@ def test_the_equal_error_rate_and_its_bootstrap_error():
     se = eer_se(scores, labels)
     binomial = math.sqrt(0.1587 * (1 - 0.1587) / 1000)
     assert 0.5 * binomial < se < 2 * binomial
+
+
+def test_f1_at_a_threshold_is_bootstrapped_on_the_same_draws_as_scikit_learns_f1():
+    rng = np.random.default_rng(3)
+    labels = np.repeat([1, 0], [300, 700])
+    scores = np.where(labels == 1, rng.normal(1.0, 1, 1000), rng.normal(0.0, 1, 1000))
+    f1 = lambda s, lab: f1_score(lab, s >= 0.5)  # noqa: E731
+    assert f1(scores, labels) == pytest.approx(confusion_at(scores, labels, 0.5)["f1"])
+    assert f1_se(scores, labels, 0.5) == pytest.approx(bootstrap_se(f1, scores, labels), abs=1e-12)
+    assert f1_se(scores, labels, 99.0) == 0.0  # nothing called the same at any draw
+
+
+def test_the_ratio_of_means_error_matches_the_delta_method():
+    """mean(x) / mean(y) over n items: var ~ (var x - 2 R cov(x, y) + R^2 var y) / (n mean(y)^2)."""
+    rng = np.random.default_rng(4)
+    y = rng.uniform(0.5, 1.5, 600)
+    x = 0.8 * y + rng.normal(0, 0.3, 600)
+    r = x.mean() / y.mean()
+    cov = np.cov(x, y)
+    delta = math.sqrt((cov[0, 0] - 2 * r * cov[0, 1] + r**2 * cov[1, 1]) / (600 * y.mean() ** 2))
+    assert ratio_se(x, y, resamples=2000) == pytest.approx(delta, rel=0.08)
+    assert ratio_se(x, y) == ratio_se(x, y)  # seeded
+    with pytest.raises(ValueError, match="at least two items"):
+        ratio_se([1.0], [2.0])

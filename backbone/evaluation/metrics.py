@@ -303,3 +303,15 @@ def eer(scores: np.ndarray, labels: np.ndarray) -> float:
 def eer_se(scores: np.ndarray, labels: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED) -> float:
     """The stratified bootstrap standard error of the equal error rate."""
     return bootstrap_se(eer, scores, labels, resamples, seed)
+
+
+def f1_se(
+    scores: np.ndarray, labels: np.ndarray, threshold: float, resamples: int = RESAMPLES, seed: int = SEED
+) -> float:
+    """The stratified bootstrap standard error of F1 at a fixed ``threshold`` (same = score >= it)."""
+    return bootstrap_se(lambda s, y: _f1(s >= threshold, y == SAME), scores, labels, resamples, seed)
+
+
+def _f1(predicted: np.ndarray, same: np.ndarray) -> float:
+    tp = np.count_nonzero(predicted & same)
+    return 2 * tp / (np.count_nonzero(predicted) + np.count_nonzero(same)) if tp else 0.0

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from backbone.data.synth import MASKS_FILE, stored_masks
+from backbone.evaluation.uncertainty import ratio_se
 
 
 def marks_share(attention: np.ndarray, marks: np.ndarray, face: np.ndarray) -> dict[str, float]:
@@ -42,12 +43,16 @@ def marks_share(attention: np.ndarray, marks: np.ndarray, face: np.ndarray) -> d
 
 
 def pointing_score(shares: Sequence[dict[str, float]]) -> dict[str, float]:
-    """Over faces: ``{"score": mean mass / mean area, "mass", "area", "images"}`` (see the module)."""
+    """Over faces: ``{"score": mean mass / mean area, "score_se", "mass", "area", "images"}`` (see
+    the module); ``score_se`` is the score's bootstrap standard error over the faces (None for one
+    face)."""
     if not shares:
         raise ValueError("no faces to score")
-    mass = float(np.mean([s["mass"] for s in shares]))
-    area = float(np.mean([s["area"] for s in shares]))
-    return {"score": mass / area if area > 0 else float("nan"), "mass": mass, "area": area, "images": len(shares)}
+    masses, areas = np.array([s["mass"] for s in shares]), np.array([s["area"] for s in shares])
+    mass, area = float(masses.mean()), float(areas.mean())
+    score = mass / area if area > 0 else float("nan")
+    se = ratio_se(masses, areas) if len(shares) > 1 and area > 0 else None
+    return {"score": score, "score_se": se, "mass": mass, "area": area, "images": len(shares)}
 
 
 def read_masks(root: str | Path, paths: Sequence[str]) -> dict[str, np.ndarray]:

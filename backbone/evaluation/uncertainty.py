@@ -5,6 +5,8 @@
 * Any other statistic of a pair list (EER, F1 or accuracy at a threshold, ...): a stratified
   bootstrap over the pairs (same-person and different-person pairs resampled apart, so that each
   resample keeps the list's balance), seeded, ``RESAMPLES`` resamples by default.
+* A ratio of two means over items (the pointing score: attention mass on the marks over their
+  area, over images): a bootstrap over the items.
 
 The bootstrap draws its resamples as one index matrix (NumPy), so a thousand resamples of a few
 thousand pairs take well under a second for the EER.
@@ -55,3 +57,13 @@ def bootstrap_se(
     draws = np.concatenate([g[rng.integers(0, len(g), (resamples, len(g)))] for g in groups if len(g)], axis=1)
     values = np.array([statistic(scores[i], labels[i]) for i in draws])
     return float(values.std(ddof=1))
+
+
+def ratio_se(numerator: np.ndarray, denominator: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED) -> float:
+    """The bootstrap standard error of ``mean(numerator) / mean(denominator)`` over items (each
+    item's two values resampled together). Seeded: the same items give the same figure."""
+    numerator, denominator = np.asarray(numerator, float), np.asarray(denominator, float)
+    if len(numerator) != len(denominator) or len(numerator) < 2:
+        raise ValueError("a ratio's standard error needs at least two items, each with both values")
+    draws = np.random.default_rng(seed).integers(0, len(numerator), (resamples, len(numerator)))
+    return float((numerator[draws].mean(axis=1) / denominator[draws].mean(axis=1)).std(ddof=1))

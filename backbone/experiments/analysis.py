@@ -8,12 +8,9 @@ Writes ``results.csv``, ``results.md``, ``environment.json`` and figures (PNG + 
 from __future__ import annotations
 
 import csv
-import importlib.metadata
 import io
 import json
 import math
-import platform
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +20,7 @@ from backbone.atomic import atomic_write_json, atomic_write_text
 from backbone.data.errors import existing, missing
 from backbone.evaluation.explain import attention_figure
 from backbone.evaluation.findings import Findings, analysis_findings
-from backbone.evaluation.metrics import accuracy_standard_error, auc_standard_error, eer_se, reported_threshold
+from backbone.evaluation.metrics import accuracy_standard_error, auc_standard_error, eer_se, f1_se, reported_threshold
 from backbone.evaluation.scores import read_scores
 from backbone.evaluation.uncertainty import delong
 from backbone.experiments.seeds import paired_differences, paired_sentences, seed_lines, seed_summary, setting
@@ -42,7 +39,7 @@ from backbone.plots import (
     plot_seed_spread,
     save_figure,
 )
-from backbone.provenance import code_commit
+from backbone.provenance import environment, runs_environment
 from backbone.training.config import TrainConfig
 
 COLUMNS = [
@@ -55,27 +52,30 @@ COLUMNS = [
     ("scheduler", "scheduler"),
     ("optimiser", "optimiser"),
     ("budget", "training budget"),
-    ("f1_at_threshold", "F1 @ fixed thr."),
-    ("accuracy", "accuracy @ fixed thr."),
+    ("f1_at_threshold", "F1 @ fixed thr. (± SE)"),
+    ("accuracy", "accuracy @ fixed thr. (± SE)"),
     ("val_threshold", "val thr."),
-    ("f1_at_val_threshold", "F1 @ val thr."),
+    ("f1_at_val_threshold", "F1 @ val thr. (± SE)"),
     ("accuracy_at_val_threshold", "accuracy @ val thr. (± SE)"),
     ("far_frr_at_val_threshold", "FAR / FRR @ val thr."),
     ("val_far_threshold", "val thr. @ FAR=1e-3"),
-    ("accuracy_at_val_far_threshold", "accuracy @ it"),
+    ("accuracy_at_val_far_threshold", "accuracy @ it (± SE)"),
     ("far_frr_at_val_far_threshold", "FAR / FRR @ it"),
     ("lfw_accuracy", "10-fold accuracy"),
     ("auc", "AUC (± SE)"),
     ("eer", "EER (± SE)"),
-    ("tar_at_far_1e-3", "TAR @ FAR=1e-3"),
+    ("tar_at_far_1e-3", "TAR @ FAR=1e-3 (± SE)"),
     ("twin_auc", "twin-negative AUC (± SE)"),
     ("other_auc", "other-negative AUC (± SE)"),
-    ("pointing", "pointing score"),
+    ("pointing", "pointing score (± SE)"),
 ]
 # in results.csv only: the standard errors (those the table shows after "±", and those `backbone
 # experiments compare` uses), the budget's two parts, and the training seed (none for references)
-CSV_ONLY = ["accuracy_at_val_threshold_se", "auc_se", "eer_se", "twin_auc_se", "other_auc_se", "train_seconds",
-            "images_seen", "seed"]  # fmt: skip
+WITH_SE = {key: f"{key}_se" for key in ("f1_at_threshold", "accuracy", "f1_at_val_threshold",
+           "accuracy_at_val_threshold", "accuracy_at_val_far_threshold", "auc", "eer", "tar_at_far_1e-3",
+           "twin_auc", "other_auc", "pointing")}  # fmt: skip
+# ... and the time: training alone (train_seconds) and the run's notebook, start to end (run_seconds)
+CSV_ONLY = [*WITH_SE.values(), "train_seconds", "run_seconds", "images_seen", "seed"]
 POINTING_NOTE = (
     "Pointing score (local-global models on synthetic faces): the attention's share on the local marks "
     "over the marks' share of the face area, over every test image (1: no preference for the marks; "
@@ -91,8 +91,6 @@ REFERENCE_NOTE = (
     "images allow: the oracle looks for each photo's marks, where the generator put them, in the other "
     "photo; the baseline compares the faces' fine dark detail (`backbone.evaluation.references`). "
 )
-WITH_SE = {"accuracy_at_val_threshold": "accuracy_at_val_threshold_se", "auc": "auc_se", "eer": "eer_se",
-           "twin_auc": "twin_auc_se", "other_auc": "other_auc_se"}  # fmt: skip
 
 
 @dataclass
@@ -164,8 +162,9 @@ def _description(run: Run, seconds: float, images: int) -> dict:
 def uncertainties(run: Run) -> dict[str, float]:
     """Standard errors from the run's test scores, one way for every table
     (``backbone.evaluation.uncertainty``): DeLong's for the AUCs (all pairs, twin negatives, other
-    negatives, each against every same-person pair), a stratified bootstrap for the EER. Empty
-    for a run without ``test_scores.tsv`` (its row falls back to Hanley-McNeil and binomial)."""
+    negatives, each against every same-person pair), a stratified bootstrap for the EER and for F1
+    at the fixed and the validation threshold. Empty for a run without ``test_scores.tsv`` (its row
+    falls back to Hanley-McNeil and binomial errors, and shows no F1 error)."""
     if run.dir is None or not (run.dir / "test_scores.tsv").is_file():
         return {}
     scores, labels, twins = run.scores()
@@ -175,27 +174,37 @@ def uncertainties(run: Run) -> dict[str, float]:
         if negatives.any():
             keep = same | negatives
             out[key] = delong(scores[keep], labels[keep])[1]
+    for key, confusion in (("f1_at_threshold_se", "at_threshold"), ("f1_at_val_threshold_se", "at_val_threshold")):
+        if confusion in run.metrics:
+            out[key] = f1_se(scores, labels, run.metrics[confusion]["threshold"])
     return out
 
 
 def result_row(run: Run) -> dict:
+    """One row of the results table: what the run is, its test numbers with their standard errors
+    (``WITH_SE``), its time, images seen and seed."""
     m = run.metrics
     se = uncertainties(run)
     at = m.get("at_threshold", m["best"] if run.reference is None else {"f1": None, "accuracy": None})
     at_val, at_far = m.get("at_val_threshold"), m.get("at_val_far_threshold")
     seconds, images = _budget(run.history)
+    pointing = m.get("pointing", {})
     return {
         "experiment": run.name,
         **_description(run, seconds, images),
         "f1_at_threshold": at["f1"],
+        "f1_at_threshold_se": se.get("f1_at_threshold_se"),
         "accuracy": at["accuracy"],
+        "accuracy_se": _accuracy_se(at, m) if at["accuracy"] is not None else None,
         "val_threshold": at_val["threshold"] if at_val else None,
         "f1_at_val_threshold": at_val["f1"] if at_val else None,
+        "f1_at_val_threshold_se": se.get("f1_at_val_threshold_se"),
         "accuracy_at_val_threshold": at_val["accuracy"] if at_val else None,
-        "accuracy_at_val_threshold_se": _accuracy_se(at_val) if at_val else None,
+        "accuracy_at_val_threshold_se": _accuracy_se(at_val, m) if at_val else None,
         "far_frr_at_val_threshold": f"{at_val['far']:.4f} / {at_val['frr']:.4f}" if at_val else None,
         "val_far_threshold": at_far["threshold"] if at_far else None,
         "accuracy_at_val_far_threshold": at_far["accuracy"] if at_far else None,
+        "accuracy_at_val_far_threshold_se": _accuracy_se(at_far, m) if at_far else None,
         "far_frr_at_val_far_threshold": f"{at_far['far']:.4f} / {at_far['frr']:.4f}" if at_far else None,
         "lfw_accuracy": _lfw(m["lfw_protocol"]) if "lfw_protocol" in m else None,
         "auc": m["auc"],
@@ -203,15 +212,25 @@ def result_row(run: Run) -> dict:
         "eer": m["eer"],
         "eer_se": se.get("eer_se", accuracy_standard_error(m["eer"], m["same"] + m["different"])),
         "tar_at_far_1e-3": m["tar_at_far"]["0.001"],
+        "tar_at_far_1e-3_se": accuracy_standard_error(m["tar_at_far"]["0.001"], m["same"]),
         "twin_auc": m["twin_negatives"]["auc"] if "twin_negatives" in m else None,
         "twin_auc_se": se.get("twin_auc_se", _auc_se(m["twin_negatives"])) if "twin_negatives" in m else None,
         "other_auc": m["other_negatives"]["auc"] if "other_negatives" in m else None,
         "other_auc_se": se.get("other_auc_se") if "other_negatives" in m else None,
-        "pointing": m["pointing"]["score"] if "pointing" in m else None,
+        "pointing": pointing.get("score"),
+        "pointing_se": pointing.get("score_se"),
         "train_seconds": seconds,
+        "run_seconds": _done(run).get("seconds"),
         "images_seen": images,
         "seed": run.config.seed if run.config is not None else None,
     }
+
+
+def _done(run: Run) -> dict:
+    """What the grid's runner recorded when the run ended (``done.json``: its notebook's seconds,
+    the environment it ran in); empty for a run made outside a grid."""
+    done = run.dir / "done.json" if run.dir is not None else None
+    return json.loads(done.read_text()) if done is not None and done.is_file() else {}
 
 
 def _budget(history: list[dict]) -> tuple[float, int]:
@@ -222,9 +241,13 @@ def _budget(history: list[dict]) -> tuple[float, int]:
     return seconds, int(images)
 
 
-def _accuracy_se(confusion: dict) -> float:
+def _accuracy_se(confusion: dict, metrics: dict) -> float:
     """The binomial standard error of a confusion's accuracy (computed when older metrics lack it)."""
-    n = confusion["tp"] + confusion["fp"] + confusion["tn"] + confusion["fn"]
+    n = (
+        sum(confusion[k] for k in ("tp", "fp", "tn", "fn"))
+        if "tp" in confusion
+        else metrics["same"] + metrics["different"]
+    )
     return confusion.get("accuracy_se", accuracy_standard_error(confusion["accuracy"], n))
 
 
@@ -350,67 +373,6 @@ def write_tables(rows: list[dict], out_dir: Path, note: str = "") -> None:
     )
 
 
-def _version(distribution: str) -> str | None:
-    try:
-        return importlib.metadata.version(distribution)
-    except importlib.metadata.PackageNotFoundError:
-        return None
-
-
-def cpu_model() -> str:
-    """The CPU's name from ``/proc/cpuinfo`` (Linux), else what ``platform`` says."""
-    info = Path("/proc/cpuinfo")
-    lines = info.read_text().splitlines() if info.is_file() else []
-    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
-    return names[0] if names else platform.processor() or "unknown"
-
-
-def _onednn_version() -> str | None:
-    """oneDNN's version as PyTorch's build reports it (``torch.__config__.show()``)."""
-    import torch
-
-    found = re.search(r"(?:MKL-DNN|oneDNN) v([\d.]+)", torch.__config__.show())
-    return found.group(1) if found else None
-
-
-def environment() -> dict:
-    """Versions and hardware, recorded next to the results."""
-    import sklearn
-    import torch
-
-    commit = code_commit()
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "scikit-learn": sklearn.__version__,
-        # everything else that touches pixels or training: a fresh install changing one of these
-        # changes the numbers, so they are recorded too
-        **{
-            name: _version(name)
-            for name in (
-                "torchvision",
-                "pillow",
-                "timm",
-                "pytorch-metric-learning",
-                "lightning-fabric",
-                "facenet-pytorch",
-            )
-        },
-        "machine": platform.machine(),
-        "processor": platform.processor() or "unknown",
-        # what decides a CPU run's numbers beyond the versions: the CPU, the instruction set
-        # PyTorch's kernels and oneDNN dispatch to, the thread count, deterministic algorithms
-        "cpu_model": cpu_model(),
-        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "onednn": _onednn_version(),
-        "cpu_threads": torch.get_num_threads(),
-        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),  # the trainer keeps the default
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "git_commit": commit,
-    }
-
-
 @dataclass
 class Analysis:
     """What ``analyze`` wrote: the table rows, ``results.md`` as text, and the PNG of each
@@ -431,7 +393,9 @@ class Analysis:
 def pointing_caption(pointing: dict) -> str:
     """One line under an attention figure: the run's pointing score over its test images."""
     return (
-        f"pointing score {pointing['score']:.2f} over {pointing['images']} test faces: "
+        f"pointing score {pointing['score']:.2f}"
+        + (f" ± {pointing['score_se']:.2f}" if pointing.get("score_se") is not None else "")
+        + f" over {pointing['images']} test faces: "
         f"{100 * pointing['mass']:.2f}% of the attention on the face falls on the marks, "
         f"which cover {100 * pointing['area']:.2f}% of it"
     )
@@ -466,14 +430,15 @@ def analyze(runs_dir: str | Path, out_dir: str | Path) -> Analysis:
     if not runs:
         raise missing("the runs folder", runs_dir, state="holds no finished run (with metrics.json)")
     rows = [result_row(r) for r in runs]
-    env = environment()
+    env = runs_environment({r.name: _done(r).get("environment") for r in runs}, environment())
     note = (
         f"Test pairs of each run: F1 and accuracy at the fixed threshold ({threshold_note(runs)}) and at two "
         "thresholds chosen on the run's validation pairs: the best accuracy there (val thr.) and the lowest "
-        "with a false accept rate of at most 1e-3 there (val thr. @ FAR=1e-3); ± the standard error (binomial "
-        "for accuracy, DeLong's for the AUCs, a stratified bootstrap of 1,000 resamples of the pairs for the EER: "
-        "`backbone.evaluation.uncertainty`; the other columns carry none); with View 2's folds, the 10-fold protocol's mean accuracy ± its "
-        "standard error (thresholds from the other nine folds). "
+        "with a false accept rate of at most 1e-3 there (val thr. @ FAR=1e-3); ± the standard error "
+        "(`backbone.evaluation.uncertainty`): binomial for accuracies and the TAR, DeLong's for the AUCs, a "
+        "stratified bootstrap of 1,000 resamples of the pairs for F1 and the EER, of the images for the pointing "
+        "score; thresholds and the FAR / FRR they give carry none; with View 2's folds, the 10-fold protocol's "
+        "mean accuracy ± its standard error (thresholds from the other nine folds). "
         + (POINTING_NOTE if any("pointing" in r.metrics for r in runs) else "")
         + (MARKS_NOTE if any(r.config is not None and r.config.model.attention == "marks" for r in runs) else "")
         + (REFERENCE_NOTE if any(r.reference for r in runs) else "")

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from backbone.atomic import atomic_write_json
 from backbone.experiments.grid import Experiment, Grid, applicable, check_parameters, check_shared, merge_parameters
 from backbone.experiments.slim import slim_notebook
+from backbone.provenance import environment
 
 
 class ExperimentFailed(RuntimeError):
@@ -153,7 +154,8 @@ def run_experiment(exp: Experiment, runs: Path, root: Path, log_output: bool = F
             ) from None
         raise
     seconds = time.perf_counter() - start
-    atomic_write_json(out / "done.json", {"fingerprint": fingerprint, "parameters": parameters, "seconds": seconds})
+    done = {"fingerprint": fingerprint, "parameters": parameters, "seconds": seconds, "environment": environment()}
+    atomic_write_json(out / "done.json", done)
     if previous(out).exists():
         shutil.rmtree(previous(out))
     return seconds

@@ -77,13 +77,19 @@ def _paired(attended: dict, plain: dict, seeds: list) -> dict:
     rows = [by_seed[s] for by_seed in (attended, plain) for s in seeds]
     metric = "twin_auc" if all(r.get("twin_auc") is not None for r in rows) else "auc"
     differences = [attended[s][metric] - plain[s][metric] for s in seeds]
+    return {"metric": metric, "seeds": seeds, "differences": differences, **paired_interval(differences)}
+
+
+def paired_interval(differences: list[float]) -> dict:
+    """Paired differences (at least two) summarised: ``n``, their ``mean``, its standard error
+    ``se`` (sd / sqrt(n)), ``ci`` (95%, Student's t with ``df`` = n - 1 degrees of freedom) and
+    ``verdict``: "beats" (the interval above 0), "falls below" (below 0) or "no clear difference"."""
     n, mean = len(differences), statistics.mean(differences)
     se = statistics.stdev(differences) / math.sqrt(n)
     half = stats.t.ppf(0.975, n - 1) * se
     low, high = mean - half, mean + half
     verdict = "beats" if low > 0 else "falls below" if high < 0 else "no clear difference"
-    return {"metric": metric, "seeds": seeds, "n": n, "differences": differences, "mean": mean, "se": se,
-            "ci": (low, high), "df": n - 1, "verdict": verdict}  # fmt: skip
+    return {"n": n, "mean": mean, "se": se, "ci": (low, high), "df": n - 1, "verdict": verdict}
 
 
 def paired_differences(rows: list[dict]) -> list[dict]:
