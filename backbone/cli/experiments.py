@@ -10,7 +10,6 @@ import yaml
 
 from backbone.arguments import within
 from backbone.atomic import atomic_write_text
-from backbone.experiments.compare import compare, report
 from backbone.experiments.grid import load_grid
 from backbone.experiments.runner import ExperimentFailed, run_analysis, run_grid
 from backbone.paths import cli_folder, cli_path, project_relative, project_root
@@ -118,6 +117,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     number of every run must agree to 4 decimals; where they differ, each setting's mean over its
     seeds (Welch's test, 95% family-wise) and every paired conclusion. Shows each run's wall time
     beside the committed one. Writes ``RERUN/comparison.md``."""
+    from backbone.experiments.compare import compare, report  # SciPy's statistics: only when comparing
+
     comparison = compare(args.committed, args.rerun, args.k)
     text = report(comparison)
     title = f"# {project_relative(args.rerun)} against {project_relative(args.committed)}"
