@@ -4,6 +4,7 @@ environment it ran in (versions, and what decides a CPU run's arithmetic)."""
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 import re
 import subprocess
@@ -13,10 +14,13 @@ from backbone.paths import project_root
 
 # what makes results and models: uncommitted changes here mark a commit "-dirty"
 CODE = ("backbone", "notebooks", "pyproject.toml")
-# what decides a training run's arithmetic beyond the code: the instruction set PyTorch's kernels and
-# oneDNN dispatch to, the CPU, oneDNN, the thread count, torch, deterministic algorithms, the GPU.
-# Two runs that agree in all of these compute the same numbers; in any one of them, they may part.
-FINGERPRINT = ("cpu_capability", "cpu_model", "onednn", "cpu_threads", "torch", "deterministic_algorithms", "cuda")
+# what decides a training run's arithmetic beyond the code: the instruction set PyTorch's own kernels
+# dispatch to (ATEN_CPU_CAPABILITY), the cap on oneDNN's (ONEDNN_MAX_CPU_ISA: oneDNN, which runs the
+# convolutions, picks its kernels itself, by the CPU), the CPU, oneDNN, the thread count, torch,
+# deterministic algorithms, the GPU. Two runs that agree in all of these compute the same numbers;
+# in any one of them, they may part.
+FINGERPRINT = ("cpu_capability", "onednn_isa", "cpu_model", "onednn", "cpu_threads", "torch",
+               "deterministic_algorithms", "cuda")  # fmt: skip
 # everything else that touches pixels or training: a fresh install changing one changes the numbers
 LIBRARIES = ("torchvision", "pillow", "timm", "pytorch-metric-learning", "lightning-fabric", "facenet-pytorch")
 
@@ -50,6 +54,7 @@ def environment() -> dict:
         "cpu_model": cpu_model(),
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "onednn": _onednn_version(),
+        "onednn_isa": onednn_isa(),
         "cpu_threads": torch.get_num_threads(),
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),  # the trainer keeps the default
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
@@ -98,6 +103,14 @@ def cpu_model() -> str:
     lines = info.read_text().splitlines() if info.is_file() else []
     names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
     return names[0] if names else platform.processor() or "unknown"
+
+
+def onednn_isa() -> str | None:
+    """The cap set on oneDNN's instruction set (``ONEDNN_MAX_CPU_ISA``, or its old name
+    ``DNNL_MAX_CPU_ISA``), None when unset: oneDNN then takes the best the CPU has, which the CPU
+    model stands for. (``ATEN_CPU_CAPABILITY`` leaves oneDNN's convolutions as they are: a run of the
+    default grid under ``=avx2`` alone gives the same numbers as without it.)"""
+    return os.environ.get("ONEDNN_MAX_CPU_ISA") or os.environ.get("DNNL_MAX_CPU_ISA") or None
 
 
 def _onednn_version() -> str | None:

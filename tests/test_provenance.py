@@ -28,3 +28,15 @@ def test_runs_that_recorded_none_fall_back_to_the_analysis_or_leave_the_fingerpr
     assert runs_environment({"a": None, "b": None}, HERE) == {**HERE, "fingerprint_from": "analysis"}
     env = runs_environment({"a": {**HERE, "cpu_threads": 4}, "b": None}, HERE)
     assert env["fingerprint_from"] == "unknown: 1 of 2 runs recorded none (b)"
+
+
+def test_a_cap_on_onednn_kernels_is_part_of_the_fingerprint(monkeypatch):
+    """oneDNN runs the convolutions and picks its kernels by the CPU, whatever ATEN_CPU_CAPABILITY
+    says; ONEDNN_MAX_CPU_ISA (or its old name) changes them, so it marks another environment."""
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    assert environment()["onednn_isa"] is None  # as in environments recorded before the key existed
+    monkeypatch.setenv("DNNL_MAX_CPU_ISA", "AVX2")
+    assert environment()["onednn_isa"] == "AVX2"
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE")
+    assert environment()["onednn_isa"] == "AVX512_CORE"

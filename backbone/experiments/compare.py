@@ -8,7 +8,8 @@ that fits where the re-run ran?
 Each folder holds an analysis's ``results.csv`` and ``environment.json``. Two rules:
 
 1. **Per run, exact**, when the environments' fingerprints match (``FINGERPRINT``: the CPU's
-   instruction set, its model, oneDNN, threads, torch, the deterministic flag, the CUDA device).
+   instruction set, a cap on oneDNN's, the CPU model, oneDNN, threads, torch, the deterministic
+   flag, the CUDA device).
    Then training is the same arithmetic, and every number of every run must agree to the table's
    4 decimals (``EXACT``).
 2. **Over seeds**, when they differ. Floating-point kernels differ between instruction sets,
