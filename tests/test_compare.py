@@ -124,7 +124,7 @@ def test_a_planted_change_beyond_the_seed_spread_is_not_reproduced_with_its_line
     c = compare(committed, write(tmp_path / "planted", table(planted), OTHER_CPU))
     assert not c.ok and [(d.setting, d.metric) for d in c.disagreements] == [("triplet-global", "other_auc")]
     text = report(c)
-    assert text.startswith("**Not reproduced** over seeds: 1 numbers differ.")
+    assert text.startswith("**Not reproduced** over seeds: 1 of 16 numbers differ.")
     assert "| triplet-global | 0, 1, 2 | other-negative AUC | 0.9200 ± 0.0115 | 0.7100 ± 0.0058 | -0.2100 |" in text
     assert text.count("**NO**") >= 1 + 3  # the setting's line, and the three runs in the per-run table
 
@@ -140,12 +140,13 @@ def test_a_flipped_paired_conclusion_is_the_loudest_line(tmp_path, committed):
         "**REVERSED CONCLUSION**: cbam vs global only, triplet (batch-hard), small (twin-negative AUC): "
         'committed "beats", re-run "falls below"'
     )
-    assert "and 1 paired conclusions changed." in text
+    assert "over seeds: 1 of 16 numbers differ and 1 paired conclusion changed." in text
     # a conclusion that loses its significance has changed too, less loudly
     weaker = {**RERUN, "cbam": ([t + d for t, d in zip(RERUN[GLOBAL][0], (0.10, -0.05, 0.02))], RERUN["cbam"][1])}
     c = compare(committed, write(tmp_path / "weaker", table(weaker), OTHER_CPU))
     assert [(x.committed, x.rerun, x.reversed) for x in c.flipped] == [("beats", "no clear difference", False)]
     assert report(c).startswith("**CHANGED CONCLUSION**: cbam vs global only")
+    assert "**Not reproduced** over seeds: all 16 numbers agree, but 1 paired conclusion changed." in report(c)
     assert "Not a reversal: one of the two intervals includes 0" in report(c).splitlines()[0]
     # for information: the six runs of both pooled, by hand (mean 0.0617, sd 0.0637, t with 5 d.f.)
     pooled = [0.10, 0.11, 0.09, 0.10, -0.05, 0.02]

@@ -448,8 +448,11 @@ def _verdict(c: Comparison) -> str:
         )
     else:
         numbers = [d for d in c.disagreements if not isinstance(d, Conclusion)]
-        head = f"**Not reproduced** over seeds: {len(numbers)} numbers differ" + (
-            f" and {len(c.flipped)} paired conclusions changed" if c.flipped else ""
+        judged = len(c.settings) + len(c.untrained)
+        said = f"{len(numbers)} of {judged} numbers differ" if numbers else f"all {judged} numbers agree"
+        changed = f"{len(c.flipped)} paired conclusion{'s' if len(c.flipped) > 1 else ''} changed"
+        head = f"**Not reproduced** over seeds: {said}" + (
+            f"{' and' if numbers else ', but'} {changed}" if c.flipped else ""
         ) + "."  # fmt: skip
     why = (
         "Rule: over seeds, because per-run exact agreement does not apply: "
