@@ -15,7 +15,7 @@ LFW_TEST_PAIRS ?= $(LFW_ROOT)/pairsDevTest.txt
 # setup installs .venv's kernel spec, and JUPYTER_PATH puts it first for every command below.
 export JUPYTER_PATH := $(CURDIR)/$(VENV)/share/jupyter
 
-.PHONY: setup browser lint test test-fast test-portable screenshot reproduce data data-files grid lfw losses twins twins-data twins-gpu \
+.PHONY: setup browser lint test test-fast test-portable screenshot reproduce data data-files grid lfw stress losses twins twins-data twins-gpu \
 	gpu-check notebook clean pretrained \
 	serve-model container-deps container-base container container-smoke
 
@@ -136,7 +136,15 @@ lfw: setup
 	$(BACKBONE) data align $(LFW_ROOT)
 	$(BACKBONE) data pairs $(LFW_ROOT) --people $(LFW_ROOT)/peopleDevTrain.txt --split train --split-fractions train=0.85,val=0.15 --n-pairs 6000 --seed $(SEED) --out files/lfw_train_pairs.tsv --people-out files/lfw_train_people.txt
 	$(BACKBONE) data pairs $(LFW_ROOT) --people $(LFW_ROOT)/peopleDevTrain.txt --split val --split-fractions train=0.85,val=0.15 --n-pairs 1000 --seed $(SEED) --out files/lfw_val_pairs.tsv
-	$(BACKBONE) experiments run --grid experiments/lfw/grid.yaml --param 'overrides=["data.root=$(LFW_ROOT)", "data.test_pairs=$(LFW_TEST_PAIRS)"]'
+	$(BACKBONE) experiments run --grid experiments/lfw/grid.yaml --param 'overrides=["data.root=$(LFW_ROOT)", "data.test_pairs=$(LFW_TEST_PAIRS)"]' \
+		--param data_root=$(LFW_ROOT) --param test_pairs=$(LFW_TEST_PAIRS)
+
+# LFW's DevTest pairs under changes of light and quality (backbone.data.stress; the images go to
+# data/lfw-stress): dlib's own pipeline, the pretrained port and, when trained, the distilled model.
+# STRESS_EVERY=2 scores every 2nd pair (half the time; about 45 minutes on 2 CPU cores).
+STRESS_EVERY ?= 1
+stress: setup
+	$(BACKBONE) experiments stress --lfw $(LFW_ROOT) --test-pairs $(LFW_TEST_PAIRS) --every $(STRESS_EVERY)
 	$(PY) -m backbone.experiments.readme README.md experiments/lfw/results.md lfw-results
 
 data: setup data-files

@@ -1,5 +1,5 @@
 """Figures: training curves, ROC and F1 overlays, score distributions, seed spreads, confusion
-heat maps, face and attention grids; every one in the workbook's seaborn theme (:data:`THEME`).
+heat maps, face and attention grids, AUC under stress; every one in the workbook's seaborn theme (:data:`THEME`).
 
 Every function returns a matplotlib Figure; :func:`save_figure` writes it as PNG (and as SVG
 too when ``$BACKBONE_FIGURE_FORMATS`` says so, e.g. ``png,svg``: ``backbone experiments run --svg``).
@@ -360,4 +360,36 @@ def plot_attention_grid(
         if titles:
             axes[r, c].set_title(titles[i], fontsize=7)
     fig.tight_layout()
+    return fig
+
+
+def plot_stress(rows: Sequence) -> Figure:
+    """AUC ± SE against strength, one panel per stress condition, one line per model; the clean
+    pairs at strength "clean" on the left of every panel. ``rows``: ``backbone.evaluation.stress.StressRow``."""
+    models = list(dict.fromkeys(r.model for r in rows))
+    conditions = list(dict.fromkeys(r.condition for r in rows if r.condition != "none"))
+    cols = min(4, max(len(conditions), 1))
+    fig, axes = _subplots(-(-len(conditions) // cols), cols, figsize=(3.0 * cols, 2.6 * -(-len(conditions) // cols)),
+                          sharey=True, squeeze=False)  # fmt: skip
+    for ax, condition in zip(axes.flat, conditions):
+        strengths = list(dict.fromkeys(r.strength for r in rows if r.condition == condition))  # mildest first
+        for colour, model in zip(COLOURS, models):
+            clean = [r for r in rows if r.model == model and r.condition == "none"]
+            own = {r.strength: r for r in rows if r.model == model and r.condition == condition}
+            points = clean + [own[s] for s in strengths if s in own]
+            x = [0] * len(clean) + [1 + strengths.index(s) for s in strengths if s in own]
+            ax.errorbar(x, [p.auc for p in points], yerr=[p.auc_se for p in points], marker="o", ms=4, capsize=2,
+                        color=colour, label=model, lw=1.4)  # fmt: skip
+        unit = next(r.unit for r in rows if r.condition == condition)
+        ax.set_xticks(range(len(strengths) + 1), ["clean", *(f"{s:g}" for s in strengths)])
+        ax.set_title(condition, fontsize=10)
+        ax.set_xlabel(unit)
+        _style(ax)
+    for ax in axes.flat[len(conditions) :]:
+        ax.axis("off")
+    axes.flat[0].set_ylabel("AUC (± SE)")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(models), frameon=False, bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle("Test pairs under changes of light and quality: AUC against strength", fontsize=11)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig

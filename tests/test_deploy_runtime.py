@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from backbone.data.errors import NoFaceError
+from backbone.data.faces.quality import face_quality
 from backbone.data.images import load_rgb
 from backbone.deploy.export import checkpoint_embedder, export_model
 from backbone.deploy.runtime import SCORES, FaceModel, load_engine
@@ -69,7 +70,9 @@ def test_detector_none_takes_the_centre_crop_and_reports_its_box(checkpoints):
     assert face.box == [30.0, 20.0, 70.0, 60.0] and face.detector == "none" and face.prob is None
     want = np.array(img.crop((30, 20, 70, 60)).resize((32, 32), Image.BILINEAR))
     assert face.crop.dtype == np.uint8 and np.array_equal(face.crop, want)
-    assert face.info() == {"box": [30.0, 20.0, 70.0, 60.0], "detector": "none", "prob": None}
+    quality = face_quality(face.crop, None).as_dict()  # no detector box: no face width
+    assert face.info() == {"box": [30.0, 20.0, 70.0, 60.0], "detector": "none", "prob": None, "quality": quality}
+    assert quality["face_px"] is None
 
 
 def test_embed_takes_crops_as_images_and_gives_the_checkpoints_embeddings(checkpoints, tiny_synth):

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from backbone.data.errors import NoFaceError
+from backbone.data.faces.quality import face_quality
 from backbone.data.images import decode_rgb, load_rgb
 from backbone.deploy.export import export_model
 from backbone.deploy.runtime import Engine, FaceModel, file_sha256, load_engine
@@ -144,7 +145,22 @@ def test_verify_scores_as_the_model_does(model, faces):
     assert result["similarity"] == pytest.approx(want, abs=1e-5) and result["threshold"] == 0.7
     assert result["same"] == (SAME if result["similarity"] >= 0.7 else DIFFERENT)
     assert result["verdict"] == {SAME: "same", DIFFERENT: "different"}[result["same"]]
-    assert result["faces"] == [{"box": [0.0, 0.0, 64.0, 64.0], "detector": "none", "prob": None}] * 2
+    assert [{k: f[k] for k in ("box", "detector", "prob")} for f in result["faces"]] == [
+        {"box": [0.0, 0.0, 64.0, 64.0], "detector": "none", "prob": None}
+    ] * 2
+    assert [f["quality"] for f in result["faces"]] == [face_quality(x.crop).as_dict() for x in (a, b)]
+    assert result["trusted"] is True
+
+
+def test_verify_says_a_dark_face_is_not_to_be_trusted(model, faces):
+    dark = np.asarray(decode_rgb(faces[1], "b")).astype(np.float32) * 0.15  # a synthetic face, underexposed
+    buffer = io.BytesIO()
+    Image.fromarray(dark.round().astype(np.uint8)).save(buffer, format="PNG")
+    with serve(model) as client:
+        result = client.post("/verify", files=pair(faces[0], buffer.getvalue())).json()
+    assert result["trusted"] is False and result["faces"][0]["quality"]["ok"] is True
+    (problem,) = result["faces"][1]["quality"]["problems"]
+    assert problem.startswith("too dark: mean brightness") and "(under 40)" in problem
 
 
 def test_verify_says_same_at_the_threshold_and_different_above_it(model, faces):
@@ -172,7 +188,12 @@ def test_embed_gives_a_unit_embedding_of_the_models_dimension(model, faces):
     assert result["dim"] == len(embedding) == 16 and np.linalg.norm(embedding) == pytest.approx(1.0, abs=1e-5)
     want = model.embed([model.face(decode_rgb(faces[0], "x"), "x").crop])[0]
     assert np.abs(embedding - want).max() < 1e-5
-    assert result["face"] == {"box": [0.0, 0.0, 64.0, 64.0], "detector": "none", "prob": None}
+    assert {k: result["face"][k] for k in ("box", "detector", "prob")} == {
+        "box": [0.0, 0.0, 64.0, 64.0],
+        "detector": "none",
+        "prob": None,
+    }
+    assert result["face"]["quality"]["face_px"] is None
 
 
 def test_octet_stream_parts_are_accepted(model, faces):

@@ -185,7 +185,8 @@ def test_the_lfw_grid_and_config_load():
     from backbone.training.config import TrainConfig
 
     grid = load_grid(PROJECT / "experiments" / "lfw" / "grid.yaml", PROJECT)
-    files = {e.name: e.parameters["config_file"] for e in grid.experiments}
+    trained = [e for e in grid.experiments if e.notebook != "notebooks/07_reference_scores.ipynb"]
+    files = {e.name: e.parameters["config_file"] for e in trained}
     assert set(files.values()) == {"experiments/lfw/config.yaml", "experiments/lfw/dlib.yaml", "experiments/lfw/recipe.yaml",
                                    "experiments/lfw/distill.yaml"}  # fmt: skip
     names = [e.name for e in grid.experiments]
@@ -212,6 +213,12 @@ def test_the_lfw_grid_and_config_load():
         assert (
             c.budget_minutes == minutes and c.test_every_epoch and c.data.train_people == "files/lfw_train_people.txt"
         )
+    # dlib's own pipeline as a reference row, on the data the port's rows use
+    native = grid.experiments[names.index("dlib-native")].parameters
+    dlib = TrainConfig.load(PROJECT / "experiments" / "lfw" / "dlib.yaml")
+    assert native["method"] == "dlib-native" and "config_file" not in native
+    assert (native["val_pairs"], native["test_pairs"]) == (dlib.data.val_pairs, dlib.data.test_pairs)
+    assert native["data_root"] == dlib.data.root
     distilled = TrainConfig.load(PROJECT / "experiments" / "lfw" / "distill.yaml")
     teacher = distilled.loss.teacher.split("/")[-2]
     assert names.index("distilled-from-dlib") > names.index(teacher)  # the teacher's run comes first

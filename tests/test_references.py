@@ -8,7 +8,13 @@ from sklearn.metrics import roc_auc_score
 from backbone.data.layouts.load import load_index
 from backbone.data.lists.pairs import Pair, write_pairs
 from backbone.evaluation.metrics import best_accuracy_threshold
-from backbone.evaluation.references import REFERENCES, dark_detail, local_detail, score_reference, spot_contrast
+from backbone.evaluation.references import (
+    REFERENCES,
+    dark_detail,
+    local_detail,
+    score_reference,
+    spot_contrast,
+)
 from backbone.experiments.analysis import collect_runs, result_row
 from backbone.labels import DIFFERENT, SAME
 
@@ -35,8 +41,8 @@ def test_spot_contrast_by_hand():
 def test_the_oracle_tells_twins_apart_and_the_baseline_sits_below_it(tiny_synth):
     pairs = twin_pairs(tiny_synth)
     labels = np.array([p.same for p in pairs])
-    oracle = roc_auc_score(labels, REFERENCES.get("mark-oracle")(tiny_synth, pairs, False))
-    baseline = roc_auc_score(labels, REFERENCES.get("local-detail")(tiny_synth, pairs, False))
+    oracle = roc_auc_score(labels, REFERENCES.get("mark-oracle")(tiny_synth, pairs, False).scores)
+    baseline = roc_auc_score(labels, REFERENCES.get("local-detail")(tiny_synth, pairs, False).scores)
     assert oracle >= 0.95 and 0.5 < baseline < oracle, (oracle, baseline)
 
 
@@ -59,7 +65,7 @@ def test_local_detail_finds_a_face_again_after_a_shift_and_a_turn(tmp_path):
     for name, arr in (("a", img), ("b", moved), ("c", other)):
         Image.fromarray(arr.astype(np.uint8)).convert("RGB").save(tmp_path / f"{name}.png")
     scores = local_detail(tmp_path, [Pair("a.png", "a.png", SAME), Pair("a.png", "b.png", SAME),
-                                     Pair("a.png", "c.png", DIFFERENT)], progress=False)  # fmt: skip
+                                     Pair("a.png", "c.png", DIFFERENT)], progress=False).scores  # fmt: skip
     assert scores[0] == pytest.approx(1.0, abs=1e-6)  # a face against itself
     assert scores[1] == pytest.approx(1.0, abs=0.05)  # shifted by (3, -4): found at that shift
     assert scores[2] < 0.6  # other spots
@@ -75,7 +81,7 @@ def test_score_reference_writes_a_run_the_table_shows_as_a_reference(tiny_synth,
     assert {p.name for p in out.iterdir()} == {"reference.json", "metrics.json", "test_scores.tsv"}
     # the threshold is the validation pairs' best, not the test pairs'
     val = pairs[::2]
-    val_scores = REFERENCES.get("mark-oracle")(tiny_synth, val, False)
+    val_scores = REFERENCES.get("mark-oracle")(tiny_synth, val, False).scores
     expected = best_accuracy_threshold(val_scores, np.array([p.same for p in val]))
     assert metrics["at_val_threshold"]["threshold"] == pytest.approx(expected)
     assert "at_threshold" not in metrics and metrics["twin_negatives"]["auc"] >= 0.95
@@ -85,6 +91,6 @@ def test_score_reference_writes_a_run_the_table_shows_as_a_reference(tiny_synth,
     assert row["f1_at_threshold"] is None and row["accuracy"] is None  # no fixed threshold, and never the test's best
     assert row["accuracy_at_val_threshold"] == metrics["at_val_threshold"]["accuracy"]
     with pytest.raises(
-        ValueError, match="unknown reference 'psychic'; choose from \\('mark-oracle', 'local-detail'\\)"
+        ValueError, match="unknown reference 'psychic'; choose from \\('mark-oracle', 'local-detail', 'dlib-native'\\)"
     ):
         score_reference("psychic", tiny_synth, tmp_path / "val.tsv", tmp_path / "test.tsv", out, False)

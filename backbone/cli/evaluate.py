@@ -85,6 +85,10 @@ def format_summary(metrics: dict) -> str:
     lines = [
         f"{'pairs':{width}s} {metrics['pairs']} ({metrics['same']} same, {metrics['different']} different; {metrics['unique_images']} unique images)"
     ]
+    if "faces" in metrics:
+        from backbone.data.faces.align import FaceCounts
+
+        lines.append(f"{'faces':{width}s} {FaceCounts(**metrics['faces']).text()}")
     lines += [f"{k:{width}s} {v:.4f}" for k, v in row.items()]
     return "\n".join(lines)
 

@@ -62,6 +62,25 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--strict", action="store_true", help="exit 1 unless every committed result is re-run and reproduces"
     )
     p.set_defaults(func=cmd_compare)
+    p = sub.add_parser(
+        "stress", help="score models on test pairs under changes of light and quality", description=cmd_stress.__doc__
+    )
+    p.add_argument("--lfw", type=cli_folder, default=project_root().parent / "shared" / "data" / "lfw",
+                   help="the clean images' data root (default: ../shared/data/lfw)")  # fmt: skip
+    p.add_argument("--test-pairs", type=cli_path, help="the clean test pairs (default: LFW/pairsDevTest.txt)")
+    p.add_argument("--val-pairs", type=cli_path, default=project_root() / "files" / "lfw_val_pairs.tsv",
+                   help="clean validation pairs: dlib-native's threshold (default: files/lfw_val_pairs.tsv)")  # fmt: skip
+    p.add_argument("--set", type=cli_folder, default=project_root() / "data" / "lfw-stress",
+                   help="where the stress set's images are written (default: data/lfw-stress)")  # fmt: skip
+    p.add_argument("--out", type=cli_folder, default=project_root() / "experiments" / "lfw" / "stress",
+                   help="where the table, CSV and figure go (default: experiments/lfw/stress)")  # fmt: skip
+    p.add_argument("--model", action="append", default=[], metavar="NAME=CHECKPOINT",
+                   help="a checkpoint to score (default: the pretrained model and, when trained, the distilled one)")  # fmt: skip
+    p.add_argument("--no-native", action="store_true", help="leave out dlib's own pipeline")
+    p.add_argument("--conditions", nargs="+", metavar="NAME", help="these conditions only (default: all)")
+    p.add_argument("--every", type=int, default=1, metavar="N", help="every N-th test pair only (default 1: all)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(func=cmd_stress)
 
 
 def _params(items: list[str]) -> dict:
@@ -126,3 +145,36 @@ def cmd_compare(args: argparse.Namespace) -> int:
     print(text, end="")
     print(f"written to {args.rerun / 'comparison.md'}")
     return 1 if args.strict and not (comparison.ok and comparison.complete) else 0
+
+
+DISTILLED = "experiments/lfw/runs/distilled-from-dlib/best.ckpt"
+
+
+def cmd_stress(args: argparse.Namespace) -> int:
+    """Write the stress set of the test pairs (every image under one change of light or quality,
+    ``backbone.data.stress``), score it with dlib's own pipeline and with each checkpoint at its
+    validation threshold, and write the table, ``stress.csv`` and the AUC figure into --out."""
+    from backbone.evaluation.pretrained import pretrained_checkpoint
+    from backbone.evaluation.stress import StressPlan, run_stress, write_report
+
+    skipped, checkpoints = [], {}
+    for item in args.model:
+        name, sep, path = item.partition("=")
+        if not sep:
+            raise ValueError(f"--model {item!r} must look like NAME=CHECKPOINT")
+        checkpoints[name] = cli_path(path)
+    if not args.model:
+        checkpoints["port (dlib-resnet)"] = pretrained_checkpoint()
+        distilled = project_root() / DISTILLED
+        if distilled.is_file():
+            checkpoints["distilled-from-dlib"] = distilled
+        else:
+            skipped.append(f"distilled-from-dlib: not scored, {DISTILLED} does not exist (weights are not committed; "
+                           "`make reproduce DATA=lfw` trains it, about an hour on 2 CPU cores)")  # fmt: skip
+    plan = StressPlan(args.lfw, args.test_pairs or args.lfw / "pairsDevTest.txt", args.val_pairs, args.set,
+                      checkpoints, not args.no_native, tuple(args.conditions) if args.conditions else None, args.every)  # fmt: skip
+    for line in skipped:
+        print(line)
+    result = run_stress(plan, progress=not args.no_progress)
+    print(f"written {write_report(result, args.out, plan, skipped)}")
+    return 0

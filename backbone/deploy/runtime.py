@@ -253,7 +253,13 @@ class Face:
     prob: float | None = None  # the detector's confidence
 
     def info(self) -> dict[str, Any]:
-        return {"box": self.box, "detector": self.detector, "prob": self.prob}
+        """The box, detector and confidence, and the face's quality (``backbone.data.faces.quality``;
+        the box's width only where a detector found it)."""
+        from backbone.data.faces.quality import face_quality
+
+        found = self.detector not in ("none", "fallback")
+        quality = face_quality(self.crop, self.box if found else None).as_dict()
+        return {"box": self.box, "detector": self.detector, "prob": self.prob, "quality": quality}
 
 
 class FaceModel:

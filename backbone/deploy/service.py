@@ -83,10 +83,21 @@ class ErrorBody(BaseModel):
     field: str | None = Field(None, description="the request field at fault, if one is")
 
 
+class QualityInfo(BaseModel):
+    face_px: float | None = Field(description="the face's width in the image's pixels (null: no detector box)")
+    brightness: float = Field(description="the aligned face's mean luminance, 0..255")
+    sharpness: float = Field(
+        description="the variance of the Laplacian of the face at 128 px over its luminance variance"
+    )
+    ok: bool = Field(description="large, bright and sharp enough to trust a verdict on (backbone.data.faces.quality)")
+    problems: list[str] = Field(description="what falls short, one sentence each with its threshold")
+
+
 class FaceInfo(BaseModel):
     box: list[float] = Field(description="left, top, right, bottom in the image's pixels")
     detector: str = Field(description="mtcnn; none (centre crop of a pre-aligned image); fallback (no face found)")
     prob: float | None = Field(None, description="the detector's confidence")
+    quality: QualityInfo
 
 
 class VerifyResult(BaseModel):
@@ -94,6 +105,7 @@ class VerifyResult(BaseModel):
     threshold: float = Field(description="SAME when similarity >= threshold")
     same: int = Field(description=f"{SAME}: the same person, {DIFFERENT}: different people")
     verdict: str = Field(description="'same' or 'different'")
+    trusted: bool = Field(description="both faces passed the quality check; if not, see faces[].quality.problems")
     faces: list[FaceInfo]
 
 
@@ -271,8 +283,9 @@ def create_app(model: FaceModel, settings: ServiceSettings | None = None) -> Fas
     def verdict(faces: list[Face], emb) -> VerifyResult:
         score = float(model.score(emb[:1], emb[1:])[0])
         same = SAME if score >= model.threshold else DIFFERENT
-        return VerifyResult(similarity=score, threshold=model.threshold, same=same,
-                            verdict="same" if same == SAME else "different", faces=[FaceInfo(**f.info()) for f in faces])  # fmt: skip
+        infos = [FaceInfo(**f.info()) for f in faces]
+        return VerifyResult(similarity=score, threshold=model.threshold, same=same, trusted=all(i.quality.ok for i in infos),
+                            verdict="same" if same == SAME else "different", faces=infos)  # fmt: skip
 
     @app.post("/verify", response_model=VerifyResult, responses=ERRORS, dependencies=[Depends(authorised)],
               openapi_extra=image_body("image_a", "image_b"))  # fmt: skip

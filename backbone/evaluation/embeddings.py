@@ -9,7 +9,7 @@ embeds the images it has not seen.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from backbone.atomic import atomic_path
-from backbone.data.faces.cache import file_digest
+from backbone.data.faces.cache import CachedFaces, file_digest
 from backbone.data.lists.pairs import Pair
 from backbone.devices import exact_fp32
 from backbone.evaluation.metrics import fixed_threshold, verification_metrics
@@ -128,7 +128,8 @@ def evaluate_pairs(
     """Embed each unique image of ``pairs`` once, score every pair, compute all metrics.
 
     ``hashes`` (image path -> content hash, e.g. ``CachedFaces.hashes``) lets ``store`` reuse
-    embeddings across calls and pair lists.
+    embeddings across calls and pair lists. When ``faces`` is a :class:`CachedFaces`, the metrics
+    say how its crops were made (``faces``: detected, fell back, the detector and the policy).
     """
     if not pairs:
         raise ValueError("no pairs to evaluate")
@@ -154,4 +155,6 @@ def evaluate_pairs(
     labels = np.array([p.same for p in pairs])
     metrics = verification_metrics(scores, labels, threshold=threshold, folds=folds, twins=twins)
     metrics["unique_images"] = len(unique)
+    if isinstance(faces, CachedFaces):
+        metrics["faces"] = asdict(faces.counts(unique))
     return PairEvaluation(metrics, scores, len(todo))

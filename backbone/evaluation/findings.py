@@ -89,6 +89,10 @@ def _verification(m: dict) -> list[str]:
             f"Its attention's pointing score is {p['score']:.2f} over {p['images']} test faces: the share of "
             f"attention on the local marks is {p['score']:.2f} times their share of the face (1: no preference)."
         )
+    if "faces" in m:
+        from backbone.data.faces.align import FaceCounts
+
+        points.append(f"Faces of the test pairs: {FaceCounts(**m['faces']).text()}.")
     return points
 
 

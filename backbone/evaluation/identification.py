@@ -54,7 +54,8 @@ class Identification:
         rows = [f"  {i}. {m.person:{width}s}  {m.score:.4f}  {'SAME' if m.same == SAME else '-   '}  {m.image}"
                 for i, m in enumerate(self.matches, 1)]  # fmt: skip
         cached = self.images - self.embedded
-        lines = [head, *rows, self.model, f"face of {self.probe.note()}",
+        caution = [c for c in [self.probe.caution()] if c]
+        lines = [head, *caution, *rows, self.model, f"face of {self.probe.note()}",
                  f"gallery {self.gallery}: {self.people} people, {self.images} photos "
                  f"({self.embedded} embedded now, {cached} from the cache)", *self.notes]  # fmt: skip
         return "\n".join(lines)

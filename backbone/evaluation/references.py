@@ -1,7 +1,7 @@
-"""Reference scores on the synthetic twins, without training: how far the images let one tell
-twins apart. Each scores pairs like a model (higher: more alike) and is registered in
-``REFERENCES``; ``score_reference`` writes a run folder that the results table shows as a
-reference row.
+"""Reference scores without training: how far the images let one tell twins apart, and the
+pipelines a model must match. Each scores pairs like a model (higher: more alike) and is
+registered in ``REFERENCES``; ``score_reference`` writes a run folder that the results table
+shows as a reference row.
 
 - ``mark-oracle``, an upper bound from what the generator knows (``marks.json``): each photo's
   marks are mapped through its pose into face units and from there through the other photo's
@@ -13,6 +13,9 @@ reference row.
   luminance below a 2-pixel Gaussian blur of itself, at full resolution), compared by the best
   normalised cross-correlation over small turns and shifts (the poses differ). Eyes, brows and
   nostrils dominate it and are shared by twins; the marks add the rest.
+- ``dlib-native``, dlib's own pipeline end to end on any face set (``backbone.evaluation.dlib_native``):
+  its HOG detector, 5-point chip and ResNet descriptor; what the PyTorch port of the ResNet must
+  match on LFW.
 """
 
 from __future__ import annotations
@@ -20,18 +23,29 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 from tqdm.auto import tqdm
 
+from backbone.data.faces.align import FaceCounts
 from backbone.data.images import load_rgb
 from backbone.data.lists.pairs import Pair
 from backbone.data.synth import MARKS_FILE, recorded
 from backbone.registry import Registry
 
-Scorer = Callable[[Path, Sequence[Pair], bool], np.ndarray]
+
+@dataclass
+class ReferenceScores:
+    """A reference's scores of a pair list (higher: more alike) and, for one that finds faces, how."""
+
+    scores: np.ndarray
+    faces: FaceCounts | None = None
+
+
+Scorer = Callable[[Path, Sequence[Pair], bool], ReferenceScores]
 REFERENCES: Registry[Scorer] = Registry("reference")
 
 
@@ -76,7 +90,7 @@ def _marks_in(record_from: dict, record_to: dict) -> list[tuple[float, float, fl
 
 
 @REFERENCES.register("mark-oracle", label="oracle: the generator's marks, looked for in the other photo")
-def mark_oracle(root: Path, pairs: Sequence[Pair], progress: bool = True) -> np.ndarray:
+def mark_oracle(root: Path, pairs: Sequence[Pair], progress: bool = True) -> ReferenceScores:
     records = json.loads(recorded(root, MARKS_FILE).read_text())
     lum = functools.cache(lambda path: luminance(root, path))
     scores = []
@@ -85,7 +99,7 @@ def mark_oracle(root: Path, pairs: Sequence[Pair], progress: bool = True) -> np.
         contrasts = [spot_contrast(lum(p.path_b), *m) for m in _marks_in(ra, rb)]
         contrasts += [spot_contrast(lum(p.path_a), *m) for m in _marks_in(rb, ra)]
         scores.append(float(np.mean(contrasts)) if contrasts else 0.0)
-    return np.array(scores)
+    return ReferenceScores(np.array(scores))
 
 
 def dark_detail(lum: np.ndarray) -> np.ndarray:
@@ -102,7 +116,7 @@ MAX_SHIFT = 8  # pixels: the synthetic poses shift by up to 6% of the side
 
 
 @REFERENCES.register("local-detail", label="baseline: dark fine detail, best correlation over small turns and shifts")
-def local_detail(root: Path, pairs: Sequence[Pair], progress: bool = True) -> np.ndarray:
+def local_detail(root: Path, pairs: Sequence[Pair], progress: bool = True) -> ReferenceScores:
     """The largest normalised cross-correlation of the two faces' dark fine detail over turns of
     ``ANGLES`` and shifts of up to ``MAX_SHIFT`` pixels (by FFT)."""
     paths = sorted({x for p in pairs for x in (p.path_a, p.path_b)})
@@ -121,7 +135,17 @@ def local_detail(root: Path, pairs: Sequence[Pair], progress: bool = True) -> np
         rows, cols = (np.r_[0 : MAX_SHIFT + 1, n - MAX_SHIFT : n] for n in size)  # shifts of at most MAX_SHIFT
         best = max(np.fft.irfft2(spectra[p.path_a] * t, s=size)[np.ix_(rows, cols)].max() for t in turned[p.path_b])
         scores.append(float(best))
-    return np.array(scores)
+    return ReferenceScores(np.array(scores))
+
+
+@REFERENCES.register(
+    "dlib-native", label="dlib's own pipeline: HOG detector, 5-point chip, its ResNet (minus distance)"
+)
+def dlib_native(root: Path, pairs: Sequence[Pair], progress: bool = True) -> ReferenceScores:
+    """dlib's pipeline end to end (``backbone.evaluation.dlib_native``), its descriptors cached by image."""
+    from backbone.evaluation.dlib_native import DlibNative
+
+    return ReferenceScores(*DlibNative().score(root, pairs, progress))
 
 
 def score_reference(
@@ -130,7 +154,8 @@ def score_reference(
 ) -> dict:  # fmt: skip
     """Score the validation and test pairs with the reference ``method`` and write a run folder
     the results table reads: ``reference.json`` (what it is), ``metrics.json`` (the test pairs'
-    metrics, at the thresholds chosen on the validation pairs) and ``test_scores.tsv``."""
+    metrics, at the thresholds chosen on the validation pairs; ``faces``, how a reference that
+    detects faces found them) and ``test_scores.tsv``."""
     from backbone.atomic import atomic_write_json
     from backbone.data.errors import existing
     from backbone.data.lists.pairs import read_pairs
@@ -145,16 +170,25 @@ def score_reference(
     from backbone.paths import project_path, project_relative
 
     scorer = REFERENCES.get(method)
-    root, out = existing(root, "data root", kind="dir"), project_path(out_dir)
+    from backbone.data.layouts.load import load_index
+
+    root, out = load_index(existing(root, "data root", kind="dir")).root, project_path(out_dir)
     val_pairs, test_pairs = existing(val_pairs, "pair file"), existing(test_pairs, "pair file")
     val, test = read_pairs(val_pairs, root=root), read_pairs(test_pairs, root=root)
-    val_scores, val_labels = scorer(root, val, progress), np.array([p.same for p in val])
-    scores, labels = scorer(root, test, progress), np.array([p.same for p in test])
-    metrics = verification_metrics(scores, labels, threshold=None, twins=np.array([p.twins for p in test]))
+    val_scores, val_labels = scorer(root, val, progress).scores, np.array([p.same for p in val])
+    scored, labels = scorer(root, test, progress), np.array([p.same for p in test])
+    scores = scored.scores
+    folds = (
+        np.array([-1 if p.fold is None else p.fold for p in test]) if any(p.fold is not None for p in test) else None
+    )
+    twins = np.array([p.twins for p in test]) if any(p.twins for p in test) else None
+    metrics = verification_metrics(scores, labels, threshold=None, folds=folds, twins=twins)
     metrics = with_val_threshold(
         metrics, scores, labels, best_accuracy_threshold(val_scores, val_labels), far_threshold(val_scores, val_labels)
     )
     metrics["summary"] = summary_row(metrics)
+    if scored.faces is not None:
+        metrics["faces"] = asdict(scored.faces)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out / "reference.json", {
         "method": method, "label": REFERENCES.info(method)["label"], "data_root": project_relative(root),

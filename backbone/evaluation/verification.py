@@ -19,6 +19,7 @@ from PIL import Image
 from backbone.data.errors import DataError
 from backbone.data.faces.align import AlignConfig, FaceAligner
 from backbone.data.faces.cache import NoFaceError
+from backbone.data.faces.quality import FaceQuality, face_quality
 from backbone.data.faces.transforms import eval_transform
 from backbone.data.images import load_rgb
 from backbone.devices import exact_fp32
@@ -40,6 +41,18 @@ class FoundFace:
     box: list[float] | None = None  # left, top, right, bottom in the photo's pixels (None: centre crop)
     prob: float | None = None  # the detector's confidence
     faces: int = 1  # how many faces the detector found in the photo
+
+    @property
+    def quality(self) -> FaceQuality:
+        """Whether the face is large, bright and sharp enough to trust (``backbone.data.faces.quality``)."""
+        return face_quality(self.crop, self.box)
+
+    def caution(self) -> str | None:
+        """A line saying why a verdict on this face is not to be trusted, or None when it can be."""
+        problems = self.quality.problems
+        return (
+            f"CAUTION, {self.name}: {'; '.join(problems)}: a verdict on it is not to be trusted" if problems else None
+        )
 
     def note(self) -> str:
         """Which face was used, in words."""
@@ -63,10 +76,17 @@ class Verdict:
     def is_same(self) -> bool:
         return self.same == SAME
 
+    @property
+    def trusted(self) -> bool:
+        """Every face passed the quality check (large, bright and sharp enough)."""
+        return all(f.quality.ok for f in self.faces)
+
     def text(self) -> str:
-        """The verdict line; then the model and the faces used, when known."""
+        """The verdict line, a caution for each face too small, dark or blurred to trust; then the
+        model and the faces used, when known."""
         word = "SAME person" if self.same == SAME else "DIFFERENT people"
         lines = [f"similarity {self.score:.4f}, threshold {self.threshold:.4f}: {word}"]
+        lines += [c for c in (f.caution() for f in self.faces) if c]
         lines += [self.model] if self.model else []
         lines += [f"face of {f.note()}" for f in self.faces]
         return "\n".join(lines)

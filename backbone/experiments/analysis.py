@@ -18,6 +18,7 @@ import numpy as np
 
 from backbone.atomic import atomic_write_json, atomic_write_text
 from backbone.data.errors import existing, missing
+from backbone.data.faces.align import FaceCounts
 from backbone.evaluation.explain import attention_figure
 from backbone.evaluation.findings import Findings, analysis_findings
 from backbone.evaluation.metrics import accuracy_standard_error, auc_standard_error, eer_se, f1_se, reported_threshold
@@ -223,6 +224,7 @@ def result_row(run: Run) -> dict:
         "run_seconds": _done(run).get("seconds"),
         "images_seen": images,
         "seed": run.config.seed if run.config is not None else None,
+        "faces": FaceCounts(**m["faces"]) if "faces" in m else None,
     }
 
 
@@ -368,9 +370,26 @@ def write_tables(rows: list[dict], out_dir: Path, note: str = "") -> None:
     kept = pretrained_verdicts(rows)
     if kept:
         lines += ["", "Does training keep what the pretrained model knew (against the same model as it is)?", "", *kept]
+    lines += face_lines(rows)
     atomic_write_text(
         out_dir / "results.md", "# Experiment results\n\n" + (note + "\n\n" if note else "") + "\n".join(lines) + "\n"
     )
+
+
+def face_lines(rows: list[dict]) -> list[str]:
+    """How each run found the faces of its test pairs (detected, fell back, the policy), runs that
+    found them alike on one line; nothing when no run recorded it."""
+    said: dict[str, list[str]] = {}
+    for r in rows:
+        if r.get("faces") is not None:
+            said.setdefault(r["faces"].text(), []).append(r["experiment"])
+    if not said:
+        return []
+    lines = [f"- {', '.join(names)}: {text}" for text, names in said.items()]
+    silent = [r["experiment"] for r in rows if r.get("faces") is None]
+    if silent:
+        lines.append(f"- {len(silent)} other runs were made before evaluations recorded it.")
+    return ["", "How the faces of the test pairs were found:", "", *lines]
 
 
 @dataclass

@@ -95,6 +95,26 @@ class Detection:
     faces: int = 0  # how many faces the detector found (the crop is of the one selected)
 
 
+@dataclass(frozen=True)
+class FaceCounts:
+    """How the images of an evaluation came to their crops: found by the detector, or fallen back
+    to a centre crop (policy ``fallback``; under ``report`` an image without a face is refused, so
+    none fall back). With detector ``none`` every image is a centre crop of a pre-aligned image."""
+
+    images: int
+    detected: int
+    fallback: int
+    detector: str
+    policy: str
+
+    def text(self) -> str:
+        """One line, e.g. "1,890 images: 1,887 faces detected (mtcnn), 3 fell back to a centre crop (policy fallback)"."""
+        if self.detector == "none":
+            return f"{self.images:,} images: centre crops of pre-aligned images (detector none)"
+        return (f"{self.images:,} images: {self.detected:,} faces detected ({self.detector}), "
+                f"{self.fallback:,} fell back to a centre crop (policy {self.policy})")  # fmt: skip
+
+
 class FaceAligner:
     """Batched MTCNN detection that survives batches mixing images with and without faces.
 

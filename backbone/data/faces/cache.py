@@ -53,6 +53,7 @@ from backbone.data.faces.align import (
     AlignConfig,
     Detection,
     FaceAligner,
+    FaceCounts,
     center_crop,
 )
 from backbone.data.images import load_rgb, read_failure
@@ -439,6 +440,13 @@ class CachedFaces:
             return arr
         chw = torch.from_numpy(arr).permute(2, 0, 1)
         return resize(chw, [self.size, self.size], antialias=True).permute(1, 2, 0).contiguous().numpy()
+
+    def counts(self, paths: Iterable[str]) -> FaceCounts:
+        """How the crops of ``paths`` (images of the index) were made: detected or fallen back."""
+        status = Counter(self.cache.records[self.hashes[p]].status for p in dict.fromkeys(paths))
+        detector, total = self.cache.config.detector, sum(status.values())
+        detected = 0 if detector == "none" else status[FACE]
+        return FaceCounts(total, detected, status[FALLBACK], detector, self.cache.policy)
 
     def __call__(self, path: str) -> torch.Tensor:
         arr = self._array[self._rows[path]].copy() if self._array is not None else self._read(path)
