@@ -189,3 +189,25 @@ def test_a_missing_or_damaged_shape_predictor_names_the_file(tmp_path, monkeypat
         MissingInput, match=r"shape_predictor_5_face_landmarks\.dat is not dlib's 5-point shape predictor"
     ):
         FaceAligner(AlignConfig(size=150, chip="dlib")).align([face])
+
+
+def test_retry_dark_keeps_the_cache_folders_made_before_it():
+    assert AlignConfig(size=150, chip="dlib").key() == "mtcnn-150px-0c6b0cf58d"  # the pretrained model's folder
+    assert AlignConfig(size=150, chip="dlib", retry_dark=True).key() != AlignConfig(size=150, chip="dlib").key()
+
+
+def test_a_face_too_dark_for_mtcnn_is_found_on_a_contrast_stretched_copy(lfw_root):
+    index = load_index(lfw_root)
+    paths = sorted(index.by_identity["Aaron_Eckhart"] + index.by_identity["Abdullah_Gul"])[:12]
+    dark = [Image.fromarray((np.asarray(load_rgb(index.absolute(p)), np.float32) * 0.08).round().astype(np.uint8))
+            for p in paths]  # the stress set's strongest under-exposure  # fmt: skip
+    as_is = FaceAligner(AlignConfig(size=150)).align(dark)
+    retried = FaceAligner(AlignConfig(size=150, retry_dark=True)).align(dark)
+    missed = [i for i, d in enumerate(as_is) if d.crop is None]
+    assert missed, "no image of the sample too dark for MTCNN: the test would show nothing"
+    assert all(retried[i].crop is not None for i in missed)
+    for i in missed:  # the crop is the dark photo's own pixels, placed where the stretched copy showed the face
+        x0, y0, x1, y1 = retried[i].box
+        assert abs((x0 + x1) / 2 - 125) < 30 and 60 < x1 - x0 < 160 and retried[i].crop.mean() < 40
+    found = [i for i, d in enumerate(as_is) if d.crop is not None]
+    assert all(np.array_equal(as_is[i].crop, retried[i].crop) for i in found)  # a face found as it is: unchanged

@@ -60,6 +60,7 @@ class AlignConfig:
     crop: float = 1.0  # centre crop: the fraction of the shorter side kept (detector "none", fallbacks)
     min_face_size: int = 20
     chip: str = "box"  # "box": the box plus margin; "dlib", "landmarks": a chip in dlib's frame (no margin)
+    retry_dark: bool = False  # no face found: detect again on a contrast-stretched copy (the crop stays the photo's)
 
     RANGES: ClassVar[dict[str, Range]] = {
         "size": Range(32), "margin": AT_LEAST_0, "crop": Range(0, 1, low_open=True), "min_face_size": AT_LEAST_1,
@@ -80,8 +81,10 @@ class AlignConfig:
     def key(self) -> str:
         """A short stable name for this configuration (the cache folder name). ``chip`` is left out
         for box crops, so configurations from before it existed keep their folders; ``margin`` is
-        left out for the chips in dlib's frame, which do not use it."""
+        left out for the chips in dlib's frame, which do not use it; ``retry_dark`` when off, so the
+        folders made before it existed stay theirs."""
         unused = ("chip",) if self.chip == "box" else ("margin",)  # a chip has its own padding
+        unused += () if self.retry_dark else ("retry_dark",)
         settings = {k: v for k, v in asdict(self).items() if k not in unused}
         text = json.dumps({"version": ALIGN_VERSION, **settings}, sort_keys=True)
         return f"{self.detector}-{self.size}px-" + hashlib.sha1(text.encode()).hexdigest()[:10]
@@ -171,7 +174,20 @@ class FaceAligner:
             if len(batch) > 1:
                 return [det for img in batch for det in self._detect([img])]
             return [Detection(None, error=f"face detection failed ({type(exc).__name__}: {exc})")]
+        boxes, probs, points = list(boxes), list(probs), list(points)
+        for i, img in enumerate(batch):
+            if boxes[i] is None and self.config.retry_dark:
+                boxes[i], probs[i], points[i] = self._detect_stretched(img)
         return [self._extract(img, b, p, pt) for img, b, p, pt in zip(batch, boxes, probs, points)]
+
+    def _detect_stretched(self, img: Image.Image):
+        """MTCNN on a copy of ``img`` with its contrast stretched (``ImageOps.autocontrast``, 1% of
+        the pixels clipped at each end): a face too dark for the detector as it is (the stress set's
+        under-exposed images) is found there; its box and landmarks place the crop in ``img``."""
+        from PIL import ImageOps
+
+        boxes, probs, points = self.mtcnn.detect([ImageOps.autocontrast(img, cutoff=1)], landmarks=True)
+        return boxes[0], probs[0], points[0]
 
     def _extract(self, img: Image.Image, boxes, probs, points) -> Detection:
         from facenet_pytorch import extract_face
