@@ -73,3 +73,19 @@ def test_repeated_pairs_and_pairs_of_an_image_with_itself_are_scored_counted_and
     with pytest.warns(DataWarning, match=r"p.tsv: 1 repeated \(lines 4\) and 1 of an image with itself \(lines 3\)"):
         assert odd_pairs(pairs, Path("p.tsv")) == {"repeated_pairs": 1, "self_pairs": 1}
     assert odd_pairs(pairs[3:], Path("p.tsv")) == {"repeated_pairs": 0, "self_pairs": 0}
+
+
+def test_with_alignment_copies_a_checkpoint_with_another_alignment(tiny_run, tmp_path):
+    from backbone.evaluation.checkpoints import checkpoint_align_config, with_alignment
+    from backbone.models.build import read_checkpoint
+    from backbone.settings import ConfigError
+
+    source = tiny_run / "best.ckpt"
+    out = with_alignment(source, tmp_path / "crop.ckpt", crop=0.5)
+    before, after = read_checkpoint(source), read_checkpoint(out)
+    assert checkpoint_align_config(after, 112).crop == 0.5
+    assert checkpoint_align_config(after, 112).size == checkpoint_align_config(before, 112).size
+    assert after.get("val_threshold") == before.get("val_threshold")
+    assert all(torch.equal(after["model"][k], v) for k, v in before["model"].items())  # the same weights
+    with pytest.raises(ConfigError, match="retry_darkness"):
+        with_alignment(source, tmp_path / "bad.ckpt", retry_darkness=True)

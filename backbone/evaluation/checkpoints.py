@@ -103,6 +103,26 @@ def checkpoint_align_config(ckpt: dict, image_size: int, source: str | Path = "c
         raise CheckpointError(f"checkpoint {source}: {exc}") from None
 
 
+def with_alignment(checkpoint: str | Path, out: str | Path, **changes) -> Path:
+    """A copy of ``checkpoint`` at ``out`` whose faces are aligned with ``changes`` to its
+    alignment (e.g. ``retry_dark=True``): the same weights and thresholds, compared as another model.
+    Written atomically, and only when missing or older than ``checkpoint``."""
+    from backbone.atomic import atomic_path
+    from backbone.models.build import read_checkpoint
+
+    checkpoint, out = project_path(checkpoint), project_path(out)
+    if out.is_file() and out.stat().st_mtime >= checkpoint.stat().st_mtime:
+        return out
+    ckpt = read_checkpoint(checkpoint)
+    data = ckpt.setdefault("train_config", {}).setdefault("data", {})
+    data["align"] = {**data.get("align", {}), **changes}
+    build(AlignConfig, data["align"], "data.align.")  # a setting that does not exist fails here, naming it
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out) as tmp:
+        torch.save(ckpt, tmp)
+    return out
+
+
 def label_conflicts(index: IdentityIndex, pairs: list[Pair], source: Path, trust_labels: bool = False) -> int:
     """How many pairs' labels contradict the identities of ``index``; a DataError listing them
     unless ``trust_labels`` (then a DataWarning)."""
