@@ -250,7 +250,7 @@ def run_stress(plan: StressPlan, progress: bool = True) -> StressResult:
     clean = plan.set_dir / "clean.tsv"  # the same clean pairs as the sets', in their order
     write_pairs(pairs, clean, fmt="tsv")
     targets: list[Target] = [(index.root, clean, None)] + [(s.root, s.pairs_file, s) for s in sets]
-    rows = dlib_native_rows(load_index(plan.data_root).root, plan.val_pairs, targets, progress) if plan.native else []
+    rows = dlib_native_rows(index.root, plan.val_pairs, targets, progress) if plan.native else []
     for name, checkpoint in plan.checkpoints.items():
         rows += checkpoint_rows(name, checkpoint, targets, progress)
     first = next(iter(plan.checkpoints.values()), None)

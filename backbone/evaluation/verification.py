@@ -10,6 +10,7 @@ the threshold, the verdict, which model and threshold were used, and which face 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -42,9 +43,10 @@ class FoundFace:
     prob: float | None = None  # the detector's confidence
     faces: int = 1  # how many faces the detector found in the photo
 
-    @property
+    @cached_property
     def quality(self) -> FaceQuality:
-        """Whether the face is large, bright and sharp enough to trust (``backbone.data.faces.quality``)."""
+        """Whether the face is large, bright and sharp enough to trust (``backbone.data.faces.quality``;
+        measured once)."""
         return face_quality(self.crop, self.box)
 
     def caution(self) -> str | None:
