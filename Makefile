@@ -140,8 +140,9 @@ lfw: setup
 		--param data_root=$(LFW_ROOT) --param test_pairs=$(LFW_TEST_PAIRS)
 
 # LFW's DevTest pairs under changes of light and quality (backbone.data.stress; the images go to
-# data/lfw-stress): dlib's own pipeline, the pretrained port (as it is and with data.align.retry_dark)
-# and, when trained, the distilled model. About 70 minutes on 2 CPU cores the first time; a re-run reads its caches.
+# data/lfw-stress): dlib's own pipeline, the pretrained port (the default; flip-averaged with the dark
+# retry; as it was before, flip-averaged without it)
+# and, when trained, the distilled model. About 90 minutes on 2 CPU cores the first time; a re-run reads its caches.
 # STRESS_EVERY=2 scores every 2nd pair (about half the time).
 STRESS_EVERY ?= 1
 stress: setup

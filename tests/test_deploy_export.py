@@ -32,9 +32,9 @@ from backbone.models.mark_map import MarkMapNet
 TOLERANCE = 1e-4
 
 # model kind -> (config, alignment size A). cbam's crops are larger than its input (the graph
-# resizes them); the others take crops at their input size; global embeds with the mirror image too.
+# resizes them); the others take crops at their input size; global embeds its zoomed and mirrored views too.
 KINDS = {
-    "global": (ModelConfig(input_size=64, embedding_dim=32, flip_average=True), 64),
+    "global": (ModelConfig(input_size=64, embedding_dim=32, flip_average=True, tta_zoom=0.9), 64),
     "cbam": (ModelConfig(input_size=64, embedding_dim=32, attention="cbam", branch_dim=32), 80),
     "marks": (ModelConfig(backbone="small_grid", attention="marks", input_size=64), 64),
     "dlib": (ModelConfig(backbone="dlib_resnet", pretrained=False, embedding_dim=128), 150),

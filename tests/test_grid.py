@@ -231,6 +231,7 @@ def test_the_lfw_grid_and_config_load():
     dlib_rows = {e.name: e.parameters for e in grid.experiments if e.name.startswith("dlib-")}
     assert dlib_rows["dlib-as-is"]["epochs"] == 0 and dlib_rows["dlib-as-is-flip"]["epochs"] == 0
     assert dlib_rows["dlib-as-is-flip"]["overrides"] == ["model.flip_average=true"]
+    assert dlib_rows["dlib-as-is-tta"]["overrides"] == ["model.flip_average=true", "model.tta_zoom=0.9"]
     for loss in ("contrastive", "triplet", "arcface"):  # each loss frozen and whole, at the grid's budget
         assert "freeze_trunk_epochs=3" in dlib_rows[f"dlib-{loss}-frozen"]["overrides"]
         assert "overrides" not in dlib_rows[f"dlib-{loss}-full"] and dlib_rows[f"dlib-{loss}-full"]["epochs"] == 3

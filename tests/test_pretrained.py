@@ -31,16 +31,21 @@ def own_cache(tmp_path, monkeypatch):
 
 
 def test_the_recipe_says_what_the_committed_run_measured(tmp_path):
-    """pretrained.json is what `make pretrained` writes from experiments/lfw/runs/dlib-as-is-flip:
+    """pretrained.json is what `make pretrained` writes from experiments/lfw/runs/dlib-as-is-tta:
     the threshold chosen on the validation pairs, and the accuracy on the held-out pairs."""
     write_recipes(tmp_path / "pretrained.json")
     assert json.loads((tmp_path / "pretrained.json").read_text()) == json.loads(RECIPES.read_text())
     recipe = get_pretrained()
     metrics = json.loads((backbone.paths.project_path(recipe.run) / "metrics.json").read_text())
     assert recipe.threshold == metrics["val_threshold"]["threshold"] and recipe.chosen_on == "files/lfw_val_pairs.tsv"
-    assert recipe.model["flip_average"] and recipe.model["backbone"] == "dlib_resnet" and recipe.align["chip"] == "dlib"
-    assert recipe.test_accuracy_se == pytest.approx(np.sqrt(0.988 * 0.012 / 1000), abs=1e-6)
-    with pytest.raises(ValueError, match="no pretrained model 'nope'; known: dlib-resnet"):
+    assert (
+        recipe.model["flip_average"] and recipe.model["tta_zoom"] == 0.9 and recipe.model["backbone"] == "dlib_resnet"
+    )
+    assert recipe.align["chip"] == "dlib" and recipe.align["retry_dark"]
+    acc = metrics["at_val_threshold"]["accuracy"]
+    assert recipe.test_accuracy == pytest.approx(acc, abs=1e-6) and recipe.test_pair_count == 1000
+    assert recipe.test_accuracy_se == pytest.approx(np.sqrt(acc * (1 - acc) / 1000), abs=1e-6)
+    with pytest.raises(ValueError, match="no pretrained model 'nope'; known: dlib-resnet, dlib-resnet-flip"):
         get_pretrained("nope")
 
 
@@ -68,7 +73,8 @@ def test_verify_with_no_other_argument_on_lfw(lfw_root, own_cache, capsys):
     other = [lfw_photo(lfw_root, "George_W_Bush", 1), lfw_photo(lfw_root, "Colin_Powell", 1)]
     assert main(["verify", *map(str, same)]) == 0
     out = capsys.readouterr().out
-    assert "SAME person" in out and "model dlib-resnet" in out and "threshold 0.9125" in out and "one face" in out
+    threshold = f"threshold {get_pretrained().threshold:.4f}"
+    assert "SAME person" in out and "model dlib-resnet" in out and threshold in out and "one face" in out
     assert main(["verify", *map(str, other)]) == 0
     assert "DIFFERENT people" in capsys.readouterr().out
     assert backbone.verify(*same).is_same and not backbone.verify(*other).is_same
@@ -99,6 +105,7 @@ def test_the_service_needs_no_model_argument(lfw_root, own_cache):
     photos = [lfw_photo(lfw_root, "George_W_Bush", n) for n in (1, 2)] + [lfw_photo(lfw_root, "Colin_Powell", 1)]
     data = [p.read_bytes() for p in photos]
     env = {"BACKBONE_CACHE": str(own_cache / "faces")}
+    threshold = get_pretrained().threshold
     with ServiceProcess(None, env=env) as server, httpx.Client(trust_env=False, timeout=60) as http:
 
         def verify(x: bytes, y: bytes) -> dict:
@@ -110,4 +117,4 @@ def test_the_service_needs_no_model_argument(lfw_root, own_cache):
         same, other = verify(data[0], data[1]), verify(data[0], data[2])
     assert same["verdict"] == "same" and other["verdict"] == "different"
     assert same["similarity"] == pytest.approx(backbone.verify(photos[0], photos[1]).score, abs=1e-4)
-    assert "serving dlib-resnet-" in server.output and "threshold 0.9125 (validation)" in server.output
+    assert "serving dlib-resnet-" in server.output and f"threshold {threshold:.4f} (validation)" in server.output

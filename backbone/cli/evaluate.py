@@ -63,7 +63,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 def _model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", type=cli_path,
-                   help="a training run's best.ckpt (default: the pretrained model, dlib's ResNet as it is, flip-averaged)")  # fmt: skip
+                   help="a training run's best.ckpt (default: the pretrained model, dlib's ResNet as it is, flip- and zoom-averaged)")  # fmt: skip
     p.add_argument("--threshold", type=finite,
                    help="SAME at or above it (default: the one chosen on the model's validation pairs)")  # fmt: skip
     p.add_argument("--device", default="auto", help=DEVICES_HELP)

@@ -75,8 +75,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=cli_folder, default=project_root() / "experiments" / "lfw" / "stress",
                    help="where the table, CSV and figure go (default: experiments/lfw/stress)")  # fmt: skip
     p.add_argument("--model", action="append", default=[], metavar="NAME=CHECKPOINT",
-                   help="a checkpoint to score (default: the pretrained model, it with data.align.retry_dark, and, "
-                        "when trained, the distilled one)")  # fmt: skip
+                   help="a checkpoint to score (default: the pretrained port as it was (flip, no dark retry), "
+                        "with the dark retry, the default (zoom too), and, when trained, the distilled one)")  # fmt: skip
     p.add_argument("--no-native", action="store_true", help="leave out dlib's own pipeline")
     p.add_argument("--conditions", nargs="+", metavar="NAME", help="these conditions only (default: all)")
     p.add_argument("--every", type=int, default=1, metavar="N", help="every N-th test pair only (default 1: all)")
@@ -156,7 +156,7 @@ def cmd_stress(args: argparse.Namespace) -> int:
     ``backbone.data.stress``), score it with dlib's own pipeline and with each checkpoint at its
     validation threshold, and write the table, ``stress.csv`` and the AUC figure into --out."""
     from backbone.evaluation.checkpoints import with_alignment
-    from backbone.evaluation.pretrained import pretrained_checkpoint
+    from backbone.evaluation.pretrained import FLIP_MODEL, pretrained_checkpoint
     from backbone.evaluation.stress import StressPlan, run_stress, write_report
 
     skipped, checkpoints = [], {}
@@ -166,9 +166,11 @@ def cmd_stress(args: argparse.Namespace) -> int:
             raise ValueError(f"--model {item!r} must look like NAME=CHECKPOINT")
         checkpoints[name] = cli_path(path)
     if not args.model:
-        port = checkpoints["port (dlib-resnet)"] = pretrained_checkpoint()
-        checkpoints["port, dark retry"] = with_alignment(port, port.with_name(f"{port.stem}-retry-dark.ckpt"),
-                                                         retry_dark=True)  # fmt: skip
+        flip = pretrained_checkpoint(FLIP_MODEL)
+        checkpoints["port (default)"] = pretrained_checkpoint()  # first: the quality table is of its faces
+        checkpoints["port, flip + dark retry"] = flip
+        checkpoints["port before (flip)"] = with_alignment(flip, flip.with_name(f"{flip.stem}-no-retry.ckpt"),
+                                                           retry_dark=False)  # fmt: skip
         distilled = project_root() / DISTILLED
         if distilled.is_file():
             checkpoints["distilled-from-dlib"] = distilled

@@ -4,7 +4,7 @@ The exported graph is :class:`FaceEmbedder`: aligned face crops in, L2-normalise
 It takes the crops exactly as the checkpoint's alignment makes them (``uint8``, ``(B, 3, A, A)``,
 RGB, ``A`` the alignment size), so a client never re-implements the preprocessing: the graph
 resizes to the model's input size when the two differ, standardises (``(x - 127.5) / 128``, as
-training did) and embeds, the test-time flip included when the model was trained with it. The
+training did) and embeds, with the test-time views (flip, zoom) its configuration names. The
 batch axis is dynamic.
 
 Beside the model, ``<file>.json`` (:func:`sidecar_path`) holds what inference needs and where the

@@ -53,7 +53,7 @@ def register_serve(commands: argparse._SubParsersAction) -> None:
                             description=cmd_serve.__doc__)  # fmt: skip
     p.add_argument("--model", type=cli_path, metavar="FILE_OR_CHECKPOINT",
                    help="an exported .onnx or TorchScript file (its sidecar beside it), or a checkpoint (.ckpt) "
-                   "(default: the pretrained model, dlib's ResNet as it is, flip-averaged; needs PyTorch)")  # fmt: skip
+                   "(default: the pretrained model, dlib's ResNet as it is, flip- and zoom-averaged; needs PyTorch)")  # fmt: skip
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port to listen on")
     p.add_argument("--threshold", type=finite, help="SAME at or above it (default: the model's validation-chosen one)")

@@ -138,7 +138,7 @@ class Verifier:
         cls, name: str = DEFAULT_MODEL, threshold: float | None = None, device: str | torch.device | None = "auto"
     ) -> Verifier:
         """A pretrained model (``backbone.evaluation.pretrained``; default: dlib's ResNet as it is,
-        flip-averaged) at the threshold chosen on LFW's validation pairs, unless ``threshold``."""
+        flip- and zoom-averaged) at the threshold chosen on LFW's validation pairs, unless ``threshold``."""
         return cls.from_checkpoint(pretrained_checkpoint(name), threshold, device)
 
     def find_face(self, image: str | Path | Image.Image, name: str | None = None) -> FoundFace:

@@ -139,6 +139,14 @@ def _pretrained(cfg: TrainConfig) -> str:
     return source if source and cfg.model.pretrained is True else str(cfg.model.pretrained)
 
 
+def _test_time(model) -> str:
+    """How evaluation embeds a face beyond the image itself, in words ("" when it does not)."""
+    views = (["flip-averaged"] if model.flip_average else []) + (
+        [f"zoom {model.tta_zoom:g}/{1 / model.tta_zoom:.3g}"] if model.tta_zoom else []
+    )
+    return f" ({', '.join(views)})" if views else ""
+
+
 def _description(run: Run, seconds: float, images: int) -> dict:
     """The table's columns that say what a run is: its model, loss and training budget (for a
     reference, what it computes and that nothing was trained)."""
@@ -148,7 +156,7 @@ def _description(run: Run, seconds: float, images: int) -> dict:
                 "budget": "none", "reference": True}  # fmt: skip
     cfg = run.config
     return {
-        "architecture": cfg.model.backbone + (" (flip-averaged)" if cfg.model.flip_average else ""),
+        "architecture": cfg.model.backbone + _test_time(cfg.model),
         "attention": cfg.model.attention or "none (global only)",
         "pretrained_on": _pretrained(cfg),
         "loss": cfg.loss.regime + (f" ({cfg.loss.mining})" if cfg.loss.regime == "triplet" else ""),

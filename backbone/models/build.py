@@ -36,10 +36,11 @@ class ModelConfig:
     dropout: float = 0.0
     input_size: int | None = None  # None: the backbone's default (112 small, 160 inception, 224 timm)
     flip_average: bool = False  # evaluation embeds each image and its mirror image, summed (not for twins)
+    tta_zoom: float | None = None  # evaluation also embeds each image zoomed to z and 1/z of its size, summed
 
     RANGES: ClassVar[dict[str, Range]] = {
         "embedding_dim": AT_LEAST_1, "branch_dim": AT_LEAST_1, "dropout": Range(0, 1, high_open=True),
-        "input_size": Range(32),
+        "input_size": Range(32), "tta_zoom": Range(0, 1, low_open=True, high_open=True),
     }  # fmt: skip
 
     def __post_init__(self) -> None:
@@ -73,7 +74,7 @@ def build_model(config: ModelConfig, load_pretrained: bool = True) -> SiameseNet
         dim += MarkMapNet.cells(config.image_size)
     else:
         net = LocalGlobalNet(backbone, config.attention, config.embedding_dim, config.branch_dim)
-    return SiameseNet(net, dim, config.distance, config.pair_head, config.flip_average)
+    return SiameseNet(net, dim, config.distance, config.pair_head, config.flip_average, config.tta_zoom)
 
 
 def save_model(model: SiameseNet, config: ModelConfig, path: str | Path, extra: dict[str, Any] | None = None) -> None:

@@ -85,6 +85,16 @@ class PairHead(nn.Module):
         return self.mlp(torch.cat([(a - b).abs(), a * b], 1)).squeeze(1)
 
 
+def zoom(x: torch.Tensor, factor: float) -> torch.Tensor:
+    """``x`` (B, C, H, W) scaled by ``factor`` about its centre at the same size (bilinear; above
+    1 zooms in, below 1 zooms out, the border pixels extending the image)."""
+    b, _, h, w = x.shape
+    theta = torch.zeros(b, 2, 3, dtype=x.dtype, device=x.device)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0 / factor
+    grid = F.affine_grid(theta, [b, x.shape[1], h, w], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
+
+
 @dataclass
 class SiameseOutput:
     emb_a: torch.Tensor
@@ -103,6 +113,7 @@ class SiameseNet(nn.Module):
         distance: str = "cosine",
         pair_head: bool = False,
         flip_average: bool = False,
+        tta_zoom: float | None = None,
     ):
         super().__init__()
         DISTANCES.get(distance)  # an unknown name lists the registered ones
@@ -110,14 +121,28 @@ class SiameseNet(nn.Module):
         self.embedding_dim = embedding_dim
         self.pair_head = PairHead(embedding_dim) if pair_head else None
         self.flip_average = flip_average
+        self.tta_zoom = tta_zoom
+
+    def views(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The views of ``x`` (B, 3, H, W) that evaluation embeds: the image; with ``tta_zoom`` z,
+        the image zoomed out to z and in to 1/z of its size about its centre (edge pixels extend
+        it); with ``flip_average``, each of those mirrored too. Training sees the image alone."""
+        views = [x]
+        if self.training:
+            return views
+        if self.tta_zoom:
+            views += [zoom(x, self.tta_zoom), zoom(x, 1.0 / self.tta_zoom)]
+        if self.flip_average:
+            views += [v.flip(-1) for v in views]
+        return views
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` (B, 3, H, W) -> L2-normalised embeddings (B, D). With ``flip_average``, in eval mode
-        (evaluation, verification, export; never in training) the network's outputs for the image
-        and its mirror image are summed first: test-time flip augmentation."""
-        out = self.net(x)
-        if self.flip_average and not self.training:
-            out = out + self.net(x.flip(-1))
+        """``x`` (B, 3, H, W) -> L2-normalised embeddings (B, D): the network's outputs for each
+        of :meth:`views` summed, then normalised (test-time augmentation in eval mode only)."""
+        views = self.views(x)
+        out = self.net(views[0])
+        for v in views[1:]:
+            out = out + self.net(v)
         return F.normalize(out, dim=1)
 
     def score(self, emb_a: torch.Tensor, emb_b: torch.Tensor) -> torch.Tensor:
