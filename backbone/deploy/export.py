@@ -47,7 +47,7 @@ class FaceEmbedder(nn.Module):
     """A SiameseNet's embedding, from aligned crops as the alignment makes them.
 
     Args:
-        model: the verification model (its ``embed``: network, flip average, L2 normalisation).
+        model: the verification model (its ``embed``: network, test-time views, L2 normalisation).
         image_size: the model's input size ``S``; crops of another size are resized to it
             (bilinear, antialiased, in float: torchvision's uint8 resize in training rounds to
             whole levels, so there embeddings differ by up to ~1e-3).
